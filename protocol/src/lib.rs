@@ -1,0 +1,23 @@
+//! Sans-IO core of Accordo.
+//!
+//! Everything the node and the relay must agree on lives here: identities and
+//! codes ([`identity`], [`codes`]), document ids ([`doc`]), signed change
+//! envelopes ([`envelope`]), write authority ([`authority`]), the wire format
+//! ([`wire`]), the causally closed change log and its ingest rules ([`log`]) and
+//! the node's sync state machine ([`sync`]).
+//!
+//! This crate does no I/O: no sockets, no files, no clock and no randomness of
+//! its own. Time and random bytes are passed in, so every rule can be tested in
+//! microseconds and driven from a deterministic simulation.
+
+pub mod authority;
+pub mod codes;
+pub mod doc;
+pub mod envelope;
+pub mod identity;
+pub mod log;
+pub mod sync;
+pub mod wire;
+
+/// Version of the wire protocol; carried in the ALPN and in the hello.
+pub const PROTOCOL_VERSION: u16 = 1;
