@@ -189,7 +189,7 @@ fn arb_op() -> impl Strategy<Value = Op> {
 }
 
 fn run_schedule(ops: Vec<Op>, budget: u32) {
-    let mut nodes = vec![
+    let mut nodes = [
         SimNode::new(1, "092009", Role::Comune),
         SimNode::new(2, "092009", Role::Comune),
         SimNode::new(3, "092051", Role::Comune),
