@@ -17,6 +17,8 @@ pub mod envelope;
 pub mod identity;
 pub mod log;
 pub mod sync;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 pub mod wire;
 
 /// Version of the wire protocol; carried in the ALPN and in the hello.

@@ -2,9 +2,9 @@
 
 use super::*;
 use crate::authority::Member;
-use crate::envelope::tests::{comune_doc, TestAuthor};
 use crate::envelope::SignedChange;
 use crate::identity::{NodeId, Role};
+use crate::testkit::{comune_doc, TestAuthor};
 use crate::wire::Cursor;
 
 fn membership(authors: &[(&TestAuthor, &str, Role)]) -> BTreeMap<NodeId, Member> {

@@ -1,0 +1,109 @@
+//! Secret key files shared by the node and the relay: 32 random bytes from the
+//! OS, stored as hex in a file only its owner can read, written atomically
+//! (temp file + rename) so a crash never leaves a half-written key.
+
+use ed25519_dalek::SigningKey;
+use std::io::Write;
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    #[error("key file {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("key file {0} is malformed: expected 64 hex digits")]
+    Malformed(String),
+    #[error("key file {0} already exists: refusing to overwrite an identity")]
+    Exists(String),
+    #[error("the operating system gave no randomness: {0}")]
+    Random(String),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> KeyFileError + '_ {
+    move |source| KeyFileError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// A fresh key from the operating system's randomness.
+pub fn generate() -> Result<SigningKey, KeyFileError> {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| KeyFileError::Random(e.to_string()))?;
+    Ok(SigningKey::from_bytes(&seed))
+}
+
+/// Writes a new key file; never overwrites an existing one.
+pub fn create(path: &Path, key: &SigningKey) -> Result<(), KeyFileError> {
+    if path.exists() {
+        return Err(KeyFileError::Exists(path.display().to_string()));
+    }
+    let tmp = path.with_extension("tmp");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut file = opts.open(&tmp).map_err(io_err(&tmp))?;
+    file.write_all(hex_encode(&key.to_bytes()).as_bytes())
+        .and_then(|()| file.write_all(b"\n"))
+        .and_then(|()| file.sync_all())
+        .map_err(io_err(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io_err(path))?;
+    if let Some(dir) = path.parent() {
+        // Make the rename itself durable.
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err(dir))?;
+    }
+    Ok(())
+}
+
+/// Reads a key file written by [`create`].
+pub fn load(path: &Path) -> Result<SigningKey, KeyFileError> {
+    let text = std::fs::read_to_string(path).map_err(io_err(path))?;
+    let text = text.trim();
+    let malformed = || KeyFileError::Malformed(path.display().to_string());
+    if text.len() != 64 {
+        return Err(malformed());
+    }
+    let mut seed = [0u8; 32];
+    for (i, byte) in seed.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|_| malformed())?;
+    }
+    Ok(SigningKey::from_bytes(&seed))
+}
+
+fn hex_encode(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip_and_are_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.key");
+        let key = generate().unwrap();
+        create(&path, &key).unwrap();
+        assert_eq!(load(&path).unwrap().to_bytes(), key.to_bytes());
+        assert!(matches!(
+            create(&path, &generate().unwrap()),
+            Err(KeyFileError::Exists(_))
+        ));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "key readable by others");
+        }
+        std::fs::write(&path, "nothex").unwrap();
+        assert!(matches!(load(&path), Err(KeyFileError::Malformed(_))));
+    }
+}

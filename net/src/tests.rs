@@ -1,0 +1,187 @@
+//! Transport tests on loopback, port 0.
+
+use super::*;
+use ed25519_dalek::SigningKey;
+
+fn key(seed: u8) -> SigningKey {
+    SigningKey::from_bytes(&[seed; 32])
+}
+
+const ALPN_VERSION: u16 = 1;
+
+fn server(seed: u8, network: &str) -> (quinn::Endpoint, SocketAddr) {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let ep = server_endpoint(
+        socket,
+        &key(seed),
+        alpn(ALPN_VERSION, network),
+        &TransportLimits::default(),
+    )
+    .unwrap();
+    let addr = ep.local_addr().unwrap();
+    (ep, addr)
+}
+
+fn client(seed: u8) -> Client {
+    Client::new(
+        "127.0.0.1:0".parse().unwrap(),
+        &key(seed),
+        &TransportLimits::default(),
+    )
+    .unwrap()
+}
+
+const T: Duration = Duration::from_secs(5);
+
+/// Echo server: answers each request frame with the same bytes; returns the client keys seen.
+async fn echo_one(ep: quinn::Endpoint, max: usize) -> Option<[u8; 32]> {
+    let conn = ep.accept().await?.await.ok()?;
+    let peer = peer_key(&conn);
+    let (mut send, mut recv) = conn.accept_bi().await.ok()?;
+    match read_frame(&mut recv, max).await {
+        Ok(body) => {
+            write_frame(&mut send, &body).await.ok()?;
+            let _ = send.finish();
+            let _ = send.stopped().await;
+        }
+        Err(FrameError::TooLarge { .. }) => {
+            write_frame(&mut send, b"too large").await.ok()?;
+            let _ = send.finish();
+            let _ = send.stopped().await;
+        }
+        Err(_) => {}
+    }
+    peer
+}
+
+#[tokio::test]
+async fn mutual_keys_are_seen_and_requests_round_trip() {
+    let (ep, addr) = server(1, "net");
+    let srv = tokio::spawn(echo_one(ep.clone(), 4 << 20));
+    let c = client(2);
+    let conn = c
+        .connect(addr, &key(1).verifying_key(), alpn(ALPN_VERSION, "net"), T)
+        .await
+        .unwrap();
+    assert_eq!(peer_key(&conn), Some(key(1).verifying_key().to_bytes()));
+    let body = vec![7u8; 1 << 20];
+    let reply = request(&conn, &body, 4 << 20, T).await.unwrap();
+    assert_eq!(reply, body);
+    assert_eq!(
+        srv.await.unwrap(),
+        Some(key(2).verifying_key().to_bytes()),
+        "server sees the client key"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_pinned_relay_key_is_reported_as_such() {
+    let (ep, addr) = server(1, "net");
+    let accept = tokio::spawn(async move { ep.accept().await.unwrap().await.is_err() });
+    let err = client(2)
+        .connect(addr, &key(3).verifying_key(), alpn(ALPN_VERSION, "net"), T)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ConnectError::RelayKeyMismatch), "{err}");
+    assert!(
+        accept.await.unwrap(),
+        "the handshake failed on the server too"
+    );
+}
+
+#[tokio::test]
+async fn another_network_or_version_fails_the_handshake() {
+    let (ep, addr) = server(1, "net");
+    let accept = tokio::spawn(async move { ep.accept().await.unwrap().await.is_err() });
+    let err = client(2)
+        .connect(
+            addr,
+            &key(1).verifying_key(),
+            alpn(ALPN_VERSION, "other"),
+            T,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ConnectError::AlpnMismatch), "{err}");
+    assert!(accept.await.unwrap(), "server refused the handshake too");
+}
+
+#[tokio::test]
+async fn a_silent_port_times_out_within_the_connect_timeout() {
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap();
+    let timeout = Duration::from_millis(300);
+    let started = std::time::Instant::now();
+    let err = client(2)
+        .connect(
+            addr,
+            &key(1).verifying_key(),
+            alpn(ALPN_VERSION, "net"),
+            timeout,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ConnectError::Timeout(_)), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn oversized_frames_are_refused_before_reading() {
+    let (ep, addr) = server(1, "net");
+    let srv = tokio::spawn(echo_one(ep.clone(), 1024));
+    let conn = client(2)
+        .connect(addr, &key(1).verifying_key(), alpn(ALPN_VERSION, "net"), T)
+        .await
+        .unwrap();
+    let reply = request(&conn, &vec![0u8; 4096], 1 << 20, T).await.unwrap();
+    assert_eq!(reply, b"too large");
+    srv.await.unwrap();
+    // And the client side refuses a response above its own cap.
+    let (ep2, addr2) = server(1, "net");
+    let srv2 = tokio::spawn(echo_one(ep2.clone(), 1 << 20));
+    let conn2 = client(2)
+        .connect(addr2, &key(1).verifying_key(), alpn(ALPN_VERSION, "net"), T)
+        .await
+        .unwrap();
+    let err = request(&conn2, &vec![0u8; 4096], 100, T).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RequestError::Frame(FrameError::TooLarge {
+                size: 4096,
+                max: 100
+            })
+        ),
+        "{err}"
+    );
+    conn2.close(0u32.into(), b"");
+    let _ = srv2.await;
+}
+
+#[test]
+fn backoff_grows_to_its_cap_with_jitter_and_resets() {
+    let mut b = Backoff::new(Duration::from_millis(10), Duration::from_secs(16));
+    let mut last_cap = Duration::ZERO;
+    for i in 0..20 {
+        let low = b.next_delay(0);
+        assert!(low <= Duration::from_secs(16));
+        if i < 10 {
+            assert!(low >= last_cap, "lower bound grows");
+        }
+        last_cap = low;
+    }
+    assert!(b.next_delay(u64::MAX) <= Duration::from_secs(16));
+    assert!(
+        b.next_delay(0) >= Duration::from_secs(8),
+        "at the cap, at least half of it"
+    );
+    b.reset();
+    assert!(b.next_delay(u64::MAX) <= Duration::from_millis(10));
+}
+
+#[test]
+fn spki_round_trips_and_refuses_other_keys() {
+    let k = key(9).verifying_key().to_bytes();
+    assert_eq!(tls::ed25519_from_spki(&tls::spki(&k)), Some(k));
+    assert_eq!(tls::ed25519_from_spki(&[0u8; 44]), None);
+}

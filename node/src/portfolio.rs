@@ -1,0 +1,260 @@
+//! The project portfolio inside a comune's automerge document.
+//!
+//! Each project lives at its own root key `project/<id>`, where `<id>` is a
+//! random internal id: two offices adding projects concurrently never create
+//! the same container, so both additions survive a merge. Fields are scalars
+//! in the project's map and merge field by field; when two offices set the
+//! same field concurrently, automerge keeps both and picks one winner the same
+//! way on every replica ([`field_conflicts`] shows the losers).
+
+use crate::replica::ReplicaError;
+use accordo_protocol::codes::Cup;
+use automerge::transaction::Transactable;
+use automerge::{AutoCommit, ObjId, ObjType, ReadDoc, ScalarValue, Value, ROOT};
+use serde::Serialize;
+
+/// Root key prefix of projects.
+const PROJECT_PREFIX: &str = "project/";
+/// Bytes of randomness in a project id (printed as hex).
+const PROJECT_ID_BYTES: usize = 8;
+/// Longest project title accepted (characters).
+pub const MAX_TITLE_CHARS: usize = 500;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Project {
+    pub id: String,
+    pub cup: Option<String>,
+    pub title: String,
+    pub cost_cents: Option<i64>,
+    pub created_ms: i64,
+}
+
+/// A new random project id.
+pub fn new_project_id() -> Result<String, ReplicaError> {
+    let mut bytes = [0u8; PROJECT_ID_BYTES];
+    getrandom::fill(&mut bytes).map_err(|e| ReplicaError::Random(e.to_string()))?;
+    Ok(hex::encode(bytes))
+}
+
+/// Checks a title: not blank, not too long.
+pub fn validate_title(title: &str) -> Result<String, ReplicaError> {
+    let t = title.trim();
+    if t.is_empty() {
+        return Err(ReplicaError::Edit(
+            "invalid title: must not be empty".into(),
+        ));
+    }
+    if t.chars().count() > MAX_TITLE_CHARS {
+        return Err(ReplicaError::Edit(format!(
+            "invalid title: longer than {MAX_TITLE_CHARS} characters"
+        )));
+    }
+    Ok(t.to_owned())
+}
+
+fn am_err(e: automerge::AutomergeError) -> ReplicaError {
+    ReplicaError::Edit(format!("document edit failed: {e}"))
+}
+
+/// Adds a project; refuses a CUP already used in this document.
+pub fn add_project(
+    doc: &mut AutoCommit,
+    id: &str,
+    cup: &Cup,
+    title: &str,
+    cost_cents: Option<i64>,
+    now_ms: i64,
+) -> Result<(), ReplicaError> {
+    if let Some(existing) = find_by_cup(doc, cup)?.first() {
+        return Err(ReplicaError::Edit(format!(
+            "a project with CUP {cup} already exists (id {existing}); use `project set {cup}` to edit it"
+        )));
+    }
+    let obj = doc
+        .put_object(ROOT, format!("{PROJECT_PREFIX}{id}"), ObjType::Map)
+        .map_err(am_err)?;
+    doc.put(&obj, "cup", cup.as_str()).map_err(am_err)?;
+    doc.put(&obj, "title", title).map_err(am_err)?;
+    if let Some(c) = cost_cents {
+        doc.put(&obj, "cost_cents", c).map_err(am_err)?;
+    }
+    doc.put(&obj, "created_ms", now_ms).map_err(am_err)?;
+    Ok(())
+}
+
+fn project_objects(doc: &AutoCommit) -> Vec<(String, ObjId)> {
+    doc.map_range(ROOT, ..)
+        .filter_map(|item| {
+            let id = item.key.strip_prefix(PROJECT_PREFIX)?.to_owned();
+            match item.value {
+                automerge::ValueRef::Object(ObjType::Map) => Some((id, item.id())),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+fn get_str(doc: &AutoCommit, obj: &ObjId, key: &str) -> Option<String> {
+    match doc.get(obj, key).ok()??.0 {
+        Value::Scalar(s) => match s.as_ref() {
+            ScalarValue::Str(s) => Some(s.to_string()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn get_i64(doc: &AutoCommit, obj: &ObjId, key: &str) -> Option<i64> {
+    match doc.get(obj, key).ok()??.0 {
+        Value::Scalar(s) => match s.as_ref() {
+            ScalarValue::Int(i) => Some(*i),
+            ScalarValue::Uint(u) => i64::try_from(*u).ok(),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Ids of the projects with this CUP.
+pub fn find_by_cup(doc: &AutoCommit, cup: &Cup) -> Result<Vec<String>, ReplicaError> {
+    Ok(project_objects(doc)
+        .into_iter()
+        .filter(|(_, obj)| get_str(doc, obj, "cup").as_deref() == Some(cup.as_str()))
+        .map(|(id, _)| id)
+        .collect())
+}
+
+/// The one project with this CUP, or an error that says why not.
+pub fn find_one(doc: &AutoCommit, cup: &Cup) -> Result<String, ReplicaError> {
+    let mut ids = find_by_cup(doc, cup)?;
+    match ids.len() {
+        0 => Err(ReplicaError::Edit(format!(
+            "no project with CUP {cup} in this comune"
+        ))),
+        1 => Ok(ids.remove(0)),
+        _ => Err(ReplicaError::Edit(format!(
+            "CUP {cup} matches {} projects ({}); pass --id to choose",
+            ids.len(),
+            ids.join(", ")
+        ))),
+    }
+}
+
+fn project_obj(doc: &AutoCommit, id: &str) -> Result<ObjId, ReplicaError> {
+    match doc
+        .get(ROOT, format!("{PROJECT_PREFIX}{id}"))
+        .map_err(am_err)?
+    {
+        Some((Value::Object(ObjType::Map), obj)) => Ok(obj),
+        _ => Err(ReplicaError::Edit(format!("no project with id {id}"))),
+    }
+}
+
+/// Sets a project's title.
+pub fn set_title(doc: &mut AutoCommit, id: &str, title: &str) -> Result<(), ReplicaError> {
+    let obj = project_obj(doc, id)?;
+    doc.put(&obj, "title", title).map_err(am_err)
+}
+
+/// Sets a project's cost.
+pub fn set_cost(doc: &mut AutoCommit, id: &str, cost_cents: i64) -> Result<(), ReplicaError> {
+    let obj = project_obj(doc, id)?;
+    doc.put(&obj, "cost_cents", cost_cents).map_err(am_err)
+}
+
+/// Every project of the document, sorted by CUP then id.
+pub fn list(doc: &AutoCommit) -> Vec<Project> {
+    let mut out: Vec<Project> = project_objects(doc)
+        .into_iter()
+        .map(|(id, obj)| Project {
+            cup: get_str(doc, &obj, "cup"),
+            title: get_str(doc, &obj, "title").unwrap_or_default(),
+            cost_cents: get_i64(doc, &obj, "cost_cents"),
+            created_ms: get_i64(doc, &obj, "created_ms").unwrap_or(0),
+            id,
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.cup, &a.id).cmp(&(&b.cup, &b.id)));
+    out
+}
+
+/// All concurrent values of a project's field, the winner first.
+pub fn field_conflicts(
+    doc: &AutoCommit,
+    id: &str,
+    field: &str,
+) -> Result<Vec<String>, ReplicaError> {
+    let obj = project_obj(doc, id)?;
+    let text = |v: Value<'_>| match v {
+        Value::Scalar(s) => match s.as_ref() {
+            ScalarValue::Str(s) => s.to_string(),
+            other => other.to_string(),
+        },
+        Value::Object(t) => format!("<{t}>"),
+    };
+    let mut values: Vec<String> = doc
+        .get_all(&obj, field)
+        .map_err(am_err)?
+        .into_iter()
+        .map(|(v, _)| text(v))
+        .collect();
+    if let Some((winner, _)) = doc.get(&obj, field).map_err(am_err)? {
+        let winner = text(winner);
+        if let Some(pos) = values.iter().position(|v| *v == winner) {
+            let w = values.remove(pos);
+            values.insert(0, w);
+        }
+    }
+    Ok(values)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cup(s: &str) -> Cup {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn projects_are_added_listed_and_edited() {
+        let mut doc = AutoCommit::new();
+        add_project(
+            &mut doc,
+            "a1",
+            &cup("J51B21000120006"),
+            "Scuola",
+            Some(150_000_00),
+            1,
+        )
+        .unwrap();
+        let err = add_project(&mut doc, "a2", &cup("J51B21000120006"), "Dup", None, 2).unwrap_err();
+        assert!(err.to_string().contains("already exists"));
+        let id = find_one(&doc, &cup("J51B21000120006")).unwrap();
+        set_title(&mut doc, &id, "Scuola Media").unwrap();
+        let projects = list(&doc);
+        assert_eq!(projects.len(), 1);
+        assert_eq!(projects[0].title, "Scuola Media");
+        assert_eq!(projects[0].cost_cents, Some(150_000_00));
+        assert!(find_one(&doc, &cup("J51B21000120007")).is_err());
+    }
+
+    #[test]
+    fn concurrent_additions_both_survive_and_title_conflicts_are_visible() {
+        let mut a = AutoCommit::new();
+        add_project(&mut a, "p0", &cup("J51B21000120006"), "Base", None, 1).unwrap();
+        let mut b = a.fork();
+        add_project(&mut a, "pa", &cup("J51B21000120001"), "A", None, 2).unwrap();
+        add_project(&mut b, "pb", &cup("J51B21000120002"), "B", None, 2).unwrap();
+        set_title(&mut a, "p0", "Title from A").unwrap();
+        set_title(&mut b, "p0", "Title from B").unwrap();
+        a.merge(&mut b).unwrap();
+        b.merge(&mut a).unwrap();
+        assert_eq!(list(&a), list(&b));
+        assert_eq!(list(&a).len(), 3);
+        let values = field_conflicts(&a, "p0", "title").unwrap();
+        assert_eq!(values.len(), 2);
+        let winner = list(&a).into_iter().find(|p| p.id == "p0").unwrap().title;
+        assert_eq!(values[0], winner);
+    }
+}

@@ -1,0 +1,243 @@
+//! The `accordo-relay` command line: init, id, allow, members, serve.
+//!
+//! A relay directory holds `relay.key` (the relay's secret key) and
+//! `relay.db` (members and the change log). `--dir` may also come from
+//! `ACCORDO_DIR`.
+
+use crate::server::{serve, Relay};
+use crate::store::{self, RelayStore};
+use accordo_net::{keyfile, TransportLimits};
+use accordo_protocol::authority::Member;
+use accordo_protocol::codes::Istat;
+use accordo_protocol::identity::{NodeId, Role};
+use accordo_protocol::PROTOCOL_VERSION;
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use tokio_util::sync::CancellationToken;
+
+const KEY_FILE: &str = "relay.key";
+const DB_FILE: &str = "relay.db";
+
+#[derive(Parser)]
+#[command(name = "accordo-relay", version, about = "Accordo metropolitan relay")]
+struct Cli {
+    /// Relay directory (key and store).
+    #[arg(long, global = true, env = "ACCORDO_DIR")]
+    dir: Option<PathBuf>,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+enum Format {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a relay key and store; prints the relay id as the last line.
+    Init {
+        /// Network name carried in the ALPN and hello (default: derived from the relay id).
+        #[arg(long)]
+        network: Option<String>,
+    },
+    /// Print the relay id.
+    Id,
+    /// Admit a node key for a comune.
+    Allow {
+        #[arg(long)]
+        node: NodeId,
+        #[arg(long)]
+        comune: Istat,
+        #[arg(long, default_value = "comune")]
+        role: Role,
+    },
+    /// List admitted members.
+    Members {
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+    /// Serve on HOST:PORT until SIGINT/SIGTERM.
+    Serve {
+        #[arg(long)]
+        listen: String,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ACCORDO_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn dir(cli_dir: &Option<PathBuf>) -> Result<&Path> {
+    cli_dir
+        .as_deref()
+        .context("no relay directory: pass --dir DIR or set ACCORDO_DIR")
+}
+
+/// Network name used when none is given: the first 8 bytes of the relay id.
+pub fn default_network(id: &NodeId) -> String {
+    format!("relay-{}", &id.to_string()[..16])
+}
+
+fn open_existing(dir: &Path) -> Result<(ed25519_dalek::SigningKey, RelayStore)> {
+    let key_path = dir.join(KEY_FILE);
+    if !key_path.exists() {
+        bail!(
+            "{} is not a relay directory (no {KEY_FILE}); run `accordo-relay init --dir {}` first",
+            dir.display(),
+            dir.display()
+        );
+    }
+    let key = keyfile::load(&key_path)?;
+    let store = store::open(&dir.join(DB_FILE))?;
+    Ok((key, store))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let dir = dir(&cli.dir)?;
+    match cli.command {
+        Command::Init { network } => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            let key = keyfile::generate()?;
+            keyfile::create(&dir.join(KEY_FILE), &key)?;
+            let id = NodeId::from_signing_key(&key);
+            let store = store::open(&dir.join(DB_FILE))?;
+            let network = network.unwrap_or_else(|| default_network(&id));
+            store.set_meta("network", &network)?;
+            println!("relay created in {} for network {network}", dir.display());
+            println!("{id}");
+        }
+        Command::Id => {
+            let (key, _) = open_existing(dir)?;
+            println!("{}", NodeId::from_signing_key(&key));
+        }
+        Command::Allow { node, comune, role } => {
+            let (_, store) = open_existing(dir)?;
+            let member = Member { node, comune, role };
+            store.allow(&member, now_ms())?;
+            println!("admitted {node} for comune {} as {role}", member.comune);
+        }
+        Command::Members { format } => {
+            let (_, store) = open_existing(dir)?;
+            let members = store.members()?;
+            if format == Format::Json {
+                let rows: Vec<_> = members
+                    .iter()
+                    .map(|m| serde_json::json!({"node": m.node.to_string(), "comune": m.comune.as_str(), "role": m.role.as_str()}))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                for m in members {
+                    println!("{}  {}  {}", m.node, m.comune, m.role);
+                }
+            }
+        }
+        Command::Serve { listen } => serve_until_signal(dir, &listen)?,
+    }
+    Ok(())
+}
+
+fn serve_until_signal(dir: &Path, listen: &str) -> Result<()> {
+    let (key, store) = open_existing(dir)?;
+    let id = NodeId::from_signing_key(&key);
+    let network = store
+        .meta("network")?
+        .unwrap_or_else(|| default_network(&id));
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(listen)
+        .with_context(|| format!("invalid --listen {listen:?}: expected HOST:PORT"))?
+        .next()
+        .with_context(|| format!("--listen {listen:?} resolves to no address"))?;
+    let socket = std::net::UdpSocket::bind(addr).with_context(|| format!("binding {addr}"))?;
+    let local = socket.local_addr()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let endpoint = accordo_net::server_endpoint(
+            socket,
+            &key,
+            accordo_net::alpn(PROTOCOL_VERSION, &network),
+            &TransportLimits::default(),
+        )?;
+        let relay = Relay::new(id, network.clone(), store)?;
+        let shutdown = CancellationToken::new();
+        tracing::info!(%local, relay = %id, %network, "listening");
+        // The line tests and the demo wait for; the address carries the real port.
+        println!("listening on {local}");
+        std::io::stdout().flush()?;
+        let server = serve(endpoint, relay, shutdown.clone());
+        tokio::pin!(server);
+        tokio::select! {
+            () = &mut server => {}
+            () = wait_for_signal() => {
+                tracing::info!("signal received");
+                shutdown.cancel();
+                server.await;
+            }
+        }
+        tracing::info!("stopped");
+        anyhow::Ok(())
+    })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

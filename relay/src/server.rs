@@ -1,0 +1,314 @@
+//! The relay server: accepts QUIC connections, admits members with an
+//! application-level hello, and serves sync requests against the store.
+//!
+//! One task per connection and one per stream, all owned by `JoinSet`s that
+//! end on shutdown. SQLite work and signature verification run on the blocking
+//! pool. A sync request that finds nothing new waits (long-poll) on a watch of
+//! the log head, so a connected node hears of new changes within one round
+//! trip of their commit.
+
+use crate::store::RelayStore;
+use accordo_protocol::authority::Member;
+use accordo_protocol::envelope::SignedChange;
+use accordo_protocol::identity::NodeId;
+use accordo_protocol::log::{serve_pull, serve_sync};
+use accordo_protocol::wire::{
+    ErrorCode, Hello, HelloAck, Request, Response, SyncRequest, SyncResponse, MAX_FRAME_BYTES,
+    MAX_WAIT_MS,
+};
+use accordo_protocol::PROTOCOL_VERSION;
+use accordo_store::StoreError;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{watch, OnceCell};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, info_span, warn, Instrument};
+
+/// QUIC application close code for a clean shutdown.
+const CLOSE_SHUTDOWN: u32 = 0;
+/// QUIC application close code after a refused hello.
+const CLOSE_REFUSED: u32 = 1;
+/// How long shutdown waits for connections to drain before giving up.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// Shared state of a running relay.
+pub struct Relay {
+    pub id: NodeId,
+    pub network: String,
+    store: Mutex<RelayStore>,
+    head: watch::Sender<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("relay store task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+impl Relay {
+    pub fn new(id: NodeId, network: String, store: RelayStore) -> Result<Arc<Self>, StoreError> {
+        let head = store.head_seq()?;
+        Ok(Arc::new(Relay {
+            id,
+            network,
+            store: Mutex::new(store),
+            head: watch::Sender::new(head),
+        }))
+    }
+
+    /// Runs `f` on the store on the blocking pool.
+    async fn with_store<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&mut RelayStore) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, ServeError> {
+        let relay = Arc::clone(self);
+        let out = tokio::task::spawn_blocking(move || {
+            // Invariant: the store mutex is only poisoned if a store call panicked,
+            // which is a bug; continuing would risk acknowledging unsaved data.
+            let mut store = relay.store.lock().expect("relay store mutex poisoned");
+            f(&mut store)
+        })
+        .await??;
+        Ok(out)
+    }
+}
+
+/// Accepts connections on `endpoint` until `shutdown` fires, then closes them
+/// and waits (bounded) for them to drain.
+pub async fn serve(endpoint: quinn::Endpoint, relay: Arc<Relay>, shutdown: CancellationToken) {
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            incoming = endpoint.accept() => {
+                let Some(incoming) = incoming else { break };
+                let relay = Arc::clone(&relay);
+                let shutdown = shutdown.clone();
+                let span = info_span!("conn", peer = %incoming.remote_address(), node = tracing::field::Empty);
+                conns.spawn(async move {
+                    match incoming.await {
+                        Ok(conn) => handle_connection(conn, relay, shutdown).await,
+                        Err(e) => debug!(error = %e, "handshake failed"),
+                    }
+                }.instrument(span));
+            }
+            Some(res) = conns.join_next(), if !conns.is_empty() => {
+                if let Err(e) = res { warn!(error = %e, "connection task failed"); }
+            }
+            () = shutdown.cancelled() => break,
+        }
+    }
+    info!("shutting down: closing connections");
+    endpoint.close(CLOSE_SHUTDOWN.into(), b"relay shutting down");
+    let drain = async { while conns.join_next().await.is_some() {} };
+    if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
+        conns.abort_all();
+    }
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, endpoint.wait_idle()).await;
+}
+
+async fn handle_connection(
+    conn: quinn::Connection,
+    relay: Arc<Relay>,
+    shutdown: CancellationToken,
+) {
+    let Some(key) = accordo_net::peer_key(&conn) else {
+        warn!("peer presented no ed25519 key");
+        conn.close(CLOSE_REFUSED.into(), b"no key");
+        return;
+    };
+    let node = NodeId(key);
+    tracing::Span::current().record("node", tracing::field::display(node.short()));
+    debug!(node = %node.short(), "connected");
+    let admitted: Arc<OnceCell<Member>> = Arc::new(OnceCell::new());
+    let mut streams = JoinSet::new();
+    loop {
+        tokio::select! {
+            stream = conn.accept_bi() => {
+                let (send, recv) = match stream {
+                    Ok(s) => s,
+                    Err(e) => { debug!(node = %node.short(), reason = %e, "connection closed"); break; }
+                };
+                let relay = Arc::clone(&relay);
+                let admitted = Arc::clone(&admitted);
+                let conn = conn.clone();
+                let shutdown = shutdown.clone();
+                streams.spawn(async move {
+                    handle_stream(send, recv, conn, node, relay, admitted, shutdown).await;
+                }.in_current_span());
+            }
+            Some(_) = streams.join_next(), if !streams.is_empty() => {}
+            () = shutdown.cancelled() => {
+                conn.close(CLOSE_SHUTDOWN.into(), b"relay shutting down");
+                break;
+            }
+        }
+    }
+    streams.abort_all();
+    while streams.join_next().await.is_some() {}
+}
+
+async fn handle_stream(
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+    conn: quinn::Connection,
+    node: NodeId,
+    relay: Arc<Relay>,
+    admitted: Arc<OnceCell<Member>>,
+    shutdown: CancellationToken,
+) {
+    let body = match accordo_net::read_frame(&mut recv, MAX_FRAME_BYTES).await {
+        Ok(body) => body,
+        Err(e) => {
+            warn!(node = %node.short(), error = %e, "unreadable request");
+            return;
+        }
+    };
+    let response = match Request::decode(&body) {
+        Err(e) => {
+            warn!(node = %node.short(), error = %e, "malformed request");
+            Response::error(ErrorCode::BadRequest, e.to_string())
+        }
+        Ok(Request::Hello(hello)) => handle_hello(hello, node, &relay, &admitted).await,
+        Ok(Request::Sync(req)) => match admitted.get() {
+            None => Response::error(ErrorCode::HelloRequired, "send a hello first"),
+            Some(_) => handle_sync(req, node, &relay, &shutdown).await,
+        },
+    };
+    let refused = matches!(&response, Response::Error(e) if e.code == ErrorCode::NotAdmitted);
+    if let Err(e) = accordo_net::write_frame(&mut send, &response.encode()).await {
+        debug!(node = %node.short(), error = %e, "response not delivered");
+        return;
+    }
+    let _ = send.finish();
+    if refused {
+        // Let the refusal reach the peer before closing.
+        let _ = tokio::time::timeout(Duration::from_secs(2), send.stopped()).await;
+        conn.close(CLOSE_REFUSED.into(), b"not admitted");
+    }
+}
+
+async fn handle_hello(
+    hello: Hello,
+    node: NodeId,
+    relay: &Arc<Relay>,
+    admitted: &OnceCell<Member>,
+) -> Response {
+    if hello.protocol_version != PROTOCOL_VERSION {
+        return Response::error(
+            ErrorCode::VersionMismatch,
+            format!(
+                "relay speaks protocol {PROTOCOL_VERSION}, node {}",
+                hello.protocol_version
+            ),
+        );
+    }
+    if hello.network != relay.network {
+        return Response::error(
+            ErrorCode::NetworkMismatch,
+            format!(
+                "relay serves network {:?}, node asked for {:?}",
+                relay.network, hello.network
+            ),
+        );
+    }
+    let member = match relay.with_store(move |s| s.member(&node)).await {
+        Ok(Some(member)) => member,
+        Ok(None) => {
+            warn!(node = %node, "refused: key not admitted");
+            return Response::error(
+                ErrorCode::NotAdmitted,
+                format!("node {node} is not admitted by this relay"),
+            );
+        }
+        Err(e) => return internal(e),
+    };
+    info!(node = %node.short(), comune = %member.comune, role = %member.role, software = %hello.software, "admitted");
+    let _ = admitted.set(member.clone());
+    Response::HelloAck(HelloAck {
+        relay: relay.id,
+        member,
+        head_seq: *relay.head.borrow(),
+    })
+}
+
+fn internal(e: ServeError) -> Response {
+    warn!(error = %e, "internal error");
+    Response::error(ErrorCode::Internal, "relay internal error; retry later")
+}
+
+async fn handle_sync(
+    req: SyncRequest,
+    node: NodeId,
+    relay: &Arc<Relay>,
+    shutdown: &CancellationToken,
+) -> Response {
+    let pushed = req.push.len();
+    let wait = Duration::from_millis(u64::from(req.wait_ms.min(MAX_WAIT_MS)));
+    let mut head_rx = relay.head.subscribe();
+    let first = {
+        let req = req.clone();
+        relay
+            .with_store(move |s| {
+                let verified = req.push.iter().cloned().map(SignedChange::verify).collect();
+                s.with_log(|log, members| serve_sync(log, members, &req, verified))
+            })
+            .await
+    };
+    let mut resp = match first {
+        Ok(resp) => resp,
+        Err(e) => return internal(e),
+    };
+    relay.head.send_if_modified(|h| {
+        let changed = resp.head_seq > *h;
+        *h = (*h).max(resp.head_seq);
+        changed
+    });
+    if pushed > 0 {
+        info!(node = %node.short(), pushed, acked = resp.acks.len(), rejected = resp.rejects.len(), "ingested");
+        for r in &resp.rejects {
+            warn!(node = %node.short(), index = r.index, reason = %r.reason, "change rejected");
+        }
+    }
+    if is_quiet(&resp) && !wait.is_zero() {
+        head_rx.mark_unchanged();
+        let woke = tokio::select! {
+            r = tokio::time::timeout(wait, head_rx.wait_for(|h| *h > resp.head_seq)) => matches!(r, Ok(Ok(_))),
+            () = shutdown.cancelled() => false,
+        };
+        if woke {
+            match pull_again(relay, req).await {
+                Ok((head_seq, progress, entries)) => {
+                    resp.head_seq = head_seq;
+                    resp.progress = progress;
+                    resp.entries = entries;
+                }
+                Err(e) => return internal(e),
+            }
+        }
+    }
+    Response::Sync(resp)
+}
+
+fn is_quiet(resp: &SyncResponse) -> bool {
+    resp.acks.is_empty() && resp.rejects.is_empty() && resp.entries.is_empty()
+}
+
+async fn pull_again(
+    relay: &Arc<Relay>,
+    req: SyncRequest,
+) -> Result<
+    (
+        u64,
+        Vec<accordo_protocol::wire::CursorProgress>,
+        Vec<accordo_protocol::wire::LogEntry>,
+    ),
+    ServeError,
+> {
+    relay
+        .with_store(move |s| s.read_log(|log| serve_pull(log, &req, &HashSet::new())))
+        .await
+}

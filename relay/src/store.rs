@@ -1,0 +1,184 @@
+//! The relay's durable store: settings, admitted members and the causally
+//! closed change log (see `accordo-store`), in SQLite with
+//! `synchronous=FULL`: the relay acknowledges other people's writes, so a
+//! commit must survive power loss before its acknowledgement leaves.
+
+use accordo_protocol::authority::{Member, Membership};
+use accordo_protocol::codes::Istat;
+use accordo_protocol::identity::{NodeId, Role};
+use accordo_store::{SqlLog, StoreError, LOG_SCHEMA};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use std::path::Path;
+
+/// Each entry upgrades the schema by one version.
+fn migrations() -> [String; 1] {
+    [format!(
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
+        CREATE TABLE members (
+            node BLOB PRIMARY KEY CHECK (length(node) = 32),
+            comune TEXT NOT NULL,
+            role TEXT NOT NULL CHECK (role IN ('comune', 'metro')),
+            added_ms INTEGER NOT NULL
+        ) STRICT;
+        {LOG_SCHEMA}"
+    )]
+}
+
+pub struct RelayStore {
+    conn: Connection,
+}
+
+pub fn open(path: &Path) -> Result<RelayStore, StoreError> {
+    let migrations = migrations();
+    let steps: Vec<&str> = migrations.iter().map(String::as_str).collect();
+    Ok(RelayStore {
+        conn: accordo_store::open(path, &steps)?,
+    })
+}
+
+impl RelayStore {
+    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        accordo_store::meta(&self.conn, key)
+    }
+
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        accordo_store::set_meta(&self.conn, key, value)
+    }
+
+    /// Admits (or re-admits with new attributes) a member key.
+    pub fn allow(&self, member: &Member, now_ms: i64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO members (node, comune, role, added_ms) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (node) DO UPDATE SET comune = excluded.comune, role = excluded.role",
+            params![
+                &member.node.0[..],
+                member.comune.as_str(),
+                member.role.as_str(),
+                now_ms
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub fn members(&self) -> Result<Vec<Member>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT node, comune, role FROM members ORDER BY comune, node")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        rows.map(|row| {
+            let (node, comune, role) = row?;
+            member_from_row(&node, comune, &role)
+        })
+        .collect()
+    }
+
+    pub fn member(&self, node: &NodeId) -> Result<Option<Member>, StoreError> {
+        lookup_member(&self.conn, node)
+    }
+
+    pub fn head_seq(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT COALESCE(MAX(seq), 0) FROM log", [], |r| {
+                r.get::<_, i64>(0)
+            })? as u64)
+    }
+
+    /// Runs `f` over the log in one write transaction, committing on success.
+    /// Acknowledgements `f` computes are only true once this returns `Ok`.
+    pub fn with_log<T>(
+        &mut self,
+        f: impl FnOnce(&mut SqlLog<'_>, &dyn Membership) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = {
+            let members = MembersView(&tx);
+            let mut log = SqlLog::new(&tx);
+            f(&mut log, &members)?
+        };
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Runs `f` over a consistent read snapshot of the log.
+    pub fn read_log<T>(
+        &mut self,
+        f: impl FnOnce(&SqlLog<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let tx = self.conn.transaction()?;
+        let out = f(&SqlLog::new(&tx))?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    pub fn integrity_check(&self) -> Result<String, StoreError> {
+        accordo_store::integrity_check(&self.conn)
+    }
+}
+
+fn member_from_row(node: &[u8], comune: String, role: &str) -> Result<Member, StoreError> {
+    let node: [u8; 32] = node
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("member key is not 32 bytes".into()))?;
+    let comune: Istat = comune
+        .parse()
+        .map_err(|e| StoreError::Corrupt(format!("member comune: {e}")))?;
+    let role: Role = role.parse().map_err(StoreError::Corrupt)?;
+    Ok(Member {
+        node: NodeId(node),
+        comune,
+        role,
+    })
+}
+
+fn lookup_member(conn: &Connection, node: &NodeId) -> Result<Option<Member>, StoreError> {
+    let row = conn
+        .query_row(
+            "SELECT comune, role FROM members WHERE node = ?1",
+            [&node.0[..]],
+            |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+        )
+        .optional()?;
+    row.map(|(comune, role)| member_from_row(&node.0, comune, &role))
+        .transpose()
+}
+
+/// Membership as seen inside the ingest transaction.
+struct MembersView<'a>(&'a Connection);
+
+impl Membership for MembersView<'_> {
+    fn member(&self, node: &NodeId) -> Option<Member> {
+        // A failed lookup counts as "not a member": the change is refused, never stored.
+        lookup_member(self.0, node).ok().flatten()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_are_admitted_and_updated() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir.path().join("relay.db")).unwrap();
+        let mut m = Member {
+            node: NodeId([1; 32]),
+            comune: "092009".parse().unwrap(),
+            role: Role::Comune,
+        };
+        store.allow(&m, 0).unwrap();
+        m.role = Role::Metro;
+        store.allow(&m, 1).unwrap();
+        assert_eq!(store.members().unwrap(), vec![m.clone()]);
+        assert_eq!(store.member(&m.node).unwrap(), Some(m));
+        assert_eq!(store.member(&NodeId([2; 32])).unwrap(), None);
+    }
+}
