@@ -151,13 +151,13 @@ fn edit(office: &Office, f: impl FnOnce(&mut Replica, i64) -> Result<()>) -> Res
     f(&mut r, crate::cli::now_ms())
 }
 
-fn add(office: &Office, cup: &str, title: &str, cost_cents: i64) -> Result<()> {
+fn add(office: &Office, cup: &str, title: &str, cost_eur: i64) -> Result<()> {
     edit(office, |r, now| {
         let cup: Cup = cup.parse()?;
         let id = portfolio::new_project_id()?;
         let own = r.own_doc();
         r.edit(&own, now, |doc| {
-            portfolio::add_project(doc, &id, &cup, title, Some(cost_cents), now)
+            portfolio::add_project(doc, &id, &cup, title, Some(cost_eur * 100), now)
         })?;
         Ok(())
     })
@@ -287,19 +287,19 @@ fn demo(base: &Path) -> Result<()> {
         &offices[1],
         "F21B21000310006",
         "Riqualificazione Mercato di San Benedetto",
-        4_500_000_00,
+        4_500_000,
     )?;
     add(
         &offices[3],
         "H81B22000120001",
         "Pista ciclabile Poetto-Quartu",
-        1_250_000_00,
+        1_250_000,
     )?;
     add(
         &offices[4],
         "B61C22000450005",
         "Efficientamento energetico scuola via Roma",
-        780_000_00,
+        780_000,
     )?;
     rt.block_on(sync_all(&offices))?;
     println!("   synced");
@@ -319,25 +319,25 @@ fn demo(base: &Path) -> Result<()> {
         &offices[1],
         "F27H21001230006",
         "Parco urbano di Monte Claro, lotto 2",
-        2_100_000_00,
+        2_100_000,
     )?;
     add(
         &offices[3],
         "H88I22000050006",
         "Rigenerazione urbana piazza Azuni",
-        3_400_000_00,
+        3_400_000,
     )?;
     add(
         &offices[4],
         "B68H22000770001",
         "Nuovo asilo nido comunale",
-        1_900_000_00,
+        1_900_000,
     )?;
     add(
         &offices[4],
         "B63D23000010006",
         "Digitalizzazione servizi demografici",
-        140_000_00,
+        140_000,
     )?;
     // Two offices of Cagliari retitle the same project concurrently.
     retitle(

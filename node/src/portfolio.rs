@@ -224,7 +224,7 @@ mod tests {
             "a1",
             &cup("J51B21000120006"),
             "Scuola",
-            Some(150_000_00),
+            Some(15_000_000),
             1,
         )
         .unwrap();
@@ -235,7 +235,7 @@ mod tests {
         let projects = list(&doc);
         assert_eq!(projects.len(), 1);
         assert_eq!(projects[0].title, "Scuola Media");
-        assert_eq!(projects[0].cost_cents, Some(150_000_00));
+        assert_eq!(projects[0].cost_cents, Some(15_000_000));
         assert!(find_one(&doc, &cup("J51B21000120007")).is_err());
     }
 

@@ -158,7 +158,7 @@ impl Replica {
     pub fn materialise(&mut self, doc: &DocId) -> Result<AutoCommit, ReplicaError> {
         let changes = self
             .store
-            .read(|tx| Ok::<_, StoreError>(tx.log().doc_changes(doc)?))?;
+            .read(|tx| tx.log().doc_changes(doc))?;
         load_doc(doc, &changes)
     }
 
@@ -166,7 +166,7 @@ impl Replica {
     pub fn materialise_all(&mut self) -> Result<Vec<(DocId, AutoCommit)>, ReplicaError> {
         let docs = self
             .store
-            .read(|tx| Ok::<_, StoreError>(tx.log().docs()?))?;
+            .read(|tx| tx.log().docs())?;
         docs.into_iter()
             .map(|(doc, _)| {
                 let am = self.materialise(&doc)?;

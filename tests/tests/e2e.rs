@@ -16,7 +16,7 @@ fn offline_edits_sync_and_the_metro_node_sees_every_comune() -> Result<()> {
     let a = Node::admitted(&relay, CAGLIARI, "comune")?;
     let b = Node::admitted(&relay, QUARTU, "comune")?;
     let c = Node::admitted(&relay, SELARGIUS, "comune")?;
-    relay.stop()?;
+    assert!(relay.stop()?, "SIGTERM gives a clean shutdown and exit 0");
 
     // Offline: edits work and stay in the outbox.
     a.add("F21B21000310006", "Mercato San Benedetto")?;
