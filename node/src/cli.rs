@@ -412,11 +412,12 @@ fn sync(dir: &Path, timeout: Duration, retry_rejected: bool) -> Result<ExitCode>
     match runtime()?.block_on(client::sync_once(replica, timeout)) {
         Ok(report) => {
             println!(
-                "in sync: pushed {}, received {}, {} round trip(s), {} bytes, {} ms",
+                "in sync: pushed {}, received {}, {} round trip(s), {} bytes on the wire for {} bytes of changes, {} ms",
                 report.pushed,
                 report.received,
                 report.round_trips,
                 report.wire_bytes,
+                report.change_bytes,
                 report.elapsed.as_millis()
             );
             Ok(ExitCode::SUCCESS)

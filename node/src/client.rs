@@ -92,7 +92,10 @@ pub struct Exchange {
     pub acked: usize,
     pub received: usize,
     pub rejected: Vec<(ChangeHash, String)>,
+    /// Bytes sent and received, frames included.
     pub wire_bytes: usize,
+    /// Bytes of automerge changes pushed and pulled.
+    pub change_bytes: usize,
 }
 
 /// Figures of a completed one-shot sync.
@@ -253,6 +256,7 @@ pub async fn exchange(
         wait_ms.min(MAX_WAIT_MS),
     );
     let pushed = req.push.len();
+    let pushed_bytes: usize = req.push.iter().map(|c| c.change.len()).sum();
     let (resp, wire_bytes) = link
         .call(
             &Request::Sync(req),
@@ -283,6 +287,12 @@ pub async fn exchange(
         pushed,
         acked: resp.acks.len(),
         wire_bytes,
+        change_bytes: pushed_bytes
+            + resp
+                .entries
+                .iter()
+                .map(|e| e.change.change.len())
+                .sum::<usize>(),
         ..Exchange::default()
     };
     let (received, rejected) = store_response(replica, resp.clone(), pushed_hashes).await?;
@@ -391,6 +401,7 @@ pub async fn sync_once(
                 report.pushed += ex.acked;
                 report.received += ex.received;
                 report.wire_bytes += ex.wire_bytes;
+                report.change_bytes += ex.change_bytes;
                 rejected.extend(ex.rejected);
                 if session.caught_up() && pending(&replica).await? == 0 {
                     link.close();

@@ -156,17 +156,13 @@ impl Replica {
 
     /// The document as the log holds it now.
     pub fn materialise(&mut self, doc: &DocId) -> Result<AutoCommit, ReplicaError> {
-        let changes = self
-            .store
-            .read(|tx| tx.log().doc_changes(doc))?;
+        let changes = self.store.read(|tx| tx.log().doc_changes(doc))?;
         load_doc(doc, &changes)
     }
 
     /// Every document held, materialised.
     pub fn materialise_all(&mut self) -> Result<Vec<(DocId, AutoCommit)>, ReplicaError> {
-        let docs = self
-            .store
-            .read(|tx| tx.log().docs())?;
+        let docs = self.store.read(|tx| tx.log().docs())?;
         docs.into_iter()
             .map(|(doc, _)| {
                 let am = self.materialise(&doc)?;
