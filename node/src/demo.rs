@@ -189,6 +189,19 @@ async fn sync_all(offices: &[Office]) -> Result<()> {
     Ok(())
 }
 
+/// Syncs every office, concurrently, until all hold the same heads: an office
+/// that synced before another pushed needs a second round. Returns the rounds.
+async fn sync_until_converged(offices: &[Office]) -> Result<usize> {
+    const MAX_ROUNDS: usize = 5;
+    for round in 1..=MAX_ROUNDS {
+        sync_all(offices).await?;
+        if converged(offices)? {
+            return Ok(round);
+        }
+    }
+    bail!("no convergence after {MAX_ROUNDS} sync rounds")
+}
+
 /// Heads of every document each office holds, for the convergence check.
 fn heads(office: &Office) -> Result<BTreeMap<DocId, Vec<String>>> {
     let mut r = office.replica.lock().expect("replica mutex poisoned");
@@ -201,12 +214,21 @@ fn heads(office: &Office) -> Result<BTreeMap<DocId, Vec<String>>> {
     Ok(out)
 }
 
-/// Whether every office holds, for each document it follows, what the metro holds.
+/// Whether every office holds, for each document it follows, what the metro
+/// holds (a document an office lacks counts as empty heads).
 fn converged(offices: &[Office]) -> Result<bool> {
     let metro = heads(&offices[0])?;
+    let empty = Vec::new();
     for o in &offices[1..] {
-        for (doc, h) in heads(o)? {
-            if metro.get(&doc) != Some(&h) {
+        let own = heads(o)?;
+        let followed = {
+            let r = o.replica.lock().expect("replica mutex poisoned");
+            [r.own_doc(), DocId::Plan]
+        };
+        let extra = own.keys().filter(|d| !followed.contains(d)).cloned();
+        for doc in followed.iter().cloned().chain(extra) {
+            let theirs = own.get(&doc).unwrap_or(&empty);
+            if metro.get(&doc).unwrap_or(&empty) != theirs {
                 return Ok(false);
             }
         }
@@ -301,8 +323,8 @@ fn demo(base: &Path) -> Result<()> {
         "Efficientamento energetico scuola via Roma",
         780_000,
     )?;
-    rt.block_on(sync_all(&offices))?;
-    println!("   synced");
+    let rounds = rt.block_on(sync_until_converged(&offices))?;
+    println!("   synced ({rounds} round(s))");
 
     println!("\n== 2. The relay goes down; offices keep working offline");
     let listen = relay.addr.clone();
@@ -355,14 +377,7 @@ fn demo(base: &Path) -> Result<()> {
     println!("\n== 3. The relay is back; everyone reconnects");
     let relay = RelayProcess::start(&relay_bin, &relay_dir, &listen)?;
     let started = Instant::now();
-    let mut rounds = 0;
-    while !converged(&offices)? {
-        rounds += 1;
-        if rounds > 5 {
-            bail!("no convergence after {rounds} sync rounds");
-        }
-        rt.block_on(sync_all(&offices))?;
-    }
+    let rounds = rt.block_on(sync_until_converged(&offices))?;
     let took = started.elapsed();
     println!(
         "   converged in {} ms ({rounds} sync round(s) of {} nodes)",
