@@ -310,6 +310,7 @@ fn comune_of(doc: &DocId) -> String {
     match doc {
         DocId::Comune(c) => c.to_string(),
         DocId::Plan => "plan".into(),
+        DocId::Registry => "registry".into(),
     }
 }
 

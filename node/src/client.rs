@@ -528,5 +528,5 @@ async fn connected(link: &Link, replica: &SharedReplica) -> Result<(), SyncFailu
 
 /// Whether a role follows every document.
 pub fn follows_all(role: Role) -> bool {
-    role == Role::Metro
+    matches!(role, Role::Metro | Role::Admin)
 }

@@ -80,10 +80,11 @@ fn fresh_nonce() -> Result<[u8; ACTOR_NONCE_BYTES], ReplicaError> {
 /// The cursors a member follows by default: its comune and the plan, or all.
 pub fn default_scopes(comune: &Istat, role: Role) -> Vec<Scope> {
     match role {
-        Role::Metro => vec![Scope::All],
+        Role::Metro | Role::Admin => vec![Scope::All],
         Role::Comune => vec![
             Scope::Doc(DocId::Comune(comune.clone())),
             Scope::Doc(DocId::Plan),
+            Scope::Doc(DocId::Registry),
         ],
     }
 }

@@ -7,6 +7,7 @@
 
 use crate::codes::Istat;
 use crate::doc::DocId;
+use crate::envelope::VerifiedChange;
 use crate::identity::{NodeId, Role};
 use serde::{Deserialize, Serialize};
 
@@ -18,9 +19,16 @@ pub struct Member {
     pub role: Role,
 }
 
-/// Looks up who a key is. Implemented by the relay's store and by test maps.
+/// Looks up who a key is and judges its changes. Implemented by the relay's
+/// local allowlist, by the signed registry and by test maps.
 pub trait Membership {
     fn member(&self, node: &NodeId) -> Option<Member>;
+
+    /// Whether `change` may be stored: by default, its author is a member
+    /// allowed to write its document.
+    fn authorize(&self, change: &VerifiedChange) -> Result<(), AuthorityError> {
+        check_write(self, &change.envelope.author, &change.envelope.doc)
+    }
 }
 
 impl Membership for std::collections::BTreeMap<NodeId, Member> {
@@ -41,6 +49,12 @@ pub enum AuthorityError {
     },
     #[error("author {0} is not a metro key and may not write the plan")]
     NotMetro(NodeId),
+    #[error("author {0} may not write the registry: only admin statements go there")]
+    NotAdmin(NodeId),
+    #[error("author {0} was retired (revoked or rotated) and this change is after its cut")]
+    Retired(NodeId),
+    #[error("registry statement refused: {0}")]
+    Statement(String),
 }
 
 impl Member {
@@ -48,7 +62,12 @@ impl Member {
     pub fn check_write(&self, doc: &DocId) -> Result<(), AuthorityError> {
         match doc {
             DocId::Plan if self.role == Role::Metro => Ok(()),
+            DocId::Comune(_) if self.role == Role::Admin => {
+                Err(AuthorityError::NotAdmin(self.node))
+            }
             DocId::Plan => Err(AuthorityError::NotMetro(self.node)),
+            DocId::Registry if self.role == Role::Admin => Ok(()),
+            DocId::Registry => Err(AuthorityError::NotAdmin(self.node)),
             DocId::Comune(c) if *c == self.comune => Ok(()),
             DocId::Comune(_) => Err(AuthorityError::WrongComune {
                 author: self.node,
@@ -61,13 +80,13 @@ impl Member {
     /// The documents this member follows by default: its own and the plan,
     /// or, for the metropolitan office, everything.
     pub fn follows_all(&self) -> bool {
-        self.role == Role::Metro
+        matches!(self.role, Role::Metro | Role::Admin)
     }
 }
 
 /// Checks `author` may write `doc` under `membership`.
-pub fn check_write(
-    membership: &dyn Membership,
+pub fn check_write<M: Membership + ?Sized>(
+    membership: &M,
     author: &NodeId,
     doc: &DocId,
 ) -> Result<(), AuthorityError> {

@@ -1,6 +1,6 @@
 //! Document ids. One automerge document per comune (portfolio and indicator
 //! data) and one shared plan document written by the metropolitan office.
-//! The registry document of the trust issue will be one more variant.
+//! The signed member registry is one more document, written by admins.
 
 use crate::codes::Istat;
 use serde::{Deserialize, Serialize};
@@ -13,6 +13,8 @@ pub enum DocId {
     Plan,
     /// A comune's portfolio and indicator data, written by that comune's keys.
     Comune(Istat),
+    /// The signed member registry (see `registry`), written by admin keys.
+    Registry,
 }
 
 impl DocId {
@@ -27,19 +29,22 @@ impl fmt::Display for DocId {
         match self {
             DocId::Plan => f.write_str("plan"),
             DocId::Comune(istat) => write!(f, "comune/{istat}"),
+            DocId::Registry => f.write_str("registry"),
         }
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid document id {0:?}: expected `plan` or `comune/ISTAT`")]
+#[error("invalid document id {0:?}: expected `plan`, `registry` or `comune/ISTAT`")]
 pub struct DocIdError(pub String);
 
 impl FromStr for DocId {
     type Err = DocIdError;
     fn from_str(s: &str) -> Result<Self, DocIdError> {
-        if s == "plan" {
-            return Ok(DocId::Plan);
+        match s {
+            "plan" => return Ok(DocId::Plan),
+            "registry" => return Ok(DocId::Registry),
+            _ => {}
         }
         s.strip_prefix("comune/")
             .and_then(|code| code.parse().ok())
@@ -54,10 +59,10 @@ mod tests {
 
     #[test]
     fn doc_ids_round_trip_through_text() {
-        for s in ["plan", "comune/092009"] {
+        for s in ["plan", "registry", "comune/092009"] {
             assert_eq!(s.parse::<DocId>().unwrap().to_string(), s);
         }
-        for bad in ["", "comune/", "comune/12", "Plan", "registry"] {
+        for bad in ["", "comune/", "comune/12", "Plan", "Registry"] {
             assert!(bad.parse::<DocId>().is_err(), "{bad}");
         }
     }

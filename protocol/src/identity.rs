@@ -73,6 +73,9 @@ pub enum Role {
     Comune,
     /// The metropolitan office: also writes the plan and follows every document.
     Metro,
+    /// A network administrator: writes registry statements only, follows
+    /// every document (its revocation cuts are drawn from what it holds).
+    Admin,
 }
 
 impl Role {
@@ -80,6 +83,7 @@ impl Role {
         match self {
             Role::Comune => "comune",
             Role::Metro => "metro",
+            Role::Admin => "admin",
         }
     }
 }
@@ -96,8 +100,9 @@ impl FromStr for Role {
         match s {
             "comune" => Ok(Role::Comune),
             "metro" => Ok(Role::Metro),
+            "admin" => Ok(Role::Admin),
             other => Err(format!(
-                "invalid role {other:?}: expected `comune` or `metro`"
+                "invalid role {other:?}: expected `comune`, `metro` or `admin`"
             )),
         }
     }
@@ -181,6 +186,7 @@ mod tests {
     #[test]
     fn role_parses_its_names() {
         assert_eq!("metro".parse::<Role>().unwrap(), Role::Metro);
-        assert!("admin".parse::<Role>().unwrap_err().contains("role"));
+        assert_eq!("admin".parse::<Role>().unwrap(), Role::Admin);
+        assert!("Metro".parse::<Role>().unwrap_err().contains("role"));
     }
 }

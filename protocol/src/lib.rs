@@ -2,7 +2,8 @@
 //!
 //! Everything the node and the relay must agree on lives here: identities and
 //! codes ([`identity`], [`codes`]), document ids ([`doc`]), signed change
-//! envelopes ([`envelope`]), write authority ([`authority`]), the wire format
+//! envelopes ([`envelope`]), write authority ([`authority`]) and the signed
+//! member registry behind it ([`registry`]), the wire format
 //! ([`wire`]), the causally closed change log and its ingest rules ([`log`]) and
 //! the node's sync state machine ([`sync`]).
 //!
@@ -16,6 +17,7 @@ pub mod doc;
 pub mod envelope;
 pub mod identity;
 pub mod log;
+pub mod registry;
 pub mod sync;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;

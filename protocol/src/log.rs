@@ -135,11 +135,7 @@ pub fn ingest_push<S: LogStore>(
                 continue;
             }
         };
-        let authority = crate::authority::check_write(
-            membership,
-            &change.envelope.author,
-            &change.envelope.doc,
-        );
+        let authority = membership.authorize(&change);
         let outcome = match authority {
             Ok(()) => admit(store, &change)?,
             Err(e) => Err(RejectReason::Unauthorized(e)),

@@ -5,7 +5,9 @@
 use crate::doc::DocId;
 use crate::envelope::{derive_actor, SignedChange, ACTOR_NONCE_BYTES};
 use crate::identity::NodeId;
-use automerge::transaction::Transactable;
+use crate::registry::Statement;
+use automerge::transaction::{CommitOptions, Transactable};
+use automerge::ReadDoc;
 use automerge::{ActorId, AutoCommit, ROOT};
 use ed25519_dalek::SigningKey;
 
@@ -30,6 +32,23 @@ impl TestAuthor {
 
     pub fn id(&self) -> NodeId {
         NodeId::from_signing_key(&self.key)
+    }
+
+    /// Signs one registry statement, made on this author's copy of the registry.
+    pub fn statement(&mut self, statement: &Statement) -> SignedChange {
+        let n = self.doc.get_heads().len() + self.doc.length(ROOT);
+        self.doc
+            .put(ROOT, format!("s{n}"), statement.to_message())
+            .unwrap();
+        self.doc
+            .commit_with(CommitOptions::default().with_message(statement.to_message()));
+        let change = self.doc.get_last_local_change().unwrap();
+        SignedChange::sign(DocId::Registry, &self.key, self.nonce, &change)
+    }
+
+    /// Learns every change `other` made (a sync between the two).
+    pub fn learn(&mut self, other: &mut TestAuthor) {
+        self.doc.merge(&mut other.doc).unwrap();
     }
 
     pub fn edit(&mut self, doc: DocId, field: &str, value: &str) -> SignedChange {

@@ -119,6 +119,8 @@ pub enum ErrorCode {
     BadRequest,
     Busy,
     Internal,
+    /// A registry statement (an invitation's redemption) was refused.
+    Refused,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,6 +133,24 @@ pub struct ErrorResponse {
 pub enum Request {
     Hello(Hello),
     Sync(SyncRequest),
+    /// Redeems an invitation: a key not yet enrolled sends its signed
+    /// redeem statement, without a hello.
+    Redeem(RedeemRequest),
+}
+
+/// An invitation's redemption, sent by the invited key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RedeemRequest {
+    pub network: String,
+    /// A registry change carrying a `Redeem` statement, signed by the
+    /// connecting key.
+    pub change: SignedChange,
+}
+
+/// The relay stored the redemption: the key is now enrolled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RedeemAck {
+    pub hash: ChangeHash,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,6 +158,7 @@ pub enum Response {
     HelloAck(HelloAck),
     Sync(SyncResponse),
     Error(ErrorResponse),
+    Redeemed(RedeemAck),
 }
 
 /// The versioned outer envelope of a request body.
@@ -199,6 +220,9 @@ impl Request {
         match self {
             Request::Hello(h) if h.network.len() > MAX_TEXT_BYTES => {
                 bounds(format!("network name of {} bytes", h.network.len()))
+            }
+            Request::Redeem(r) if r.network.len() > MAX_TEXT_BYTES => {
+                bounds(format!("network name of {} bytes", r.network.len()))
             }
             Request::Hello(h) if h.software.len() > MAX_TEXT_BYTES => {
                 bounds(format!("software string of {} bytes", h.software.len()))

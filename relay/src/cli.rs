@@ -56,12 +56,14 @@ enum Command {
     },
     /// Print the relay id.
     Id,
-    /// Admit a node key for a comune.
+    /// Admit a node key for a comune, or (`--role admin`) pin an admin key:
+    /// a relay with an admin is governed by the signed registry alone.
     Allow {
         #[arg(long)]
         node: NodeId,
-        #[arg(long)]
-        comune: Istat,
+        /// The comune the key speaks for (not for `--role admin`).
+        #[arg(long, required_unless_present_any = ["role"])]
+        comune: Option<Istat>,
         #[arg(long, default_value = "comune")]
         role: Role,
     },
@@ -152,14 +154,36 @@ fn run(cli: Cli) -> Result<()> {
             println!("{}", NodeId::from_signing_key(&key));
         }
         Command::Allow { node, comune, role } => {
-            let (_, store) = open_existing(dir)?;
+            let (_, mut store) = open_existing(dir)?;
+            if role == Role::Admin {
+                if comune.is_some() {
+                    bail!("--comune: an admin key speaks for no comune; omit it");
+                }
+                store.allow_admin(&node, now_ms())?;
+                println!("pinned admin {node}: this relay now follows the signed registry");
+                return Ok(());
+            }
+            let Some(comune) = comune else {
+                bail!("--comune is required for role {role}");
+            };
             let member = Member { node, comune, role };
             store.allow(&member, now_ms())?;
             println!("admitted {node} for comune {} as {role}", member.comune);
         }
         Command::Members { format } => {
             let (_, store) = open_existing(dir)?;
-            let members = store.members()?;
+            let trust = store.trust();
+            let members: Vec<Member> = if trust.governed() {
+                trust
+                    .registry
+                    .members
+                    .keys()
+                    .filter(|n| trust.registry.admits(n))
+                    .filter_map(|n| trust.registry.member(n))
+                    .collect()
+            } else {
+                store.members()?
+            };
             if format == Format::Json {
                 let rows: Vec<_> = members
                     .iter()

@@ -9,12 +9,14 @@
 
 use crate::store::RelayStore;
 use accordo_protocol::authority::Member;
+use accordo_protocol::doc::DocId;
 use accordo_protocol::envelope::SignedChange;
 use accordo_protocol::identity::NodeId;
-use accordo_protocol::log::{serve_pull, serve_sync};
+use accordo_protocol::log::{ingest_push, serve_pull, serve_sync};
+use accordo_protocol::registry::{InviteError, RegistryChange, Statement};
 use accordo_protocol::wire::{
-    ErrorCode, Hello, HelloAck, Request, Response, SyncRequest, SyncResponse, MAX_FRAME_BYTES,
-    MAX_WAIT_MS,
+    ErrorCode, Hello, HelloAck, RedeemAck, RedeemRequest, Request, Response, SyncRequest,
+    SyncResponse, MAX_FRAME_BYTES, MAX_WAIT_MS,
 };
 use accordo_protocol::PROTOCOL_VERSION;
 use accordo_store::StoreError;
@@ -177,6 +179,7 @@ async fn handle_stream(
             None => Response::error(ErrorCode::HelloRequired, "send a hello first"),
             Some(_) => handle_sync(req, node, &relay, &shutdown).await,
         },
+        Ok(Request::Redeem(req)) => handle_redeem(req, node, &relay).await,
     };
     let refused = matches!(&response, Response::Error(e) if e.code == ErrorCode::NotAdmitted);
     if let Err(e) = accordo_net::write_frame(&mut send, &response.encode()).await {
@@ -215,7 +218,7 @@ async fn handle_hello(
             ),
         );
     }
-    let member = match relay.with_store(move |s| s.member(&node)).await {
+    let member = match relay.with_store(move |s| s.admitted(&node)).await {
         Ok(Some(member)) => member,
         Ok(None) => {
             warn!(node = %node, "refused: key not admitted");
@@ -233,6 +236,72 @@ async fn handle_hello(
         member,
         head_seq: *relay.head.borrow(),
     })
+}
+
+/// Stores an invitation's redemption sent by a key not yet enrolled. The
+/// registry judges it (admin signature, single use, network); the relay adds
+/// the one check that needs a clock: the invitation has not expired.
+async fn handle_redeem(req: RedeemRequest, node: NodeId, relay: &Arc<Relay>) -> Response {
+    let refused = |why: String| {
+        warn!(node = %node.short(), reason = %why, "redemption refused");
+        Response::error(ErrorCode::Refused, why)
+    };
+    if req.network != relay.network {
+        return refused(format!(
+            "relay serves network {:?}, the invitation is for {:?}",
+            relay.network, req.network
+        ));
+    }
+    if req.change.author != node || req.change.doc != DocId::Registry {
+        return refused(
+            "a redemption must be a registry change signed by the connecting key".into(),
+        );
+    }
+    let verified = match req.change.clone().verify() {
+        Ok(v) => v,
+        Err(e) => return refused(format!("invalid envelope: {e}")),
+    };
+    let invite = match RegistryChange::from_verified(&verified).statement {
+        Ok(Statement::Redeem { invite }) => invite,
+        Ok(_) => return refused("the change is not a redemption".into()),
+        Err(e) => return refused(e),
+    };
+    let now_ms = unix_ms();
+    if invite.expires_ms < now_ms {
+        return refused(
+            InviteError::Expired {
+                expires_ms: invite.expires_ms,
+                now_ms,
+            }
+            .to_string(),
+        );
+    }
+    let hash = verified.hash;
+    let outcome = relay
+        .with_store(move |s| {
+            let out = s.with_log(|log, members| ingest_push(log, members, vec![Ok(verified)]))?;
+            Ok((out, s.head_seq()?))
+        })
+        .await;
+    match outcome {
+        Ok(((_, rejects), _)) if !rejects.is_empty() => refused(rejects[0].reason.to_string()),
+        Ok((_, head)) => {
+            info!(node = %node.short(), comune = %invite.comune, role = %invite.role, "invitation redeemed");
+            relay.head.send_if_modified(|h| {
+                let changed = head > *h;
+                *h = (*h).max(head);
+                changed
+            });
+            Response::Redeemed(RedeemAck { hash })
+        }
+        Err(e) => internal(e),
+    }
+}
+
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 fn internal(e: ServeError) -> Response {
@@ -253,13 +322,25 @@ async fn handle_sync(
         let req = req.clone();
         relay
             .with_store(move |s| {
+                // A key revoked while connected loses access at its next request.
+                if s.admitted(&node)?.is_none() {
+                    return Ok(None);
+                }
                 let verified = req.push.iter().cloned().map(SignedChange::verify).collect();
                 s.with_log(|log, members| serve_sync(log, members, &req, verified))
+                    .map(Some)
             })
             .await
     };
     let mut resp = match first {
-        Ok(resp) => resp,
+        Ok(Some(resp)) => resp,
+        Ok(None) => {
+            warn!(node = %node.short(), "refused: key no longer admitted");
+            return Response::error(
+                ErrorCode::NotAdmitted,
+                format!("node {node} is no longer admitted (revoked or rotated)"),
+            );
+        }
         Err(e) => return internal(e),
     };
     relay.head.send_if_modified(|h| {

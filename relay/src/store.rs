@@ -3,17 +3,21 @@
 //! `synchronous=FULL`: the relay acknowledges other people's writes, so a
 //! commit must survive power loss before its acknowledgement leaves.
 
+use crate::trust::{Trust, TrustView};
 use accordo_protocol::authority::{Member, Membership};
 use accordo_protocol::codes::Istat;
 use accordo_protocol::identity::{NodeId, Role};
 use accordo_store::{SqlLog, StoreError, LOG_SCHEMA};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::path::Path;
 
 /// Each entry upgrades the schema by one version.
-fn migrations() -> [String; 1] {
-    [format!(
-        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
+fn migrations() -> [String; 2] {
+    [
+        format!(
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
         CREATE TABLE members (
             node BLOB PRIMARY KEY CHECK (length(node) = 32),
             comune TEXT NOT NULL,
@@ -21,19 +25,46 @@ fn migrations() -> [String; 1] {
             added_ms INTEGER NOT NULL
         ) STRICT;
         {LOG_SCHEMA}"
-    )]
+        ),
+        // The admin keys the registry is verified against (issue: trust).
+        "CREATE TABLE anchors (
+            node BLOB PRIMARY KEY CHECK (length(node) = 32),
+            added_ms INTEGER NOT NULL
+        ) STRICT;"
+            .to_owned(),
+    ]
 }
 
 pub struct RelayStore {
     conn: Connection,
+    /// The registry derived from the log; kept current by every ingest.
+    trust: Trust,
 }
 
 pub fn open(path: &Path) -> Result<RelayStore, StoreError> {
     let migrations = migrations();
     let steps: Vec<&str> = migrations.iter().map(String::as_str).collect();
-    Ok(RelayStore {
-        conn: accordo_store::open(path, &steps)?,
-    })
+    let mut conn = accordo_store::open(path, &steps)?;
+    let trust = load_trust(&mut conn)?;
+    Ok(RelayStore { conn, trust })
+}
+
+fn load_trust(conn: &mut Connection) -> Result<Trust, StoreError> {
+    let anchors = {
+        let mut stmt = conn.prepare("SELECT node FROM anchors")?;
+        let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
+        rows.map(|row| {
+            let bytes: [u8; 32] = row?
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("anchor key is not 32 bytes".into()))?;
+            Ok(NodeId(bytes))
+        })
+        .collect::<Result<BTreeSet<NodeId>, StoreError>>()?
+    };
+    let tx = conn.transaction()?;
+    let trust = Trust::load(anchors, &SqlLog::new(&tx))?;
+    tx.commit()?;
+    Ok(trust)
 }
 
 impl RelayStore {
@@ -58,6 +89,35 @@ impl RelayStore {
             ],
         )?;
         Ok(())
+    }
+
+    /// Pins an admin key: from now on the registry alone governs the network.
+    pub fn allow_admin(&mut self, node: &NodeId, now_ms: i64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO anchors (node, added_ms) VALUES (?1, ?2) ON CONFLICT (node) DO NOTHING",
+            params![&node.0[..], now_ms],
+        )?;
+        self.trust = load_trust(&mut self.conn)?;
+        Ok(())
+    }
+
+    /// The trust state (anchors, registry, verdicts) as of the last commit.
+    pub fn trust(&self) -> &Trust {
+        &self.trust
+    }
+
+    /// Who `node` is, and whether it may connect: from the registry when an
+    /// admin is pinned, else from the local allowlist.
+    pub fn admitted(&self, node: &NodeId) -> Result<Option<Member>, StoreError> {
+        if self.trust.governed() {
+            return Ok(self
+                .trust
+                .registry
+                .admits(node)
+                .then(|| self.trust.registry.member(node))
+                .flatten());
+        }
+        self.member(node)
     }
 
     pub fn members(&self) -> Result<Vec<Member>, StoreError> {
@@ -99,12 +159,22 @@ impl RelayStore {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Judged on a copy: a rolled-back batch must not leave its statements
+        // in the registry.
+        let mut trust = self.trust.clone();
         let out = {
             let members = MembersView(&tx);
+            let reader = SqlLog::new(&tx);
+            let view = TrustView {
+                local: &members,
+                trust: RefCell::new(&mut trust),
+                log: &reader,
+            };
             let mut log = SqlLog::new(&tx);
-            f(&mut log, &members)?
+            f(&mut log, &view)?
         };
         tx.commit()?;
+        self.trust = trust;
         Ok(out)
     }
 

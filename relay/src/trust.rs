@@ -1,0 +1,148 @@
+//! Who may write, as the relay decides it before storing anything.
+//!
+//! Two modes. With no admin anchors the relay admits keys from its local
+//! allowlist (`accordo-relay allow --comune`), the single-relay quick start.
+//! Once an admin key is pinned (`allow --role admin`) the network is governed
+//! by the signed registry alone: the relay derives it from the registry
+//! changes in its own log ([`accordo_protocol::registry::judge`]), judges each
+//! pushed change against it, and refuses any change that depends on a change
+//! the registry invalidates (a revoked key's writes after its cut).
+
+use accordo_protocol::authority::{AuthorityError, Member, Membership};
+use accordo_protocol::doc::DocId;
+use accordo_protocol::envelope::{ChangeHash, VerifiedChange};
+use accordo_protocol::identity::NodeId;
+use accordo_protocol::registry::{judge, ChangeMeta, Registry, RegistryChange, Statement};
+use accordo_store::{SqlLog, StoreError};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The registry as derived from the relay's log, with the verdicts on held
+/// changes.
+#[derive(Debug, Clone)]
+pub struct Trust {
+    pub anchors: BTreeSet<NodeId>,
+    pub registry: Registry,
+    /// Registry changes held, in log order.
+    statements: Vec<RegistryChange>,
+    /// Held changes the registry invalidates, with the reason.
+    pub invalid: BTreeMap<ChangeHash, String>,
+}
+
+impl Trust {
+    /// Derives the trust state from every change in the log.
+    pub fn load(anchors: BTreeSet<NodeId>, log: &SqlLog<'_>) -> Result<Trust, StoreError> {
+        let metas = all_metas(log)?;
+        let verdict = judge(&anchors, &metas);
+        let statements = metas
+            .iter()
+            .filter(|m| m.doc == DocId::Registry)
+            .map(RegistryChange::from_meta)
+            .collect();
+        Ok(Trust {
+            anchors,
+            registry: verdict.registry,
+            statements,
+            invalid: verdict.invalid,
+        })
+    }
+
+    /// Whether the network is governed by a registry (an admin is pinned).
+    pub fn governed(&self) -> bool {
+        !self.anchors.is_empty()
+    }
+}
+
+/// Every held change's metadata, in log order.
+fn all_metas(log: &SqlLog<'_>) -> Result<Vec<ChangeMeta>, StoreError> {
+    let mut metas = Vec::new();
+    for (doc, _) in log.docs()? {
+        for env in log.doc_changes(&doc)? {
+            let meta = ChangeMeta::of_stored(&env)
+                .map_err(|e| StoreError::Corrupt(format!("stored change of {doc}: {e}")))?;
+            metas.push(meta);
+        }
+    }
+    Ok(metas)
+}
+
+/// Membership inside one ingest transaction: the local allowlist, or the
+/// registry, updated as registry statements in the same push are admitted.
+pub struct TrustView<'a> {
+    pub local: &'a dyn Membership,
+    pub trust: RefCell<&'a mut Trust>,
+    pub log: &'a SqlLog<'a>,
+}
+
+impl Membership for TrustView<'_> {
+    fn member(&self, node: &NodeId) -> Option<Member> {
+        let trust = self.trust.borrow();
+        if trust.governed() {
+            trust.registry.member(node)
+        } else {
+            self.local.member(node)
+        }
+    }
+
+    fn authorize(&self, change: &VerifiedChange) -> Result<(), AuthorityError> {
+        if !self.trust.borrow().governed() {
+            return self.local.authorize(change);
+        }
+        if change.envelope.doc == DocId::Registry {
+            return self.admit_statement(change);
+        }
+        let trust = self.trust.borrow();
+        trust.registry.authorize(change)?;
+        match change.deps.iter().find(|d| trust.invalid.contains_key(d)) {
+            Some(dep) => Err(AuthorityError::Statement(format!(
+                "depends on the invalid change {dep}"
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl TrustView<'_> {
+    /// Judges a registry statement by deriving the registry with it added;
+    /// if valid, the derived state (and the verdicts on held changes, which
+    /// a revocation may change) become current.
+    fn admit_statement(&self, change: &VerifiedChange) -> Result<(), AuthorityError> {
+        let mut trust = self.trust.borrow_mut();
+        let held: BTreeSet<ChangeHash> = trust.statements.iter().map(|s| s.hash).collect();
+        if held.contains(&change.hash) {
+            return Ok(());
+        }
+        if change.deps.iter().any(|d| !held.contains(d)) {
+            // The log refuses it for its missing dependencies; judge nothing.
+            return Ok(());
+        }
+        let mut statements = trust.statements.clone();
+        statements.push(RegistryChange::from_verified(change));
+        let registry = Registry::derive(trust.anchors.iter().copied(), &statements);
+        if let Some(reason) = registry.invalid.get(&change.hash) {
+            return Err(AuthorityError::Statement(reason.clone()));
+        }
+        let retires = matches!(
+            statements.last().map(|s| &s.statement),
+            Some(Ok(Statement::Revoke { .. } | Statement::Rotate { .. }))
+        );
+        if !retires {
+            // Nothing held can change verdict: changes by unknown keys were
+            // never stored, and only a retirement invalidates held ones.
+            trust.invalid.extend(registry.invalid.clone());
+            trust.statements = statements;
+            trust.registry = registry;
+            return Ok(());
+        }
+        // Re-judge held document changes: a retirement may invalidate some.
+        let mut metas = all_metas(self.log).map_err(|e| {
+            AuthorityError::Statement(format!("relay could not re-judge its log: {e}"))
+        })?;
+        metas.push(ChangeMeta::of_verified(change));
+        let verdict = judge(&trust.anchors, &metas);
+        trust.statements = statements;
+        trust.registry = verdict.registry;
+        trust.invalid = verdict.invalid;
+        Ok(())
+    }
+}
