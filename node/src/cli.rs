@@ -4,13 +4,17 @@
 //! work offline and while `run` holds the same directory; `sync` and `run`
 //! talk to the relay. Errors print as one `error: ...` line and exit non-zero.
 
+use crate::admin;
 use crate::client::{self, SyncFailure};
 use crate::money::{format_eur, parse_eur_cents};
 use crate::portfolio;
 use crate::replica::{default_network, Replica, Settings};
+use crate::replica::{DB_FILE, KEY_FILE, NEXT_KEY_FILE};
+use accordo_net::keyfile;
 use accordo_protocol::codes::{Cup, Istat};
 use accordo_protocol::doc::DocId;
-use accordo_protocol::identity::{RelayAddr, Role};
+use accordo_protocol::identity::{NodeId, RelayAddr, Role};
+use accordo_protocol::registry::{Invite, InviteError, KeyStatus, RegistryRole, Statement};
 use accordo_store::StoreError;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -53,13 +57,25 @@ pub enum Format {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create a node key and store for a comune; prints the node id as the last line.
+    /// Create a node key and store for a comune (or from an invitation
+    /// token); prints the node id as the last line.
     Init {
-        #[arg(long)]
-        comune: String,
+        #[arg(long, required_unless_present = "invite")]
+        comune: Option<String>,
         /// The relay to sync with, as RELAY_ID@HOST:PORT.
+        #[arg(long, required_unless_present = "invite")]
+        relay: Option<String>,
+        /// An invitation token from `accordo admin invite`: it carries the
+        /// relay, the network, the comune, the role and the admin key to trust.
+        #[arg(long, conflicts_with_all = ["comune", "relay", "admin"])]
+        invite: Option<String>,
+        /// Admin key(s) this node trusts: the network is then governed by the
+        /// signed registry, checked by this node itself.
         #[arg(long)]
-        relay: String,
+        admin: Vec<String>,
+        /// Seconds to wait for the relay when redeeming an invitation.
+        #[arg(long, default_value_t = 30)]
+        timeout_s: u64,
         #[arg(long, default_value = "comune")]
         role: Role,
         /// Network name (default: derived from the relay id, as the relay does).
@@ -68,6 +84,26 @@ enum Command {
     },
     /// Print this node's id.
     Id,
+    /// Network administration: the signed member registry.
+    #[command(subcommand)]
+    Admin(AdminCmd),
+    /// This node's key.
+    #[command(subcommand)]
+    Key(KeyCmd),
+    /// Re-verify every stored change (signature, actor binding, authority
+    /// under the registry); exit 0 only if all hold.
+    Verify {
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Who wrote each change of a project, and whether it verifies.
+    Audit {
+        cup: String,
+        #[arg(long)]
+        comune: Option<String>,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
     /// Projects of the portfolio.
     #[command(subcommand)]
     Project(ProjectCmd),
@@ -92,6 +128,58 @@ enum Command {
         /// Keep the demo's directories here instead of a temporary directory.
         #[arg(long)]
         keep: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCmd {
+    /// Create an admin directory and the network's registry; prints the admin id.
+    Init {
+        /// The relay, as RELAY_ID@HOST:PORT.
+        #[arg(long)]
+        relay: String,
+        /// Network name (default: derived from the relay id, as the relay does).
+        #[arg(long)]
+        network: Option<String>,
+    },
+    /// Enroll a node key for a comune and role.
+    Enroll {
+        #[arg(long)]
+        node: String,
+        #[arg(long)]
+        comune: String,
+        #[arg(long, default_value = "comune")]
+        role: String,
+    },
+    /// Revoke a node key; its changes this admin holds stay valid.
+    Revoke {
+        #[arg(long)]
+        node: String,
+    },
+    /// List the keys the registry knows.
+    Members {
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Print a one-time invitation token for a comune and role.
+    Invite {
+        #[arg(long)]
+        comune: String,
+        #[arg(long, default_value = "comune")]
+        role: Role,
+        /// How long the token stays valid, e.g. 7d, 12h, 30m.
+        #[arg(long, default_value = "7d")]
+        expires_in: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCmd {
+    /// Replace this node's key: the old key signs the rotation (pushed to the
+    /// relay now), its history stays valid; prints the new node id.
+    Rotate {
+        #[arg(long, default_value_t = 30)]
+        timeout_s: u64,
     },
 }
 
@@ -178,13 +266,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let dir = dir(&cli.dir)?;
     match cli.command {
         Command::Init {
+            invite: Some(token),
+            timeout_s,
+            ..
+        } => return init_from_invite(dir, &token, Duration::from_secs(timeout_s)),
+        Command::Init {
             comune,
             relay,
             role,
             network,
+            admin,
+            ..
         } => {
-            let comune: Istat = comune.parse().context("--comune")?;
-            let relay: RelayAddr = relay.parse().context("--relay")?;
+            let comune: Istat = comune.unwrap_or_default().parse().context("--comune")?;
+            let relay: RelayAddr = relay.unwrap_or_default().parse().context("--relay")?;
+            let anchors = admin
+                .iter()
+                .map(|a| a.parse().context("--admin"))
+                .collect::<Result<Vec<NodeId>>>()?;
             let network = network.unwrap_or_else(|| default_network(&relay.id));
             let replica = Replica::init(
                 dir,
@@ -193,6 +292,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     role,
                     relay,
                     network,
+                    anchors,
                 },
             )?;
             println!(
@@ -204,6 +304,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("{}", replica.id);
         }
         Command::Id => println!("{}", Replica::open(dir)?.id),
+        Command::Admin(cmd) => admin_cmd(dir, cmd)?,
+        Command::Key(KeyCmd::Rotate { timeout_s }) => {
+            return rotate_key(dir, Duration::from_secs(timeout_s))
+        }
+        Command::Verify { format } => return verify(dir, format),
+        Command::Audit {
+            cup,
+            comune,
+            format,
+        } => crate::audit::audit(dir, &parse_cup(&cup)?, comune.as_deref(), format)?,
         Command::Project(cmd) => project(dir, cmd)?,
         Command::Sync {
             timeout_s,
@@ -505,4 +615,240 @@ fn status(dir: &Path, format: Format) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn admin_cmd(dir: &Path, cmd: AdminCmd) -> Result<()> {
+    if let AdminCmd::Init { relay, network } = cmd {
+        let relay: RelayAddr = relay.parse().context("--relay")?;
+        let network = network.unwrap_or_else(|| default_network(&relay.id));
+        let replica = admin::init(dir, relay, network.clone(), now_ms())?;
+        println!(
+            "admin created in {} for network {network}; pin it on the relay with `accordo-relay allow --node {} --role admin`",
+            dir.display(),
+            replica.id
+        );
+        println!("{}", replica.id);
+        return Ok(());
+    }
+    let mut replica = Replica::open(dir)?;
+    match cmd {
+        AdminCmd::Init { .. } => unreachable!("handled above"),
+        AdminCmd::Enroll { node, comune, role } => {
+            let node: NodeId = node.parse().context("--node")?;
+            let comune: Istat = comune.parse().context("--comune")?;
+            let role: RegistryRole = role.parse().map_err(anyhow::Error::msg).context("--role")?;
+            admin::enroll(&mut replica, node, comune.clone(), role, now_ms())?;
+            println!("enrolled {node} for {comune} as {role} (pushed by the next sync)");
+        }
+        AdminCmd::Revoke { node } => {
+            let node: NodeId = node.parse().context("--node")?;
+            let (_, kept) = admin::revoke(&mut replica, node, now_ms())?;
+            println!("revoked {node}: the {kept} change(s) of it held here stay valid, any other is refused (pushed by the next sync)");
+        }
+        AdminCmd::Members { format } => {
+            let registry = replica.verdict()?.registry.clone();
+            let rows = admin::members_json(&registry);
+            if format == Format::Json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                for r in rows {
+                    println!(
+                        "{}  {:6}  {:6}  {}",
+                        r["node"].as_str().unwrap_or(""),
+                        r["comune"].as_str().unwrap_or("-"),
+                        r["role"].as_str().unwrap_or(""),
+                        r["status"].as_str().unwrap_or("")
+                    );
+                }
+            }
+        }
+        AdminCmd::Invite {
+            comune,
+            role,
+            expires_in,
+        } => {
+            let comune: Istat = comune.parse().context("--comune")?;
+            let ttl = humantime::parse_duration(&expires_in).with_context(|| {
+                format!("--expires-in {expires_in:?}: expected e.g. 7d, 12h, 30m")
+            })?;
+            let ttl_ms = i64::try_from(ttl.as_millis()).context("--expires-in: too long")?;
+            let token = admin::invite(&mut replica, comune, role, now_ms().saturating_add(ttl_ms))?;
+            println!("{token}");
+        }
+    }
+    Ok(())
+}
+
+/// `init --invite`: checks the token, creates the node, and redeems the
+/// invitation at the relay; a refused redemption leaves no directory behind.
+fn init_from_invite(dir: &Path, token: &str, timeout: Duration) -> Result<ExitCode> {
+    let invite = Invite::from_token(token).context("--invite")?;
+    let now = now_ms();
+    if invite.expires_ms < now {
+        anyhow::bail!(
+            "--invite: {}",
+            InviteError::Expired {
+                expires_ms: invite.expires_ms,
+                now_ms: now
+            }
+        );
+    }
+    let relay = invite.relay_addr().context("--invite")?;
+    let existed = dir.exists();
+    let settings = Settings {
+        comune: invite.comune.clone(),
+        role: invite.role,
+        relay,
+        network: invite.network.clone(),
+        anchors: vec![invite.admin],
+    };
+    let mut replica = Replica::init(dir, settings)?;
+    let id = replica.id;
+    let hash = replica.state(
+        &Statement::Redeem {
+            invite: invite.clone(),
+        },
+        now,
+    )?;
+    let change = replica
+        .store
+        .read(|tx| tx.log().doc_changes(&DocId::Registry))?
+        .into_iter()
+        .find(|e| {
+            accordo_protocol::registry::ChangeMeta::of_stored(e).is_ok_and(|m| m.hash == hash)
+        })
+        .context("the redemption just made is not in the log")?;
+    let shared = Arc::new(Mutex::new(replica));
+    match runtime()?.block_on(client::redeem(shared, change, timeout)) {
+        Ok(()) => {
+            println!(
+                "node created in {} for comune {} ({}), enrolled by invitation",
+                dir.display(),
+                invite.comune,
+                invite.role
+            );
+            println!("{id}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            remove_node_dir(dir, existed);
+            eprintln!("error: invitation not redeemed: {e}");
+            Ok(failure_code(&e))
+        }
+    }
+}
+
+/// Removes what `init` created, so a failed init can simply be retried.
+fn remove_node_dir(dir: &Path, existed: bool) {
+    if existed {
+        for f in [KEY_FILE, DB_FILE, "node.db-wal", "node.db-shm"] {
+            let _ = std::fs::remove_file(dir.join(f));
+        }
+    } else {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+fn failure_code(e: &SyncFailure) -> ExitCode {
+    match e {
+        SyncFailure::Unreachable { .. } => ExitCode::from(3),
+        SyncFailure::NotAdmitted(_) => ExitCode::from(4),
+        SyncFailure::Rejected(_) | SyncFailure::RedeemRefused(_) => ExitCode::from(5),
+        _ => ExitCode::FAILURE,
+    }
+}
+
+/// `key rotate`: the next key is written first (its file marks a rotation in
+/// progress and blocks edits by the old key), the old key signs the rotation,
+/// a sync delivers it, and only then does the new key take the old one's place.
+fn rotate_key(dir: &Path, timeout: Duration) -> Result<ExitCode> {
+    let mut replica = Replica::open(dir)?;
+    if !replica.governed() {
+        anyhow::bail!("key rotation needs a network governed by a registry (a node created with --invite or --admin)");
+    }
+    let next_path = dir.join(NEXT_KEY_FILE);
+    if !next_path.exists() {
+        keyfile::create(&next_path, &keyfile::generate()?)?;
+    }
+    let new_id = NodeId::from_signing_key(&keyfile::load(&next_path)?);
+    let old_id = replica.id;
+    let already_signed =
+        {
+            let verdict = replica.verdict()?;
+            verdict.registry.members.get(&old_id).is_some_and(
+                |m| matches!(&m.status, KeyStatus::Rotated { to, .. } if *to == new_id),
+            )
+        };
+    if !already_signed && !rotation_in_outbox(&mut replica, new_id)? {
+        admin::rotation(&mut replica, new_id, now_ms())?;
+    }
+    let shared = Arc::new(Mutex::new(replica));
+    if let Err(e) = runtime()?.block_on(client::sync_once(shared, timeout)) {
+        eprintln!("error: rotation to {new_id} is signed but not delivered: {e}; run `accordo key rotate` again to finish it");
+        return Ok(failure_code(&e));
+    }
+    let retired = dir.join(format!("{KEY_FILE}.retired-{}", &old_id.to_string()[..16]));
+    std::fs::copy(dir.join(KEY_FILE), &retired).context("keeping the retired key")?;
+    std::fs::rename(&next_path, dir.join(KEY_FILE)).context("installing the new key")?;
+    println!(
+        "key rotated: {old_id} retired (kept as {}); history stays valid",
+        retired.display()
+    );
+    println!("{new_id}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Whether this node already signed (but not yet delivered) a rotation to `new`.
+fn rotation_in_outbox(replica: &mut Replica, new: NodeId) -> Result<bool> {
+    let me = replica.id;
+    let changes = replica
+        .store
+        .read(|tx| tx.log().doc_changes(&DocId::Registry))?;
+    Ok(changes.iter().any(|e| {
+        e.author == me
+            && accordo_protocol::registry::ChangeMeta::of_stored(e).is_ok_and(|m| {
+                matches!(
+                    m.message.as_deref().map(Statement::from_message),
+                    Some(Ok(Statement::Rotate { new: n, .. })) if n == new
+                )
+            })
+    }))
+}
+
+fn verify(dir: &Path, format: Format) -> Result<ExitCode> {
+    let mut replica = Replica::open(dir)?;
+    let governed = replica.governed();
+    let (checked, findings) = admin::verify(&mut replica)?;
+    if format == Format::Json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "checked": checked,
+                "governed": governed,
+                "ok": findings.is_empty(),
+                "findings": findings,
+            }))?
+        );
+    } else {
+        for f in &findings {
+            println!(
+                "INVALID {} {} by {}: {}",
+                f.doc, f.hash, f.author, f.problem
+            );
+        }
+        let scope = if governed {
+            "signatures, actor bindings and authority under the registry"
+        } else {
+            "signatures and actor bindings (no registry: authority is the relay's allowlist)"
+        };
+        println!(
+            "checked {checked} change(s): {scope}; {} problem(s)",
+            findings.len()
+        );
+    }
+    Ok(if findings.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

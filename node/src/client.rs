@@ -44,6 +44,8 @@ pub enum SyncFailure {
     NotAdmitted(String),
     #[error("relay refused the hello: {0}")]
     Refused(String),
+    #[error("relay refused the redemption: {0}")]
+    RedeemRefused(String),
     #[error("relay rejected {} local change(s); first: {} ({})", .0.len(), .0[0].0, .0[0].1)]
     Rejected(Vec<(ChangeHash, String)>),
     #[error("relay misbehaved: {0}")]
@@ -136,35 +138,17 @@ pub fn endpoint(replica: &Replica, relay: SocketAddr) -> Result<accordo_net::Cli
 }
 
 impl Link {
-    /// Connects, authenticates both ways and says hello.
+    /// Connects and says hello.
     pub async fn connect(
         endpoint: &accordo_net::Client,
         replica: &SharedReplica,
     ) -> Result<Link, SyncFailure> {
-        let (relay, network) = {
-            let r = replica.lock().expect("replica mutex poisoned");
-            (r.settings.relay.clone(), r.settings.network.clone())
-        };
-        let addr = resolve(&relay.host_port).await?;
-        let relay_key = relay
-            .id
-            .verifying_key()
-            .ok_or_else(|| SyncFailure::Refused("pinned relay id is not a valid key".into()))?;
-        let alpn = accordo_net::alpn(PROTOCOL_VERSION, &network);
-        let conn = endpoint
-            .connect(addr, &relay_key, alpn, CONNECT_TIMEOUT)
-            .await
-            .map_err(|e| unreachable(&relay.host_port, e))?;
+        let (link, network) = Link::dial(endpoint, replica).await?;
         let hello = Request::Hello(Hello {
             protocol_version: PROTOCOL_VERSION,
             network,
             software: format!("accordo {}", env!("CARGO_PKG_VERSION")),
         });
-        let link = Link {
-            conn,
-            member: placeholder_member(replica),
-            addr,
-        };
         match link.call(&hello, Duration::ZERO).await? {
             (Response::HelloAck(ack), _) => Ok(Link {
                 member: ack.member,
@@ -180,6 +164,34 @@ impl Link {
                 "unexpected answer to hello: {other:?}"
             ))),
         }
+    }
+
+    /// Connects and authenticates both ways (the relay by its pinned key),
+    /// without a hello. Returns the link and the network name.
+    async fn dial(
+        endpoint: &accordo_net::Client,
+        replica: &SharedReplica,
+    ) -> Result<(Link, String), SyncFailure> {
+        let (relay, network) = {
+            let r = replica.lock().expect("replica mutex poisoned");
+            (r.settings.relay.clone(), r.settings.network.clone())
+        };
+        let addr = resolve(&relay.host_port).await?;
+        let relay_key = relay
+            .id
+            .verifying_key()
+            .ok_or_else(|| SyncFailure::Refused("pinned relay id is not a valid key".into()))?;
+        let alpn = accordo_net::alpn(PROTOCOL_VERSION, &network);
+        let conn = endpoint
+            .connect(addr, &relay_key, alpn, CONNECT_TIMEOUT)
+            .await
+            .map_err(|e| unreachable(&relay.host_port, e))?;
+        let link = Link {
+            conn,
+            member: placeholder_member(replica),
+            addr,
+        };
+        Ok((link, network))
     }
 
     /// One request/response on a fresh stream. Returns the response and the
@@ -209,11 +221,66 @@ fn placeholder_member(replica: &SharedReplica) -> Member {
     }
 }
 
-/// Records what the relay says this node is; a role change adjusts what it follows.
+/// Sends an invitation's redemption (a registry change signed by this node)
+/// to the relay, before any hello: the key is not enrolled until it lands.
+/// On success the change is acknowledged in the outbox.
+pub async fn redeem(
+    replica: SharedReplica,
+    change: accordo_protocol::envelope::SignedChange,
+    timeout: Duration,
+) -> Result<(), SyncFailure> {
+    let addr = relay_label(&replica);
+    let relay_addr = resolve(&addr).await?;
+    let endpoint = {
+        let r = replica.lock().expect("replica mutex poisoned");
+        endpoint(&r, relay_addr)?
+    };
+    let work = async {
+        let (link, network) = Link::dial(&endpoint, &replica).await?;
+        let req = Request::Redeem(accordo_protocol::wire::RedeemRequest { network, change });
+        let out = match link.call(&req, Duration::ZERO).await? {
+            (Response::Redeemed(ack), _) => {
+                with_replica(&replica, move |r| {
+                    r.store.write(|tx| tx.acknowledge(&[ack.hash]))?;
+                    Ok(())
+                })
+                .await
+            }
+            (Response::Error(e), _) => Err(SyncFailure::RedeemRefused(e.message)),
+            (other, _) => Err(SyncFailure::RelayFault(format!(
+                "unexpected answer to a redemption: {other:?}"
+            ))),
+        };
+        link.close();
+        out
+    };
+    let result = match tokio::time::timeout(timeout, work).await {
+        Ok(r) => r,
+        Err(_) => Err(SyncFailure::Unreachable {
+            addr,
+            detail: format!("no answer within {}s", timeout.as_secs()),
+        }),
+    };
+    endpoint.close().await;
+    result
+}
+
+fn relay_label(replica: &SharedReplica) -> String {
+    let r = replica.lock().expect("replica mutex poisoned");
+    r.settings.relay.host_port.clone()
+}
+
+/// Records what the relay says this node is; a role change adjusts what it
+/// follows. A node governed by a registry takes no such word from the relay.
 async fn adopt_membership(replica: &SharedReplica, member: &Member) -> Result<(), SyncFailure> {
     let member = member.clone();
     with_replica(replica, move |r| {
-        if r.settings.role != member.role || r.settings.comune != member.comune {
+        let differs = r.settings.role != member.role || r.settings.comune != member.comune;
+        if differs && r.governed() {
+            warn!(relay_says = %member.role, comune = %member.comune, "relay describes this node differently; a governed node keeps its own settings");
+            return Ok(());
+        }
+        if differs {
             warn!(relay_says = %member.role, comune = %member.comune, "relay knows this node with a different role or comune; following the relay");
             r.settings.role = member.role;
             r.settings.comune = member.comune.clone();

@@ -277,6 +277,7 @@ fn demo(base: &Path) -> Result<()> {
             role: *role,
             relay: addr.clone(),
             network: default_network(&relay_id),
+            anchors: Vec::new(),
         };
         let replica = Replica::init(&base.join(name), settings)?;
         let id = replica.id.to_string();

@@ -4,6 +4,8 @@
 //! SQLite file; [`portfolio`] and [`money`] are the domain; [`client`] syncs
 //! with the relay; [`cli`] and [`demo`] are the `accordo` command.
 
+pub mod admin;
+pub mod audit;
 pub mod cli;
 pub mod client;
 pub mod demo;

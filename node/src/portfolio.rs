@@ -140,7 +140,7 @@ pub fn find_one(doc: &AutoCommit, cup: &Cup) -> Result<String, ReplicaError> {
     }
 }
 
-fn project_obj(doc: &AutoCommit, id: &str) -> Result<ObjId, ReplicaError> {
+pub fn project_obj(doc: &AutoCommit, id: &str) -> Result<ObjId, ReplicaError> {
     match doc
         .get(ROOT, format!("{PROJECT_PREFIX}{id}"))
         .map_err(am_err)?

@@ -13,15 +13,21 @@ use accordo_protocol::codes::Istat;
 use accordo_protocol::doc::DocId;
 use accordo_protocol::envelope::{derive_actor, ChangeHash, SignedChange, ACTOR_NONCE_BYTES};
 use accordo_protocol::identity::{NodeId, RelayAddr, Role};
-use accordo_protocol::log::{admit, Admitted};
+use accordo_protocol::log::{admit, Admitted, LogStore};
+use accordo_protocol::registry::{judge, ChangeMeta, Statement, Verdict};
 use accordo_protocol::wire::Scope;
 use accordo_store::StoreError;
+use automerge::transaction::Transactable;
 use automerge::{ActorId, AutoCommit, Change};
 use ed25519_dalek::SigningKey;
+use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub const KEY_FILE: &str = "node.key";
 pub const DB_FILE: &str = "node.db";
+/// The next key during a rotation; its presence blocks edits by the old key.
+pub const NEXT_KEY_FILE: &str = "node.key.next";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplicaError {
@@ -55,6 +61,10 @@ pub struct Settings {
     pub role: Role,
     pub relay: RelayAddr,
     pub network: String,
+    /// Admin keys pinned at init. Empty: the quick-start network without a
+    /// registry, where the relay's allowlist decides. Otherwise every change
+    /// is judged against the signed registry before it is shown.
+    pub anchors: Vec<NodeId>,
 }
 
 pub struct Replica {
@@ -64,6 +74,8 @@ pub struct Replica {
     pub settings: Settings,
     pub store: NodeStore,
     nonce: [u8; ACTOR_NONCE_BYTES],
+    /// The last verdict on the log, with the log head it was computed at.
+    verdict: Option<(u64, Arc<Verdict>)>,
 }
 
 /// Network name when none is given: derived from the relay id, as the relay does.
@@ -92,6 +104,15 @@ pub fn default_scopes(comune: &Istat, role: Role) -> Vec<Scope> {
 impl Replica {
     /// Creates a node directory: a new key, a store and the settings.
     pub fn init(dir: &Path, settings: Settings) -> Result<Replica, ReplicaError> {
+        Replica::init_with_key(dir, settings, keyfile::generate()?)
+    }
+
+    /// Creates a node directory with a given key (an admin pins its own).
+    pub fn init_with_key(
+        dir: &Path,
+        settings: Settings,
+        key: SigningKey,
+    ) -> Result<Replica, ReplicaError> {
         if dir.join(KEY_FILE).exists() {
             return Err(ReplicaError::AlreadyInitialised(dir.display().to_string()));
         }
@@ -105,13 +126,13 @@ impl Replica {
             tx.set_meta("role", settings.role.as_str())?;
             tx.set_meta("relay", &settings.relay.to_string())?;
             tx.set_meta("network", &settings.network)?;
+            tx.set_meta("anchors", &join_ids(&settings.anchors))?;
             for scope in default_scopes(&settings.comune, settings.role) {
                 tx.follow(&scope)?;
             }
             Ok::<_, StoreError>(())
         })?;
         // The key file is written last: its presence marks a complete directory.
-        let key = keyfile::generate()?;
         keyfile::create(&dir.join(KEY_FILE), &key)?;
         drop(store);
         Replica::open(dir)
@@ -139,6 +160,8 @@ impl Replica {
                 .parse()
                 .map_err(|_| ReplicaError::Setting("relay"))?,
             network: setting("network")?,
+            anchors: split_ids(&store.meta("anchors")?.unwrap_or_default())
+                .map_err(|_| ReplicaError::Setting("anchors"))?,
         };
         Ok(Replica {
             dir: dir.to_owned(),
@@ -147,7 +170,51 @@ impl Replica {
             settings,
             store,
             nonce: fresh_nonce()?,
+            verdict: None,
         })
+    }
+
+    /// Whether this node judges changes against a signed registry.
+    pub fn governed(&self) -> bool {
+        !self.settings.anchors.is_empty()
+    }
+
+    /// The verdict on every change held: the registry it contains and the
+    /// changes that are invalid under it. Recomputed only when the log grew.
+    pub fn verdict(&mut self) -> Result<Arc<Verdict>, ReplicaError> {
+        let head = self.store.read(|tx| tx.log().head_seq())?;
+        if let Some((at, v)) = &self.verdict {
+            if *at == head {
+                return Ok(Arc::clone(v));
+            }
+        }
+        let anchors: BTreeSet<NodeId> = self.settings.anchors.iter().copied().collect();
+        let metas = self.store.read(|tx| {
+            let log = tx.log();
+            let mut metas = Vec::new();
+            for (doc, _) in log.docs()? {
+                for env in log.doc_changes(&doc)? {
+                    let meta = ChangeMeta::of_stored(&env).map_err(|e| ReplicaError::Load {
+                        doc: doc.clone(),
+                        detail: e.to_string(),
+                    })?;
+                    metas.push(meta);
+                }
+            }
+            Ok::<_, ReplicaError>(metas)
+        })?;
+        let verdict = Arc::new(judge(&anchors, &metas));
+        self.verdict = Some((head, Arc::clone(&verdict)));
+        Ok(verdict)
+    }
+
+    /// Hashes of held changes this node must not show (invalid under the
+    /// registry, or building on an invalid change). Empty when ungoverned.
+    fn invalid_hashes(&mut self) -> Result<HashSet<ChangeHash>, ReplicaError> {
+        if !self.governed() {
+            return Ok(HashSet::new());
+        }
+        Ok(self.verdict()?.invalid.keys().copied().collect())
     }
 
     /// This node's comune document.
@@ -157,11 +224,12 @@ impl Replica {
 
     /// The document as the log holds it now.
     pub fn materialise(&mut self, doc: &DocId) -> Result<AutoCommit, ReplicaError> {
+        let invalid = self.invalid_hashes()?;
         let changes = self.store.read(|tx| tx.log().doc_changes(doc))?;
-        load_doc(doc, &changes)
+        load_valid(doc, &changes, &invalid)
     }
 
-    /// Every document held, materialised.
+    /// Every document held, materialised (registry included).
     pub fn materialise_all(&mut self) -> Result<Vec<(DocId, AutoCommit)>, ReplicaError> {
         let docs = self.store.read(|tx| tx.log().docs())?;
         docs.into_iter()
@@ -181,14 +249,53 @@ impl Replica {
         now_ms: i64,
         f: impl FnOnce(&mut AutoCommit) -> Result<T, ReplicaError>,
     ) -> Result<(T, Option<ChangeHash>), ReplicaError> {
+        if self.dir.join(NEXT_KEY_FILE).exists() {
+            // An edit by the old key now would fall after the rotation's cut.
+            return Err(ReplicaError::Edit(
+                "a key rotation is in progress: run `accordo key rotate` to finish it first".into(),
+            ));
+        }
+        self.edit_with_message(doc, now_ms, None, f)
+    }
+
+    /// Records one registry statement, signed by this node's key.
+    pub fn state(
+        &mut self,
+        statement: &Statement,
+        now_ms: i64,
+    ) -> Result<ChangeHash, ReplicaError> {
+        let message = statement.to_message();
+        let key = format!("statement/{now_ms}/{}", hex::encode(fresh_nonce()?));
+        let (_, hash) =
+            self.edit_with_message(&DocId::Registry, now_ms, Some(message.clone()), |doc| {
+                doc.put(automerge::ROOT, key, message)
+                    .map_err(|e| ReplicaError::Edit(e.to_string()))
+            })?;
+        // Invariant: putting a new key always changes the document.
+        Ok(hash.expect("a statement is a change"))
+    }
+
+    /// [`Replica::edit`] with a commit message (registry statements).
+    pub fn edit_with_message<T>(
+        &mut self,
+        doc: &DocId,
+        now_ms: i64,
+        message: Option<String>,
+        f: impl FnOnce(&mut AutoCommit) -> Result<T, ReplicaError>,
+    ) -> Result<(T, Option<ChangeHash>), ReplicaError> {
+        let invalid = self.invalid_hashes()?;
         let actor = derive_actor(&self.id, &self.nonce);
         let (key, nonce) = (&self.key, self.nonce);
         self.store.write(|tx| {
             let mut log = tx.log();
-            let mut am =
-                load_doc(doc, &log.doc_changes(doc)?)?.with_actor(ActorId::from(&actor[..]));
+            let mut am = load_valid(doc, &log.doc_changes(doc)?, &invalid)?
+                .with_actor(ActorId::from(&actor[..]));
             let value = f(&mut am)?;
-            let options = automerge::transaction::CommitOptions::default().with_time(now_ms / 1000);
+            let mut options =
+                automerge::transaction::CommitOptions::default().with_time(now_ms / 1000);
+            if let Some(m) = message {
+                options = options.with_message(m);
+            }
             if am.commit_with(options).is_none() {
                 return Ok((value, None));
             }
@@ -212,6 +319,42 @@ impl Replica {
             Ok((value, Some(verified.hash)))
         })
     }
+}
+
+/// Builds a document from its changes minus `invalid` (a set closed under
+/// descendants, so what remains is causally closed).
+pub fn load_valid(
+    doc: &DocId,
+    changes: &[SignedChange],
+    invalid: &HashSet<ChangeHash>,
+) -> Result<AutoCommit, ReplicaError> {
+    if invalid.is_empty() {
+        return load_doc(doc, changes);
+    }
+    let kept: Vec<SignedChange> = changes
+        .iter()
+        .filter(|c| {
+            Change::try_from(c.change.as_slice())
+                .map(|ch| !invalid.contains(&ChangeHash::from(ch.hash())))
+                .unwrap_or(true)
+        })
+        .cloned()
+        .collect();
+    load_doc(doc, &kept)
+}
+
+pub fn join_ids(ids: &[NodeId]) -> String {
+    ids.iter()
+        .map(NodeId::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+pub fn split_ids(s: &str) -> Result<Vec<NodeId>, accordo_protocol::identity::IdError> {
+    s.split(',')
+        .filter(|p| !p.is_empty())
+        .map(str::parse)
+        .collect()
 }
 
 /// Builds a document from its changes, applied in one batch in log order.

@@ -101,6 +101,18 @@ impl RelayStore {
         Ok(())
     }
 
+    /// Reloads the trust state if `allow --role admin` (another process)
+    /// pinned an admin since it was loaded.
+    fn refresh_anchors(&mut self) -> Result<(), StoreError> {
+        let pinned: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM anchors", [], |r| r.get(0))?;
+        if usize::try_from(pinned).ok() != Some(self.trust.anchors.len()) {
+            self.trust = load_trust(&mut self.conn)?;
+        }
+        Ok(())
+    }
+
     /// The trust state (anchors, registry, verdicts) as of the last commit.
     pub fn trust(&self) -> &Trust {
         &self.trust
@@ -108,7 +120,8 @@ impl RelayStore {
 
     /// Who `node` is, and whether it may connect: from the registry when an
     /// admin is pinned, else from the local allowlist.
-    pub fn admitted(&self, node: &NodeId) -> Result<Option<Member>, StoreError> {
+    pub fn admitted(&mut self, node: &NodeId) -> Result<Option<Member>, StoreError> {
+        self.refresh_anchors()?;
         if self.trust.governed() {
             return Ok(self
                 .trust
@@ -156,6 +169,7 @@ impl RelayStore {
         &mut self,
         f: impl FnOnce(&mut SqlLog<'_>, &dyn Membership) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        self.refresh_anchors()?;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;

@@ -122,6 +122,24 @@ impl TrustView<'_> {
         if let Some(reason) = registry.invalid.get(&change.hash) {
             return Err(AuthorityError::Statement(reason.clone()));
         }
+        // First come, first served: a statement may not displace one already
+        // held (a second redemption of an invitation, or an enrollment
+        // contradicting a held one, that wins the canonical order by its
+        // hash). Only a revocation may invalidate held statements, and only
+        // the revoked key's own.
+        let revoked = match statements.last().map(|s| &s.statement) {
+            Some(Ok(Statement::Revoke { node, .. })) => Some(*node),
+            _ => None,
+        };
+        let displaced = trust.registry.valid.iter().find(|h| {
+            !registry.valid.contains(h)
+                && revoked.is_none_or(|r| statements.iter().all(|s| s.hash != **h || s.author != r))
+        });
+        if let Some(h) = displaced {
+            return Err(AuthorityError::Statement(format!(
+                "it conflicts with statement {h} already held (an invitation already redeemed or a key already enrolled)"
+            )));
+        }
         let retires = matches!(
             statements.last().map(|s| &s.statement),
             Some(Ok(Statement::Revoke { .. } | Statement::Rotate { .. }))

@@ -151,6 +151,24 @@ impl Relay {
         Ok(())
     }
 
+    /// Pins an admin key: the relay is then governed by the signed registry.
+    pub fn pin_admin(&self, admin: &str) -> Result<()> {
+        run(
+            &relay_bin(),
+            &[
+                "allow",
+                "--dir",
+                &self.dir_s(),
+                "--node",
+                admin,
+                "--role",
+                "admin",
+            ],
+        )?
+        .ok()?;
+        Ok(())
+    }
+
     /// Starts serving on `listen` (port 0 the first time, the same address on restart)
     /// and waits for the "listening on" line.
     pub fn start(&mut self) -> Result<()> {
@@ -248,6 +266,72 @@ impl Node {
         Ok(Node { dir, id })
     }
 
+    /// A network admin for `relay` (`accordo admin init`), pinned on the
+    /// relay and with its genesis statement pushed.
+    pub fn admin(relay: &Relay) -> Result<Node> {
+        let dir = tempfile::tempdir()?;
+        let id = run(
+            &accordo_bin(),
+            &[
+                "admin",
+                "init",
+                "--dir",
+                &path(dir.path()),
+                "--relay",
+                &relay.address(),
+            ],
+        )?
+        .ok()?
+        .last_line();
+        relay.pin_admin(&id)?;
+        let admin = Node { dir, id };
+        admin.sync()?.ok()?;
+        Ok(admin)
+    }
+
+    /// `accordo init --invite TOKEN` in a new directory: the run, and the
+    /// node if it succeeded.
+    pub fn from_invite(token: &str) -> Result<(Run, Option<Node>)> {
+        let dir = tempfile::tempdir()?;
+        let node_dir = dir.path().join("node");
+        let out = run(
+            &accordo_bin(),
+            &[
+                "init",
+                "--dir",
+                &path(&node_dir),
+                "--invite",
+                token,
+                "--timeout-s",
+                "20",
+            ],
+        )?;
+        if out.code != Some(0) {
+            return Ok((out, None));
+        }
+        let id = out.last_line();
+        // The node lives in a subdirectory of `dir`, which the Node keeps alive.
+        let node = Node { dir, id };
+        Ok((out, Some(node)))
+    }
+
+    /// An invitation token printed by `accordo admin invite` on this (admin) node.
+    pub fn invite(&self, comune: &str, role: &str, expires_in: &str) -> Result<String> {
+        Ok(self
+            .cmd(&[
+                "admin",
+                "invite",
+                "--comune",
+                comune,
+                "--role",
+                role,
+                "--expires-in",
+                expires_in,
+            ])?
+            .ok()?
+            .last_line())
+    }
+
     /// An admitted node.
     pub fn admitted(relay: &Relay, comune: &str, role: &str) -> Result<Node> {
         let node = Node::init(relay, comune, role)?;
@@ -257,7 +341,7 @@ impl Node {
 
     /// Runs `accordo --dir DIR args...`.
     pub fn cmd(&self, args: &[&str]) -> Result<Run> {
-        let mut all = vec!["--dir".to_owned(), path(self.dir.path())];
+        let mut all = vec!["--dir".to_owned(), path(&self.node_dir())];
         all.extend(args.iter().map(|s| s.to_string()));
         let refs: Vec<&str> = all.iter().map(String::as_str).collect();
         run(&accordo_bin(), &refs)
@@ -320,10 +404,21 @@ impl Node {
             .unwrap_or_default())
     }
 
+    /// The node directory: the temporary directory itself, or its `node`
+    /// subdirectory for nodes made from an invitation.
+    pub fn node_dir(&self) -> std::path::PathBuf {
+        let sub = self.dir.path().join("node");
+        if sub.is_dir() {
+            sub
+        } else {
+            self.dir.path().to_owned()
+        }
+    }
+
     /// Starts `accordo run` on this directory.
     pub fn spawn_run(&self) -> Result<Child> {
         Ok(Command::new(accordo_bin())
-            .args(["--dir", &path(self.dir.path()), "run"])
+            .args(["--dir", &path(&self.node_dir()), "run"])
             .env("ACCORDO_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
