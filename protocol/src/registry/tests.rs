@@ -378,3 +378,48 @@ fn judging_a_log_invalidates_post_cut_changes_and_what_builds_on_them() {
     assert!(verdict.invalid[&hash(&built_on)].contains("depends on the invalid change"));
     assert!(!verdict.invalid.contains_key(&hash(&independent)));
 }
+
+/// A relay that alters, forges or replays envelopes: the node refuses the
+/// altered ones outright, stores replays once, and never shows a forged one
+/// (a valid signature by a key the registry does not know).
+#[test]
+fn a_hostile_relay_cannot_make_a_node_show_what_the_registry_does_not_authorise() {
+    use crate::log::MemLog;
+    use crate::sync::accept_entries;
+    use crate::wire::LogEntry;
+    let mut net = Net::new();
+    let mut office = TestAuthor::new(1, 1);
+    net.state(enroll(office.id(), "092009", RegistryRole::Comune));
+    let honest = office.edit(comune_doc(), "title", "honest");
+    let mut altered = office.edit(comune_doc(), "title", "second");
+    altered.change[20] ^= 0x40;
+    let forged = TestAuthor::new(66, 1).edit(comune_doc(), "title", "forged");
+    let entries: Vec<LogEntry> = net
+        .statements
+        .iter()
+        .cloned()
+        .chain([honest.clone(), honest.clone(), forged.clone(), altered])
+        .enumerate()
+        .map(|(i, change)| LogEntry {
+            seq: i as u64 + 1,
+            change,
+        })
+        .collect();
+    let mut log = MemLog::default();
+    let accepted = accept_entries(&mut log, entries).unwrap();
+    assert_eq!(
+        accepted.refused.len(),
+        1,
+        "the altered envelope: {:?}",
+        accepted.refused
+    );
+    assert_eq!(accepted.duplicates, 1, "the replay");
+    let metas: Vec<ChangeMeta> = log
+        .all()
+        .map(|e| ChangeMeta::of_stored(&e.change).unwrap())
+        .collect();
+    let verdict = judge(&[net.admin.id()].into_iter().collect(), &metas);
+    let hash = |e: &SignedChange| verified(e.clone()).hash;
+    assert!(verdict.invalid[&hash(&forged)].contains("not an admitted member"));
+    assert!(!verdict.invalid.contains_key(&hash(&honest)));
+}
