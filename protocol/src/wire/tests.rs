@@ -112,6 +112,25 @@ fn sync_response_bytes() {
 }
 
 #[test]
+fn redeem_bytes() {
+    let mut change = sample_change(3);
+    change.doc = DocId::Registry;
+    check_request(
+        Request::Redeem(RedeemRequest {
+            network: "cagliari".into(),
+            change,
+        }),
+        expect!["0002086361676c696172690203030303030303030303030303030303030303030303030303030303030303030404040404040404040404040404040405856f4a83034005050505050505050505050505050505050505050505050505050505050505050505050505050505050505050505050505050505050505050505050505050505"],
+    );
+    check_response(
+        Response::Redeemed(RedeemAck {
+            hash: ChangeHash([9; 32]),
+        }),
+        expect!["00030909090909090909090909090909090909090909090909090909090909090909"],
+    );
+}
+
+#[test]
 fn error_bytes() {
     check_response(
         Response::error(ErrorCode::NotAdmitted, "node 0a0b0c0d is not admitted"),
@@ -175,6 +194,7 @@ fn out_of_bounds_requests_are_refused() {
 fn arb_doc() -> impl Strategy<Value = DocId> {
     prop_oneof![
         Just(DocId::Plan),
+        Just(DocId::Registry),
         "[0-9]{6}".prop_map(|s| DocId::Comune(s.parse().unwrap())),
     ]
 }
@@ -211,6 +231,7 @@ fn arb_reason() -> impl Strategy<Value = RejectReason> {
             .prop_map(|n| RejectReason::Unauthorized(AuthorityError::NotMember(NodeId(n)))),
         proptest::collection::vec(any::<[u8; 32]>().prop_map(ChangeHash), 0..3)
             .prop_map(RejectReason::MissingDeps),
+        ".{0,20}".prop_map(|s| RejectReason::Unauthorized(AuthorityError::Statement(s))),
         (any::<u64>(), any::<[u8; 32]>()).prop_map(|(seq, h)| RejectReason::Equivocation {
             actor: "ab".into(),
             seq,
@@ -244,6 +265,8 @@ fn arb_request() -> impl Strategy<Value = Request> {
                     wait_ms
                 })
             ),
+        (".{0,30}", arb_change())
+            .prop_map(|(network, change)| Request::Redeem(RedeemRequest { network, change })),
     ]
 }
 
@@ -261,7 +284,7 @@ fn arb_response() -> impl Strategy<Value = Response> {
                 member: Member {
                     node: NodeId(n),
                     comune: c.parse().unwrap(),
-                    role: if metro { Role::Metro } else { Role::Comune },
+                    role: if metro { Role::Metro } else { Role::Admin },
                 },
                 head_seq,
             })),
@@ -301,6 +324,10 @@ fn arb_response() -> impl Strategy<Value = Response> {
                 })
             ),
         ".{0,40}".prop_map(|m| Response::error(ErrorCode::BadRequest, m)),
+        ".{0,40}".prop_map(|m| Response::error(ErrorCode::Refused, m)),
+        any::<[u8; 32]>().prop_map(|h| Response::Redeemed(RedeemAck {
+            hash: ChangeHash(h)
+        })),
     ]
 }
 
