@@ -144,6 +144,20 @@ pub fn revoke(
     Ok((hash, kept))
 }
 
+/// Announces a relay of the network.
+pub fn add_relay(
+    replica: &mut Replica,
+    relay: &RelayAddr,
+    now_ms: i64,
+) -> Result<ChangeHash, AdminError> {
+    require_admin(replica)?;
+    let statement = Statement::AddRelay {
+        relay: relay.id,
+        addr: relay.host_port.clone(),
+    };
+    Ok(replica.state(&statement, now_ms)?)
+}
+
 /// Signs an invitation for `comune` and `role`, valid until `expires_ms`.
 pub fn invite(
     replica: &mut Replica,
@@ -243,6 +257,9 @@ pub fn members_json(registry: &Registry) -> Vec<Value> {
             }
             row
         })
+        .chain(registry.relays.iter().map(|(id, addr)| {
+            json!({"node": id.to_string(), "comune": null, "role": "relay", "status": "active", "addr": addr, "pinned": false})
+        }))
         .collect()
 }
 

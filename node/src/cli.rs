@@ -161,6 +161,12 @@ enum AdminCmd {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
+    /// Announce a relay of the network (a relay key writes nothing).
+    AddRelay {
+        /// The relay, as RELAY_ID@HOST:PORT.
+        #[arg(long)]
+        relay: String,
+    },
     /// Print a one-time invitation token for a comune and role.
     Invite {
         #[arg(long)]
@@ -661,6 +667,11 @@ fn admin_cmd(dir: &Path, cmd: AdminCmd) -> Result<()> {
                     );
                 }
             }
+        }
+        AdminCmd::AddRelay { relay } => {
+            let relay: RelayAddr = relay.parse().context("--relay")?;
+            admin::add_relay(&mut replica, &relay, now_ms())?;
+            println!("announced relay {relay} (pushed by the next sync)");
         }
         AdminCmd::Invite {
             comune,

@@ -28,7 +28,7 @@ fn member<'a>(members: &'a Value, id: &str) -> Option<&'a Value> {
 
 #[test]
 fn invitations_enroll_once_and_forged_or_expired_tokens_are_refused() -> Result<()> {
-    let (_relay, admin) = governed()?;
+    let (relay, admin) = governed()?;
     let token = admin.invite(CAGLIARI, "comune", "1h")?;
     let (_, node) = Node::from_invite(&token)?;
     let node = node.context("first redemption")?;
@@ -72,11 +72,33 @@ fn invitations_enroll_once_and_forged_or_expired_tokens_are_refused() -> Result<
     metro.sync()?.ok()?;
     let all = metro.projects(true)?;
     assert_eq!(all.len(), 1, "{all:?}");
+    admin
+        .cmd(&["admin", "add-relay", "--relay", &relay.address()])?
+        .ok()?;
     admin.sync()?.ok()?;
     let members = admin
         .cmd(&["admin", "members", "--format", "json"])?
         .ok()?
         .json()?;
+    assert_eq!(
+        member(&members, &relay.id).context("relay")?["role"],
+        "relay"
+    );
+    // The relay key, announced, still writes nothing and is no member.
+    let relay_members = accordo_tests::run(
+        &accordo_tests::relay_bin(),
+        &[
+            "members",
+            "--dir",
+            &accordo_tests::path(relay.dir.path()),
+            "--format",
+            "json",
+        ],
+    )?
+    .ok()?
+    .json()?;
+    assert!(member(&relay_members, &node.id).is_some());
+    assert!(member(&relay_members, &relay.id).is_none());
     assert_eq!(
         member(&members, &node.id).context("node")?["status"],
         "active"
