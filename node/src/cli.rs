@@ -4,9 +4,11 @@
 //! work offline and while `run` holds the same directory; `sync` and `run`
 //! talk to the relay. Errors print as one `error: ...` line and exit non-zero.
 
+mod project;
+
 use crate::admin;
 use crate::client::{self, SyncFailure};
-use crate::money::{format_eur, parse_eur_cents};
+use crate::money::format_eur;
 use crate::portfolio;
 use crate::replica::{default_network, Replica, Settings};
 use crate::replica::{DB_FILE, KEY_FILE, NEXT_KEY_FILE};
@@ -55,6 +57,8 @@ pub enum Format {
     Json,
 }
 
+// Parsed once per process; the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Create a node key and store for a comune (or from an invitation
@@ -106,7 +110,7 @@ enum Command {
     },
     /// Projects of the portfolio.
     #[command(subcommand)]
-    Project(ProjectCmd),
+    Project(project::ProjectCmd),
     /// Push local changes and pull new ones once; exit 0 only when fully in sync.
     Sync {
         #[arg(long, default_value_t = 30)]
@@ -186,45 +190,6 @@ enum KeyCmd {
     Rotate {
         #[arg(long, default_value_t = 30)]
         timeout_s: u64,
-    },
-}
-
-#[derive(Subcommand)]
-enum ProjectCmd {
-    /// Add a project to this comune's portfolio (works offline).
-    Add {
-        #[arg(long)]
-        cup: String,
-        #[arg(long)]
-        title: String,
-        #[arg(long)]
-        cost_eur: Option<String>,
-    },
-    /// Edit fields of the project with this CUP.
-    Set {
-        cup: String,
-        /// Internal id, when several projects share the CUP.
-        #[arg(long)]
-        id: Option<String>,
-        #[arg(long)]
-        title: Option<String>,
-        #[arg(long)]
-        cost_eur: Option<String>,
-    },
-    /// List projects of this comune, or of every comune held with --all.
-    List {
-        #[arg(long)]
-        all: bool,
-        #[arg(long, value_enum, default_value_t)]
-        format: Format,
-    },
-    /// Show one project, with concurrent values of its fields if any.
-    Show {
-        cup: String,
-        #[arg(long)]
-        comune: Option<String>,
-        #[arg(long, value_enum, default_value_t)]
-        format: Format,
     },
 }
 
@@ -320,7 +285,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             comune,
             format,
         } => crate::audit::audit(dir, &parse_cup(&cup)?, comune.as_deref(), format)?,
-        Command::Project(cmd) => project(dir, cmd)?,
+        Command::Project(cmd) => project::run(dir, cmd)?,
         Command::Sync {
             timeout_s,
             retry_rejected,
@@ -332,7 +297,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn parse_cup(s: &str) -> Result<Cup> {
+pub(crate) fn parse_cup(s: &str) -> Result<Cup> {
     let cup: Cup = s.parse().context("--cup")?;
     if !cup.has_usual_pattern() {
         eprintln!("warning: CUP {cup} does not match the usual pattern LNNLNNNNNNNNNNN");
@@ -340,89 +305,7 @@ fn parse_cup(s: &str) -> Result<Cup> {
     Ok(cup)
 }
 
-fn project(dir: &Path, cmd: ProjectCmd) -> Result<()> {
-    let mut replica = Replica::open(dir)?;
-    let own = replica.own_doc();
-    match cmd {
-        ProjectCmd::Add {
-            cup,
-            title,
-            cost_eur,
-        } => {
-            let cup = parse_cup(&cup)?;
-            let title = portfolio::validate_title(&title)?;
-            let cost = cost_eur
-                .map(|c| parse_eur_cents("--cost-eur", &c))
-                .transpose()?;
-            let id = portfolio::new_project_id()?;
-            let now = now_ms();
-            replica.edit(&own, now, |doc| {
-                portfolio::add_project(doc, &id, &cup, &title, cost, now)
-            })?;
-            println!(
-                "added project {cup} (id {id}) to comune {}",
-                replica.settings.comune
-            );
-        }
-        ProjectCmd::Set {
-            cup,
-            id,
-            title,
-            cost_eur,
-        } => {
-            let cup = parse_cup(&cup)?;
-            let title = title.map(|t| portfolio::validate_title(&t)).transpose()?;
-            let cost = cost_eur
-                .map(|c| parse_eur_cents("--cost-eur", &c))
-                .transpose()?;
-            if title.is_none() && cost.is_none() {
-                anyhow::bail!("nothing to change: pass --title and/or --cost-eur");
-            }
-            let (_, hash) = replica.edit(&own, now_ms(), |doc| {
-                let id = match id {
-                    Some(id) => id,
-                    None => portfolio::find_one(doc, &cup)?,
-                };
-                if let Some(t) = &title {
-                    portfolio::set_title(doc, &id, t)?;
-                }
-                if let Some(c) = cost {
-                    portfolio::set_cost(doc, &id, c)?;
-                }
-                Ok(())
-            })?;
-            match hash {
-                Some(_) => println!("updated project {cup}"),
-                None => println!("project {cup} unchanged"),
-            }
-        }
-        ProjectCmd::List { all, format } => {
-            let docs = if all {
-                replica.materialise_all()?
-            } else {
-                vec![(own.clone(), replica.materialise(&own)?)]
-            };
-            print_projects(&docs, format)?;
-        }
-        ProjectCmd::Show {
-            cup,
-            comune,
-            format,
-        } => {
-            let cup = parse_cup(&cup)?;
-            let doc_id = match comune {
-                Some(c) => DocId::Comune(c.parse::<Istat>().context("--comune")?),
-                None => own,
-            };
-            let doc = replica.materialise(&doc_id)?;
-            let id = portfolio::find_one(&doc, &cup)?;
-            show_project(&doc, &doc_id, &id, format)?;
-        }
-    }
-    Ok(())
-}
-
-fn comune_of(doc: &DocId) -> String {
+pub(crate) fn comune_of(doc: &DocId) -> String {
     match doc {
         DocId::Comune(c) => c.to_string(),
         DocId::Plan => "plan".into(),
@@ -430,13 +313,18 @@ fn comune_of(doc: &DocId) -> String {
     }
 }
 
-fn print_projects(docs: &[(DocId, automerge::AutoCommit)], format: Format) -> Result<()> {
+pub(crate) fn print_projects(
+    docs: &[(DocId, automerge::AutoCommit)],
+    archived: bool,
+    format: Format,
+) -> Result<()> {
     let rows: Vec<_> = docs
         .iter()
         .filter(|(d, _)| matches!(d, DocId::Comune(_)))
         .flat_map(|(d, doc)| {
             portfolio::list(doc)
                 .into_iter()
+                .filter(move |p| archived || !p.archived)
                 .map(move |p| (comune_of(d), p))
         })
         .collect();
@@ -444,7 +332,10 @@ fn print_projects(docs: &[(DocId, automerge::AutoCommit)], format: Format) -> Re
         let items: Vec<_> = rows
             .iter()
             .map(|(comune, p)| {
-                json!({"id": p.id, "cup": p.cup, "title": p.title, "comune": comune, "cost_cents": p.cost_cents})
+                json!({"id": p.id, "cup": p.cup, "title": p.title, "comune": comune,
+                    "cost_cents": p.cost_cents, "financed_cents": p.financed_cents,
+                    "committed_cents": p.committed_cents, "paid_cents": p.paid_cents,
+                    "procedural_state": p.procedural_state().code(), "archived": p.archived})
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&items)?);
@@ -460,55 +351,6 @@ fn print_projects(docs: &[(DocId, automerge::AutoCommit)], format: Format) -> Re
         );
     }
     println!("{} project(s)", rows.len());
-    Ok(())
-}
-
-fn show_project(
-    doc: &automerge::AutoCommit,
-    doc_id: &DocId,
-    id: &str,
-    format: Format,
-) -> Result<()> {
-    let project = portfolio::list(doc)
-        .into_iter()
-        .find(|p| p.id == id)
-        .context("project vanished")?;
-    let mut conflicts = serde_json::Map::new();
-    for field in ["title", "cost_cents", "cup"] {
-        let values = portfolio::field_conflicts(doc, id, field)?;
-        if values.len() > 1 {
-            conflicts.insert(
-                field.into(),
-                json!({"winner": values[0], "others": values[1..]}),
-            );
-        }
-    }
-    if format == Format::Json {
-        let out = json!({"id": project.id, "cup": project.cup, "title": project.title,
-            "cost_cents": project.cost_cents, "comune": comune_of(doc_id), "conflicts": conflicts});
-        println!("{}", serde_json::to_string_pretty(&out)?);
-        return Ok(());
-    }
-    println!(
-        "project {} (id {})",
-        project.cup.as_deref().unwrap_or("-"),
-        project.id
-    );
-    println!("  comune: {}", comune_of(doc_id));
-    println!("  title:  {}", project.title);
-    println!(
-        "  cost:   {}",
-        project
-            .cost_cents
-            .map(format_eur)
-            .unwrap_or_else(|| "-".into())
-    );
-    for (field, c) in &conflicts {
-        println!(
-            "  conflict on {field}: {} won over {}",
-            c["winner"], c["others"]
-        );
-    }
     Ok(())
 }
 

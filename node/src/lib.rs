@@ -9,6 +9,7 @@ pub mod audit;
 pub mod cli;
 pub mod client;
 pub mod demo;
+pub mod domain;
 pub mod money;
 pub mod portfolio;
 pub mod replica;

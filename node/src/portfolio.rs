@@ -7,11 +7,11 @@
 //! same field concurrently, automerge keeps both and picks one winner the same
 //! way on every replica ([`field_conflicts`] shows the losers).
 
+use crate::domain::codec;
 use crate::replica::ReplicaError;
 use accordo_protocol::codes::Cup;
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ObjId, ObjType, ReadDoc, ScalarValue, Value, ROOT};
-use serde::Serialize;
 
 /// Root key prefix of projects.
 const PROJECT_PREFIX: &str = "project/";
@@ -20,14 +20,7 @@ const PROJECT_ID_BYTES: usize = 8;
 /// Longest project title accepted (characters).
 pub const MAX_TITLE_CHARS: usize = 500;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Project {
-    pub id: String,
-    pub cup: Option<String>,
-    pub title: String,
-    pub cost_cents: Option<i64>,
-    pub created_ms: i64,
-}
+pub use crate::domain::model::Project;
 
 /// A new random project id.
 pub fn new_project_id() -> Result<String, ReplicaError> {
@@ -56,7 +49,8 @@ fn am_err(e: automerge::AutomergeError) -> ReplicaError {
     ReplicaError::Edit(format!("document edit failed: {e}"))
 }
 
-/// Adds a project; refuses a CUP already used in this document.
+/// Adds a project; refuses a CUP already used in this document (imports,
+/// which may hold several projects per CUP, use [`save`] directly).
 pub fn add_project(
     doc: &mut AutoCommit,
     id: &str,
@@ -70,16 +64,51 @@ pub fn add_project(
             "a project with CUP {cup} already exists (id {existing}); use `project set {cup}` to edit it"
         )));
     }
-    let obj = doc
-        .put_object(ROOT, format!("{PROJECT_PREFIX}{id}"), ObjType::Map)
-        .map_err(am_err)?;
-    doc.put(&obj, "cup", cup.as_str()).map_err(am_err)?;
-    doc.put(&obj, "title", title).map_err(am_err)?;
-    if let Some(c) = cost_cents {
-        doc.put(&obj, "cost_cents", c).map_err(am_err)?;
-    }
-    doc.put(&obj, "created_ms", now_ms).map_err(am_err)?;
-    Ok(())
+    let project = Project {
+        id: id.to_owned(),
+        cup: Some(cup.as_str().to_owned()),
+        title: title.to_owned(),
+        cost_cents,
+        created_ms: now_ms,
+        ..Project::default()
+    };
+    save(doc, None, &project)
+}
+
+/// Writes `new` over `old` (the project as last read, or `None` for a new
+/// one): only changed fields become operations, unknown fields survive.
+pub fn save(
+    doc: &mut AutoCommit,
+    old: Option<&Project>,
+    new: &Project,
+) -> Result<(), ReplicaError> {
+    new.validate()
+        .map_err(|e| ReplicaError::Edit(format!("invalid {e}")))?;
+    codec::stamp_schema(doc).map_err(codec_err)?;
+    let obj = codec::root_map(doc, &format!("{PROJECT_PREFIX}{}", new.id)).map_err(codec_err)?;
+    let before = old.map(codec::to_object).unwrap_or_default();
+    codec::reconcile(doc, &obj, &before, &codec::to_object(new)).map_err(codec_err)
+}
+
+/// One project by id.
+pub fn get(doc: &AutoCommit, id: &str) -> Result<Project, ReplicaError> {
+    let obj = project_obj(doc, id)?;
+    let mut p: Project =
+        codec::read_typed(doc, &obj, &format!("project {id}")).map_err(codec_err)?;
+    p.id = id.to_owned();
+    Ok(p)
+}
+
+fn codec_err(e: codec::CodecError) -> ReplicaError {
+    ReplicaError::Edit(e.to_string())
+}
+
+/// The project with this import key, if any.
+pub fn find_by_import_key(doc: &AutoCommit, key: &str) -> Option<String> {
+    project_objects(doc)
+        .into_iter()
+        .find(|(_, obj)| get_str(doc, obj, "import_key").as_deref() == Some(key))
+        .map(|(id, _)| id)
 }
 
 fn project_objects(doc: &AutoCommit) -> Vec<(String, ObjId)> {
@@ -98,17 +127,6 @@ fn get_str(doc: &AutoCommit, obj: &ObjId, key: &str) -> Option<String> {
     match doc.get(obj, key).ok()??.0 {
         Value::Scalar(s) => match s.as_ref() {
             ScalarValue::Str(s) => Some(s.to_string()),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
-fn get_i64(doc: &AutoCommit, obj: &ObjId, key: &str) -> Option<i64> {
-    match doc.get(obj, key).ok()??.0 {
-        Value::Scalar(s) => match s.as_ref() {
-            ScalarValue::Int(i) => Some(*i),
-            ScalarValue::Uint(u) => i64::try_from(*u).ok(),
             _ => None,
         },
         _ => None,
@@ -162,16 +180,22 @@ pub fn set_cost(doc: &mut AutoCommit, id: &str, cost_cents: i64) -> Result<(), R
     doc.put(&obj, "cost_cents", cost_cents).map_err(am_err)
 }
 
-/// Every project of the document, sorted by CUP then id.
+/// Every project of the document, sorted by CUP then id. A project whose
+/// stored form this version cannot read is skipped with a warning.
 pub fn list(doc: &AutoCommit) -> Vec<Project> {
     let mut out: Vec<Project> = project_objects(doc)
         .into_iter()
-        .map(|(id, obj)| Project {
-            cup: get_str(doc, &obj, "cup"),
-            title: get_str(doc, &obj, "title").unwrap_or_default(),
-            cost_cents: get_i64(doc, &obj, "cost_cents"),
-            created_ms: get_i64(doc, &obj, "created_ms").unwrap_or(0),
-            id,
+        .filter_map(|(id, obj)| {
+            match codec::read_typed::<Project>(doc, &obj, &format!("project {id}")) {
+                Ok(mut p) => {
+                    p.id = id;
+                    Some(p)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "project skipped");
+                    None
+                }
+            }
         })
         .collect();
     out.sort_by(|a, b| (&a.cup, &a.id).cmp(&(&b.cup, &b.id)));

@@ -1,0 +1,9 @@
+//! The domain: typed projects ([`model`]), indicators ([`indicator`]), the
+//! plan's structure ([`plan`]), the monitoring report ([`report`]), and their
+//! place in the automerge documents ([`codec`]).
+
+pub mod codec;
+pub mod indicator;
+pub mod model;
+pub mod plan;
+pub mod report;

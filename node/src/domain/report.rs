@@ -1,0 +1,619 @@
+//! The monitoring report of procedural and financial progress: totals, per
+//! comune, per funding source, per procedural state, late milestones and
+//! indicator progress — built from typed data only, rendered as JSON,
+//! Markdown or a self-contained HTML page in Italian with SVG charts.
+
+use super::indicator::{progress, IndicatorData, IndicatorDef};
+use super::model::{Date, ProceduralState, Project};
+use crate::money::format_eur;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// What the report is built from.
+pub struct Input {
+    pub as_of: Date,
+    /// Observations after this period are ignored (`2024` covers `2024-Q3`).
+    pub period: Option<String>,
+    /// Each comune's projects.
+    pub comuni: Vec<(String, Vec<Project>)>,
+    pub catalog: Vec<IndicatorDef>,
+    /// Indicator data per territory (a comune, or `metro`).
+    pub indicator_data: Vec<(String, BTreeMap<String, IndicatorData>)>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Money {
+    pub projects: usize,
+    pub financed_cents: i64,
+    pub committed_cents: i64,
+    pub paid_cents: i64,
+}
+
+impl Money {
+    fn add(&mut self, p: &Project) {
+        self.projects += 1;
+        self.financed_cents += p.financed_cents.unwrap_or_else(|| p.funding_total_cents());
+        self.committed_cents += p.committed_cents.unwrap_or(0);
+        self.paid_cents += p.paid_cents.unwrap_or(0);
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ComuneRow {
+    pub comune: String,
+    #[serde(flatten)]
+    pub money: Money,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SourceRow {
+    pub source: String,
+    pub amount_cents: i64,
+    pub projects: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StateRow {
+    pub state: String,
+    pub projects: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LateMilestone {
+    pub comune: String,
+    pub project_id: String,
+    pub cup: Option<String>,
+    pub title: String,
+    pub milestone_id: String,
+    pub code: String,
+    pub description: String,
+    pub due: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Latest {
+    pub period: String,
+    pub value: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IndicatorRow {
+    pub code: String,
+    pub name: String,
+    pub unit: String,
+    pub polarity: i8,
+    pub territory: String,
+    pub baseline: Option<f64>,
+    pub target: Option<f64>,
+    pub latest: Option<Latest>,
+    /// Fraction of the way from baseline to target (1 = met; negative =
+    /// moved away), polarity considered.
+    pub progress: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub as_of: String,
+    pub period: Option<String>,
+    pub totals: Money,
+    pub by_comune: Vec<ComuneRow>,
+    pub by_source: Vec<SourceRow>,
+    pub by_state: Vec<StateRow>,
+    pub late_milestones: Vec<LateMilestone>,
+    pub indicators: Vec<IndicatorRow>,
+}
+
+pub fn build(input: &Input) -> Report {
+    let mut totals = Money::default();
+    let mut by_comune = Vec::new();
+    let mut by_source: BTreeMap<String, (i64, usize)> = BTreeMap::new();
+    let mut by_state: BTreeMap<ProceduralState, usize> = BTreeMap::new();
+    let mut late = Vec::new();
+    for (comune, projects) in &input.comuni {
+        let mut money = Money::default();
+        for p in projects.iter().filter(|p| !p.archived) {
+            money.add(p);
+            totals.add(p);
+            *by_state.entry(p.procedural_state()).or_default() += 1;
+            let mut sources: Vec<String> = Vec::new();
+            for f in p.funding.values() {
+                let e = by_source.entry(f.source.code().to_owned()).or_default();
+                e.0 += f.amount_cents;
+                if !sources.contains(&f.source.code().to_owned()) {
+                    sources.push(f.source.code().to_owned());
+                    e.1 += 1;
+                }
+            }
+            late.extend(late_milestones(comune, p, input.as_of));
+        }
+        by_comune.push(ComuneRow {
+            comune: comune.clone(),
+            money,
+        });
+    }
+    Report {
+        as_of: input.as_of.to_string(),
+        period: input.period.clone(),
+        totals,
+        by_comune,
+        by_source: by_source
+            .into_iter()
+            .map(|(source, (amount_cents, projects))| SourceRow {
+                source,
+                amount_cents,
+                projects,
+            })
+            .collect(),
+        by_state: by_state
+            .into_iter()
+            .map(|(s, projects)| StateRow {
+                state: s.code().to_owned(),
+                projects,
+            })
+            .collect(),
+        late_milestones: late,
+        indicators: indicator_rows(input),
+    }
+}
+
+fn late_milestones(comune: &str, p: &Project, as_of: Date) -> Vec<LateMilestone> {
+    p.milestones
+        .iter()
+        .filter(|(_, m)| m.due < as_of && m.achieved_date.is_none())
+        .map(|(mid, m)| LateMilestone {
+            comune: comune.to_owned(),
+            project_id: p.id.clone(),
+            cup: p.cup.clone(),
+            title: p.title.clone(),
+            milestone_id: mid.clone(),
+            code: m.code.clone(),
+            description: m.description.clone(),
+            due: m.due.to_string(),
+        })
+        .collect()
+}
+
+fn within(period: &str, limit: &Option<String>) -> bool {
+    limit
+        .as_deref()
+        .is_none_or(|l| period <= l || period.starts_with(l))
+}
+
+fn indicator_rows(input: &Input) -> Vec<IndicatorRow> {
+    let mut rows = Vec::new();
+    for def in &input.catalog {
+        for (territory, data) in &input.indicator_data {
+            let Some(d) = data.get(&def.code) else {
+                continue;
+            };
+            let latest = d
+                .observations
+                .iter()
+                .rev()
+                .find(|(period, _)| within(period, &input.period))
+                .map(|(period, o)| Latest {
+                    period: period.clone(),
+                    value: o.value,
+                });
+            let baseline = d.baseline.as_ref().map(|r| r.value);
+            let target = d.target.as_ref().map(|r| r.value);
+            let prog = match (baseline, target, &latest) {
+                (Some(b), Some(t), Some(l)) => progress(b, t, l.value, def.polarity),
+                _ => None,
+            };
+            rows.push(IndicatorRow {
+                code: def.code.clone(),
+                name: def.name_it.clone(),
+                unit: def.unit.clone(),
+                polarity: def.polarity,
+                territory: territory.clone(),
+                baseline,
+                target,
+                latest,
+                progress: prog,
+            });
+        }
+    }
+    rows
+}
+
+fn pct(part: i64, whole: i64) -> String {
+    if whole == 0 {
+        "-".into()
+    } else {
+        format!("{:.1} %", part as f64 * 100.0 / whole as f64)
+    }
+}
+
+/// The report as Markdown (Italian headings).
+pub fn markdown(r: &Report) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# Rapporto di monitoraggio al {}\n", r.as_of);
+    let t = &r.totals;
+    let _ = writeln!(
+        s,
+        "**{} progetti** · finanziato {} € · impegnato {} € ({}) · pagato {} € ({})\n",
+        t.projects,
+        format_eur(t.financed_cents),
+        format_eur(t.committed_cents),
+        pct(t.committed_cents, t.financed_cents),
+        format_eur(t.paid_cents),
+        pct(t.paid_cents, t.financed_cents)
+    );
+    s.push_str("## Avanzamento finanziario per comune\n\n| Comune | Progetti | Finanziato € | Impegnato € | Pagato € |\n|---|---:|---:|---:|---:|\n");
+    for c in &r.by_comune {
+        let m = &c.money;
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} |",
+            c.comune,
+            m.projects,
+            format_eur(m.financed_cents),
+            format_eur(m.committed_cents),
+            format_eur(m.paid_cents)
+        );
+    }
+    s.push_str(
+        "\n## Fonti di finanziamento\n\n| Fonte | Importo € | Progetti |\n|---|---:|---:|\n",
+    );
+    for f in &r.by_source {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} |",
+            f.source,
+            format_eur(f.amount_cents),
+            f.projects
+        );
+    }
+    s.push_str("\n## Stato procedurale\n\n| Stato | Progetti |\n|---|---:|\n");
+    for st in &r.by_state {
+        let _ = writeln!(s, "| {} | {} |", st.state, st.projects);
+    }
+    let _ = writeln!(
+        s,
+        "\n## Milestone in ritardo ({})\n",
+        r.late_milestones.len()
+    );
+    for m in &r.late_milestones {
+        let _ = writeln!(
+            s,
+            "- {} · {} {} — {} (scadenza {})",
+            m.comune,
+            m.cup.as_deref().unwrap_or("-"),
+            m.code,
+            m.description,
+            m.due
+        );
+    }
+    s.push_str("\n## Indicatori\n\n| Indicatore | Territorio | Baseline | Target | Ultimo valore | Avanzamento |\n|---|---|---:|---:|---:|---:|\n");
+    for i in &r.indicators {
+        let latest = i
+            .latest
+            .as_ref()
+            .map(|l| format!("{} ({})", l.value, l.period))
+            .unwrap_or_else(|| "-".into());
+        let _ = writeln!(
+            s,
+            "| {} {} | {} | {} | {} | {} | {} |",
+            i.code,
+            i.name,
+            i.territory,
+            opt(i.baseline),
+            opt(i.target),
+            latest,
+            i.progress
+                .map(|p| format!("{:.0} %", p * 100.0))
+                .unwrap_or_else(|| "-".into())
+        );
+    }
+    s
+}
+
+fn opt(v: Option<f64>) -> String {
+    v.map(|x| x.to_string()).unwrap_or_else(|| "-".into())
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A horizontal bar chart: one row per label, one bar per series.
+fn bars(title: &str, labels: &[String], series: &[(&str, &str, Vec<f64>)]) -> String {
+    let max = series
+        .iter()
+        .flat_map(|(_, _, v)| v.iter().copied())
+        .fold(0.0_f64, f64::max)
+        .max(1.0);
+    let row_h = 8.0 + 14.0 * series.len() as f64;
+    let height = 40.0 + row_h * labels.len() as f64 + 20.0;
+    let mut svg = format!(
+        "<figure><figcaption>{}</figcaption><svg xmlns=\"http://www.w3.org/2000/svg\" width=\"720\" height=\"{height}\" role=\"img\" aria-label=\"{}\">",
+        esc(title),
+        esc(title)
+    );
+    for (i, label) in labels.iter().enumerate() {
+        let y = 30.0 + row_h * i as f64;
+        let _ = write!(
+            svg,
+            "<text x=\"0\" y=\"{}\" font-size=\"12\">{}</text>",
+            y + 12.0,
+            esc(label)
+        );
+        for (k, (_, color, values)) in series.iter().enumerate() {
+            let w = 480.0 * values.get(i).copied().unwrap_or(0.0) / max;
+            let by = y + 14.0 * k as f64;
+            let _ = write!(
+                svg,
+                "<rect x=\"200\" y=\"{by}\" width=\"{w:.1}\" height=\"12\" fill=\"{color}\"/>"
+            );
+        }
+    }
+    for (k, (name, color, _)) in series.iter().enumerate() {
+        let x = 200.0 + 160.0 * k as f64;
+        let _ = write!(svg, "<rect x=\"{x}\" y=\"4\" width=\"12\" height=\"12\" fill=\"{color}\"/><text x=\"{}\" y=\"14\" font-size=\"12\">{}</text>", x + 16.0, esc(name));
+    }
+    svg.push_str("</svg></figure>");
+    svg
+}
+
+/// The report as one self-contained HTML page (Italian, inline SVG, no
+/// external resources), readable offline.
+pub fn html(r: &Report) -> String {
+    let eur = |c: i64| c as f64 / 100.0;
+    let comuni: Vec<String> = r.by_comune.iter().map(|c| c.comune.clone()).collect();
+    let financial = bars(
+        "Avanzamento finanziario per comune (€)",
+        &comuni,
+        &[
+            (
+                "Finanziato",
+                "#2b6cb0",
+                r.by_comune
+                    .iter()
+                    .map(|c| eur(c.money.financed_cents))
+                    .collect(),
+            ),
+            (
+                "Impegnato",
+                "#dd6b20",
+                r.by_comune
+                    .iter()
+                    .map(|c| eur(c.money.committed_cents))
+                    .collect(),
+            ),
+            (
+                "Pagato",
+                "#38a169",
+                r.by_comune
+                    .iter()
+                    .map(|c| eur(c.money.paid_cents))
+                    .collect(),
+            ),
+        ],
+    );
+    let sources = bars(
+        "Importi per fonte di finanziamento (€)",
+        &r.by_source
+            .iter()
+            .map(|s| s.source.clone())
+            .collect::<Vec<_>>(),
+        &[(
+            "Importo",
+            "#2b6cb0",
+            r.by_source.iter().map(|s| eur(s.amount_cents)).collect(),
+        )],
+    );
+    let states = bars(
+        "Progetti per stato procedurale",
+        &r.by_state
+            .iter()
+            .map(|s| s.state.clone())
+            .collect::<Vec<_>>(),
+        &[(
+            "Progetti",
+            "#805ad5",
+            r.by_state.iter().map(|s| s.projects as f64).collect(),
+        )],
+    );
+    let indicators = bars(
+        "Avanzamento degli indicatori verso il target (%)",
+        &r.indicators
+            .iter()
+            .map(|i| format!("{} · {}", i.code, i.territory))
+            .collect::<Vec<_>>(),
+        &[(
+            "Avanzamento",
+            "#38a169",
+            r.indicators
+                .iter()
+                .map(|i| i.progress.unwrap_or(0.0).max(0.0) * 100.0)
+                .collect(),
+        )],
+    );
+    let body = markdown_tables_html(r);
+    format!(
+        "<!doctype html><html lang=\"it\"><head><meta charset=\"utf-8\"><title>Rapporto di monitoraggio al {}</title><style>body{{font-family:sans-serif;max-width:960px;margin:2em auto;color:#1a202c}}table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #cbd5e0;padding:4px 8px}}td.n{{text-align:right}}figcaption{{font-weight:bold;margin:1em 0 .5em}}</style></head><body><h1>Rapporto di monitoraggio al {}</h1>{}{}{}{}{}</body></html>\n",
+        r.as_of, r.as_of, body, financial, sources, states, indicators
+    )
+}
+
+fn markdown_tables_html(r: &Report) -> String {
+    let t = &r.totals;
+    let mut s = format!(
+        "<p><strong>{} progetti</strong> · finanziato {} € · impegnato {} € ({}) · pagato {} € ({})</p>",
+        t.projects,
+        format_eur(t.financed_cents),
+        format_eur(t.committed_cents),
+        pct(t.committed_cents, t.financed_cents),
+        format_eur(t.paid_cents),
+        pct(t.paid_cents, t.financed_cents)
+    );
+    s.push_str("<h2>Per comune</h2><table><tr><th>Comune</th><th>Progetti</th><th>Finanziato €</th><th>Impegnato €</th><th>Pagato €</th></tr>");
+    for c in &r.by_comune {
+        let m = &c.money;
+        let _ = write!(s, "<tr><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td></tr>", esc(&c.comune), m.projects, format_eur(m.financed_cents), format_eur(m.committed_cents), format_eur(m.paid_cents));
+    }
+    s.push_str("</table>");
+    let _ = write!(
+        s,
+        "<h2>Milestone in ritardo ({})</h2><ul>",
+        r.late_milestones.len()
+    );
+    for m in &r.late_milestones {
+        let _ = write!(
+            s,
+            "<li>{} · {} {} — {} (scadenza {})</li>",
+            esc(&m.comune),
+            esc(m.cup.as_deref().unwrap_or("-")),
+            esc(&m.code),
+            esc(&m.description),
+            m.due
+        );
+    }
+    s.push_str("</ul>");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::indicator::{Observation, Reference};
+    use crate::domain::model::{FundingLine, FundingSource, Milestone, Phase, PhaseDates};
+
+    fn project(id: &str, financed: i64, paid: i64, source: FundingSource) -> Project {
+        let mut p = Project {
+            id: id.into(),
+            title: format!("Progetto {id}"),
+            financed_cents: Some(financed),
+            committed_cents: Some(paid * 2),
+            paid_cents: Some(paid),
+            ..Project::default()
+        };
+        p.funding.insert(
+            "f".into(),
+            FundingLine {
+                source,
+                programme: None,
+                amount_cents: financed,
+            },
+        );
+        p
+    }
+
+    #[test]
+    fn totals_sources_states_late_milestones_and_indicators() {
+        let mut a = project("a", 10000, 1000, FundingSource::Pnrr);
+        a.milestones.insert(
+            "m1".into(),
+            Milestone {
+                code: "T1".into(),
+                description: "Aggiudicazione".into(),
+                unit: None,
+                baseline: None,
+                target: None,
+                due: Date::new(2024, 3, 31).unwrap(),
+                achieved_date: None,
+                achieved_value: None,
+            },
+        );
+        a.phases.insert(
+            Phase::Esecuzione,
+            PhaseDates {
+                actual_start: Date::new(2024, 1, 1),
+                ..PhaseDates::default()
+            },
+        );
+        let b = project("b", 5000, 0, FundingSource::Fsc);
+        let mut archived = project("c", 100000, 0, FundingSource::Pnrr);
+        archived.archived = true;
+        let mut data = BTreeMap::new();
+        let mut d = IndicatorData {
+            baseline: Some(Reference {
+                period: "2020".into(),
+                value: 30.0,
+            }),
+            target: Some(Reference {
+                period: "2026".into(),
+                value: 20.0,
+            }),
+            ..IndicatorData::default()
+        };
+        d.observations.insert(
+            "2023".into(),
+            Observation {
+                value: 25.0,
+                flag: None,
+            },
+        );
+        d.observations.insert(
+            "2025".into(),
+            Observation {
+                value: 22.0,
+                flag: None,
+            },
+        );
+        data.insert("10AMB016".to_owned(), d);
+        let input = Input {
+            as_of: Date::new(2024, 6, 30).unwrap(),
+            period: Some("2024".into()),
+            comuni: vec![
+                ("092009".into(), vec![a, archived]),
+                ("092051".into(), vec![b]),
+            ],
+            catalog: vec![IndicatorDef {
+                code: "10AMB016".into(),
+                name_it: "Rifiuti".into(),
+                unit: "%".into(),
+                polarity: -1,
+                ..IndicatorDef::default()
+            }],
+            indicator_data: vec![("092009".into(), data)],
+        };
+        let r = build(&input);
+        assert_eq!(
+            r.totals,
+            Money {
+                projects: 2,
+                financed_cents: 15000,
+                committed_cents: 2000,
+                paid_cents: 1000
+            }
+        );
+        assert_eq!(
+            r.by_source
+                .iter()
+                .map(|s| (s.source.as_str(), s.amount_cents))
+                .collect::<Vec<_>>(),
+            vec![("FSC", 5000), ("PNRR", 10000)]
+        );
+        assert_eq!(
+            r.by_state
+                .iter()
+                .map(|s| (s.state.as_str(), s.projects))
+                .collect::<Vec<_>>(),
+            vec![("Non avviato", 1), ("In esecuzione", 1)]
+        );
+        assert_eq!(r.late_milestones.len(), 1);
+        let i = &r.indicators[0];
+        assert_eq!(
+            i.latest.as_ref().unwrap().period,
+            "2023",
+            "2025 is after the period"
+        );
+        assert_eq!(i.progress, Some(0.5));
+        let page = html(&r);
+        assert!(
+            page.contains("<svg") && page.contains("lang=\"it\"") && !page.contains("http://")
+                || page.contains("xmlns=\"http://www.w3.org/2000/svg\"")
+        );
+        assert!(
+            !page.contains("<script") && !page.contains("src="),
+            "self-contained"
+        );
+        assert!(markdown(&r).contains("| 092009 | 1 | 100,00 |"));
+    }
+}
