@@ -4,6 +4,8 @@
 //! work offline and while `run` holds the same directory; `sync` and `run`
 //! talk to the relay. Errors print as one `error: ...` line and exit non-zero.
 
+mod files;
+mod monitoring;
 mod project;
 
 use crate::admin;
@@ -111,6 +113,47 @@ enum Command {
     /// Projects of the portfolio.
     #[command(subcommand)]
     Project(project::ProjectCmd),
+    /// Indicator catalog (metro) and this comune's baseline, target and observations.
+    #[command(subcommand)]
+    Indicator(monitoring::IndicatorCmd),
+    /// The Strategic Metropolitan Plan's structure (metro writes it).
+    #[command(subcommand)]
+    Plan(monitoring::PlanCmd),
+    /// The monitoring report over every document this node holds.
+    Report {
+        /// Milestones due before this date and not achieved are late (default: today).
+        #[arg(long)]
+        as_of: Option<String>,
+        /// Ignore observations after this period (YYYY, YYYY-Qn, YYYY-MM).
+        #[arg(long)]
+        period: Option<String>,
+        #[arg(long, value_enum, default_value = "json")]
+        format: monitoring::ReportFormat,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Import projects of this comune from a file (atomic: one bad row, nothing imported).
+    Import {
+        file: PathBuf,
+        #[arg(long, value_enum, default_value = "auto")]
+        format: crate::domain::import::Format,
+        /// PNRR_Localizzazione file matching a PNRR_Progetti file.
+        #[arg(long)]
+        localizzazione: Option<PathBuf>,
+        /// Check and count, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Export projects as open data (Accordo's format; `import` reads it back).
+    Export {
+        #[arg(long, value_enum, default_value = "csv")]
+        format: files::ExportFormat,
+        /// Every comune held, not only this one.
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Push local changes and pull new ones once; exit 0 only when fully in sync.
     Sync {
         #[arg(long, default_value_t = 30)]
@@ -276,6 +319,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Id => println!("{}", Replica::open(dir)?.id),
         Command::Admin(cmd) => admin_cmd(dir, cmd)?,
+        Command::Indicator(cmd) => monitoring::reference(dir, cmd)?,
+        Command::Plan(cmd) => monitoring::plan(dir, cmd)?,
+        Command::Report {
+            as_of,
+            period,
+            format,
+            out,
+        } => monitoring::run_report(dir, as_of, period, format, out)?,
+        Command::Import {
+            file,
+            format,
+            localizzazione,
+            dry_run,
+        } => return files::run_import(dir, &file, format, localizzazione, dry_run),
+        Command::Export { format, all, out } => files::run_export(dir, format, all, &out)?,
         Command::Key(KeyCmd::Rotate { timeout_s }) => {
             return rotate_key(dir, Duration::from_secs(timeout_s))
         }

@@ -3,6 +3,8 @@
 //! place in the automerge documents ([`codec`]).
 
 pub mod codec;
+pub mod export;
+pub mod import;
 pub mod indicator;
 pub mod model;
 pub mod plan;

@@ -24,6 +24,11 @@ pub struct FieldError {
 }
 
 impl FieldError {
+    /// The problem alone, for callers that name the field themselves.
+    pub fn problem(e: &FieldError) -> String {
+        e.problem.clone()
+    }
+
     pub fn new(field: &str, value: &str, problem: impl Into<String>) -> Self {
         FieldError {
             field: field.to_owned(),

@@ -1,0 +1,472 @@
+//! `accordo indicator ...`, `accordo plan ...` and `accordo report`: the
+//! indicator catalog and data, the plan's structure, and the monitoring
+//! report over every document this node holds.
+
+use super::{now_ms, Format};
+use crate::domain::indicator::{self, IndicatorDef, Observation, Reference};
+use crate::domain::model::{parse_sdg, Date, Dimension, FieldError};
+use crate::domain::plan::{self, Kind, Membership, PlanItem};
+use crate::domain::report;
+use crate::portfolio;
+use crate::replica::{Replica, ReplicaError};
+use accordo_protocol::codes::Istat;
+use accordo_protocol::doc::DocId;
+use accordo_protocol::identity::Role;
+use anyhow::{bail, Context, Result};
+use clap::{Subcommand, ValueEnum};
+use std::path::{Path, PathBuf};
+
+#[derive(Subcommand)]
+pub enum IndicatorCmd {
+    /// Define (or redefine) an indicator in the plan's catalog (metro).
+    Define {
+        #[arg(long)]
+        code: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        name_en: Option<String>,
+        /// BES domain 1..12.
+        #[arg(long)]
+        bes_domain: Option<u8>,
+        #[arg(long)]
+        unit: String,
+        /// 1 higher is better, -1 lower is better, 0 neutral.
+        #[arg(long, default_value_t = 1, allow_hyphen_values = true)]
+        polarity: i8,
+        #[arg(long)]
+        dimension: Option<String>,
+        #[arg(long)]
+        sdg: Option<String>,
+        #[arg(long)]
+        source: Option<String>,
+        #[arg(long)]
+        frequency: Option<String>,
+    },
+    /// The catalog, with this node's data for each indicator.
+    List {
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Record an observation for a period (this comune; the plan for metro).
+    Observe {
+        code: String,
+        #[arg(long)]
+        period: String,
+        #[arg(long, allow_hyphen_values = true)]
+        value: String,
+        #[arg(long)]
+        flag: Option<String>,
+    },
+    /// Set the baseline.
+    Baseline {
+        code: String,
+        #[arg(long)]
+        period: String,
+        #[arg(long, allow_hyphen_values = true)]
+        value: String,
+    },
+    /// Set the target.
+    Target {
+        code: String,
+        #[arg(long)]
+        period: String,
+        #[arg(long, allow_hyphen_values = true)]
+        value: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum PlanCmd {
+    /// Axes (policy areas) of the plan.
+    #[command(subcommand)]
+    Axis(PlanItemCmd),
+    /// Objectives (`--parent` names the axis).
+    #[command(subcommand)]
+    Objective(PlanItemCmd),
+    /// Actions (`--parent` names the objective).
+    #[command(subcommand)]
+    Action(PlanItemCmd),
+    /// Zone omogenee and their comuni.
+    #[command(subcommand)]
+    Zone(PlanItemCmd),
+    /// Reporting periods.
+    #[command(subcommand)]
+    Period(PlanItemCmd),
+}
+
+#[derive(Subcommand)]
+pub enum PlanItemCmd {
+    /// Add or update an item (metro).
+    Add {
+        #[arg(long)]
+        code: String,
+        #[arg(long)]
+        name: String,
+        /// The axis of an objective, the objective of an action.
+        #[arg(long, alias = "axis", alias = "objective")]
+        parent: Option<String>,
+        /// Zone: member comuni, comma-separated ISTAT codes.
+        #[arg(long, value_delimiter = ',')]
+        comuni: Vec<String>,
+        /// Zone membership or period start.
+        #[arg(long, alias = "start")]
+        valid_from: Option<String>,
+        /// Zone membership or period end.
+        #[arg(long, alias = "end")]
+        valid_to: Option<String>,
+    },
+    List {
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+pub enum ReportFormat {
+    Json,
+    Md,
+    Html,
+    Xlsx,
+}
+
+fn field<T>(r: Result<T, FieldError>) -> Result<T> {
+    r.map_err(|e| anyhow::anyhow!("invalid {e}"))
+}
+
+/// The document this node writes indicator data into.
+fn data_doc(replica: &Replica) -> DocId {
+    match replica.settings.role {
+        Role::Metro => DocId::Plan,
+        _ => replica.own_doc(),
+    }
+}
+
+fn require_metro(replica: &Replica, what: &str) -> Result<()> {
+    if replica.settings.role != Role::Metro {
+        bail!("{what} is written by the metropolitan office (a node with role metro); this node is {}", replica.settings.role);
+    }
+    Ok(())
+}
+
+fn edit_err(e: crate::domain::codec::CodecError) -> ReplicaError {
+    ReplicaError::Edit(e.to_string())
+}
+
+pub fn indicator(dir: &Path, cmd: IndicatorCmd) -> Result<()> {
+    let mut replica = Replica::open(dir)?;
+    match cmd {
+        IndicatorCmd::Define {
+            code,
+            name,
+            name_en,
+            bes_domain,
+            unit,
+            polarity,
+            dimension,
+            sdg,
+            source,
+            frequency,
+        } => {
+            require_metro(&replica, "the indicator catalog")?;
+            let code = code.trim().to_owned();
+            if code.is_empty() || code.contains('/') {
+                bail!("invalid --code {code:?}: expected a code such as 07SIC001P (no `/`)");
+            }
+            if !(-1..=1).contains(&polarity) {
+                bail!("invalid --polarity {polarity}: expected 1, -1 or 0");
+            }
+            if bes_domain.is_some_and(|d| !(1..=12).contains(&d)) {
+                bail!("invalid --bes-domain: expected 1..12");
+            }
+            let def = IndicatorDef {
+                code: code.clone(),
+                name_it: name,
+                name_en,
+                bes_domain,
+                unit,
+                polarity,
+                dimension: dimension
+                    .map(|d| field(d.parse::<Dimension>()))
+                    .transpose()?,
+                sdg: sdg.map(|s| field(parse_sdg(&s))).transpose()?,
+                source,
+                frequency,
+            };
+            replica.edit(&DocId::Plan, now_ms(), |doc| {
+                indicator::save_definition(doc, &def).map_err(edit_err)
+            })?;
+            println!("indicator {code} defined");
+        }
+        IndicatorCmd::List { format } => {
+            let plan = replica.materialise(&DocId::Plan)?;
+            let data = indicator::data(&replica.materialise(&data_doc(&replica))?);
+            let rows: Vec<_> = indicator::definitions(&plan)
+                .into_iter()
+                .map(|d| {
+                    let mut v = serde_json::to_value(&d).unwrap_or_default();
+                    v["code"] = serde_json::json!(d.code);
+                    v["data"] = serde_json::to_value(data.get(&d.code)).unwrap_or_default();
+                    v
+                })
+                .collect();
+            if format == Format::Json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                for r in &rows {
+                    println!(
+                        "{:<12} {:<40} {:<8} polarity {}",
+                        r["code"].as_str().unwrap_or(""),
+                        r["name_it"].as_str().unwrap_or(""),
+                        r["unit"].as_str().unwrap_or(""),
+                        r["polarity"]
+                    );
+                }
+                println!("{} indicator(s)", rows.len());
+            }
+        }
+        IndicatorCmd::Observe {
+            code,
+            period,
+            value,
+            flag,
+        } => {
+            let period = field(indicator::parse_period(&period))?;
+            let value = field(indicator::parse_value("--value", &value))?;
+            let o = Observation { value, flag };
+            let doc = data_doc(&replica);
+            replica.edit(&doc, now_ms(), |d| {
+                indicator::observe(d, &code, &period, &o).map_err(edit_err)
+            })?;
+            println!("observed {code} {period} = {value}");
+        }
+        IndicatorCmd::Baseline {
+            code,
+            period,
+            value,
+        }
+        | IndicatorCmd::Target {
+            code,
+            period,
+            value,
+        } => {
+            unreachable!("{code} {period} {value}: handled by reference()")
+        }
+    }
+    Ok(())
+}
+
+/// `indicator baseline|target`.
+pub fn reference(dir: &Path, cmd: IndicatorCmd) -> Result<()> {
+    let (is_target, code, period, value) = match cmd {
+        IndicatorCmd::Baseline {
+            code,
+            period,
+            value,
+        } => (false, code, period, value),
+        IndicatorCmd::Target {
+            code,
+            period,
+            value,
+        } => (true, code, period, value),
+        other => return indicator(dir, other),
+    };
+    let mut replica = Replica::open(dir)?;
+    let r = Reference {
+        period: field(indicator::parse_period(&period))?,
+        value: field(indicator::parse_value("--value", &value))?,
+    };
+    let doc = data_doc(&replica);
+    replica.edit(&doc, now_ms(), |d| {
+        if is_target {
+            indicator::set_target(d, &code, &r)
+        } else {
+            indicator::set_baseline(d, &code, &r)
+        }
+        .map_err(edit_err)
+    })?;
+    println!(
+        "{} of {code} set: {} in {}",
+        if is_target { "target" } else { "baseline" },
+        r.value,
+        r.period
+    );
+    Ok(())
+}
+
+pub fn plan(dir: &Path, cmd: PlanCmd) -> Result<()> {
+    let (kind, cmd) = match cmd {
+        PlanCmd::Axis(c) => (Kind::Axis, c),
+        PlanCmd::Objective(c) => (Kind::Objective, c),
+        PlanCmd::Action(c) => (Kind::Action, c),
+        PlanCmd::Zone(c) => (Kind::Zone, c),
+        PlanCmd::Period(c) => (Kind::Period, c),
+    };
+    let mut replica = Replica::open(dir)?;
+    match cmd {
+        PlanItemCmd::Add {
+            code,
+            name,
+            parent,
+            comuni,
+            valid_from,
+            valid_to,
+        } => {
+            require_metro(&replica, "the plan")?;
+            let code = code.trim().to_owned();
+            if code.is_empty() || code.contains('/') {
+                bail!("invalid --code {code:?}: expected a code such as A1 (no `/`)");
+            }
+            let date = |name: &str, v: &Option<String>| -> Result<Option<Date>> {
+                v.as_deref()
+                    .map(|s| field(Date::parse_any(name, s)))
+                    .transpose()
+            };
+            let (from, to) = (
+                date("--valid-from", &valid_from)?,
+                date("--valid-to", &valid_to)?,
+            );
+            let plan_doc = replica.materialise(&DocId::Plan)?;
+            if let (Some(pk), Some(p)) = (kind.parent(), &parent) {
+                if !plan::items(&plan_doc, pk).iter().any(|i| i.code == *p) {
+                    bail!(
+                        "invalid --parent {p:?}: no such {} in the plan",
+                        pk.prefix().trim_end_matches('/')
+                    );
+                }
+            }
+            let mut item = PlanItem {
+                code: code.clone(),
+                name,
+                parent,
+                ..PlanItem::default()
+            };
+            match kind {
+                Kind::Zone => {
+                    for c in &comuni {
+                        let c: Istat = c.parse().with_context(|| format!("--comuni {c:?}"))?;
+                        item.comuni.insert(
+                            c.to_string(),
+                            Membership {
+                                valid_from: from,
+                                valid_to: to,
+                            },
+                        );
+                    }
+                }
+                Kind::Period => {
+                    item.start = from;
+                    item.end = to;
+                }
+                _ => {}
+            }
+            replica.edit(&DocId::Plan, now_ms(), |doc| {
+                plan::save(doc, kind, &item).map_err(edit_err)
+            })?;
+            println!("{} {code} saved", kind.prefix().trim_end_matches('/'));
+        }
+        PlanItemCmd::List { format } => {
+            let doc = replica.materialise(&DocId::Plan)?;
+            let items = plan::items(&doc, kind);
+            if format == Format::Json {
+                let rows: Vec<_> = items
+                    .iter()
+                    .map(|i| {
+                        let mut v = serde_json::to_value(i).unwrap_or_default();
+                        v["code"] = serde_json::json!(i.code);
+                        v
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                for i in &items {
+                    println!(
+                        "{:<10} {} {}",
+                        i.code,
+                        i.name,
+                        i.parent
+                            .as_deref()
+                            .map(|p| format!("(in {p})"))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Gathers the report's input from every document this node holds.
+pub fn report_input(
+    replica: &mut Replica,
+    as_of: Date,
+    period: Option<String>,
+) -> Result<report::Input> {
+    let mut comuni = Vec::new();
+    let mut indicator_data = Vec::new();
+    let mut catalog = Vec::new();
+    for (doc_id, doc) in replica.materialise_all()? {
+        match &doc_id {
+            DocId::Comune(c) => {
+                comuni.push((c.to_string(), portfolio::list(&doc)));
+                indicator_data.push((c.to_string(), indicator::data(&doc)));
+            }
+            DocId::Plan => {
+                catalog = indicator::definitions(&doc);
+                indicator_data.push(("metro".to_owned(), indicator::data(&doc)));
+            }
+            DocId::Registry => {}
+        }
+    }
+    Ok(report::Input {
+        as_of,
+        period,
+        comuni,
+        catalog,
+        indicator_data,
+    })
+}
+
+pub fn run_report(
+    dir: &Path,
+    as_of: Option<String>,
+    period: Option<String>,
+    format: ReportFormat,
+    out: Option<PathBuf>,
+) -> Result<()> {
+    let as_of = match as_of {
+        Some(s) => field(Date::parse_any("--as-of", &s))?,
+        None => today(),
+    };
+    let period = period
+        .map(|p| field(indicator::parse_period(&p)))
+        .transpose()?;
+    let mut replica = Replica::open(dir)?;
+    let input = report_input(&mut replica, as_of, period)?;
+    let r = report::build(&input);
+    let bytes = match format {
+        ReportFormat::Json => format!("{}\n", serde_json::to_string_pretty(&r)?).into_bytes(),
+        ReportFormat::Md => report::markdown(&r).into_bytes(),
+        ReportFormat::Html => report::html(&r).into_bytes(),
+        ReportFormat::Xlsx => crate::domain::export::report_xlsx(&r)?,
+    };
+    match out {
+        Some(path) => {
+            crate::domain::export::write_atomically(&path, &bytes)?;
+            eprintln!("report written to {}", path.display());
+        }
+        None if format == ReportFormat::Xlsx => bail!("--format xlsx needs --out FILE"),
+        None => {
+            use std::io::Write;
+            std::io::stdout().write_all(&bytes)?;
+        }
+    }
+    Ok(())
+}
+
+/// Today's date (UTC).
+pub fn today() -> Date {
+    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    // Invariant: RFC 3339 starts with the calendar date, within Date's range.
+    Date::parse_any("today", &stamp[..10]).expect("the clock gives a valid date")
+}

@@ -1,0 +1,365 @@
+//! Open-data export of the portfolio (CSV, XLSX, JSON) in Accordo's own
+//! format, which `import` reads back to the same projects, and the XLSX form
+//! of the monitoring report.
+//!
+//! Columns (Italian names, one row per project):
+//!
+//! | column | content |
+//! | --- | --- |
+//! | `id_progetto` | internal id (re-import updates this project) |
+//! | `comune` | ISTAT code of the comune whose document holds it |
+//! | `cup`, `codice_locale`, `chiave_import` | CUP, local code, import key |
+//! | `titolo`, `sintesi`, `soggetto_attuatore` | title, summary, implementing body |
+//! | `localizzazioni` | `ISTAT:percent` joined by `\|` (`000` = national) |
+//! | `collegamenti_psm`, `sdg`, `dimensioni` | codes joined by `\|` |
+//! | `zona`, `misura_pnrr` | zona omogenea, PNRR measure (`M5C2I2.2`) |
+//! | `costo_eur`, `finanziato_eur`, `impegnato_eur`, `pagato_eur` | amounts, `1234567.89` |
+//! | `fonti_finanziamento`, `fasi`, `milestone` | JSON objects keyed by line, phase and milestone id |
+//! | `stato_procedurale` | derived state (export only) |
+//! | `stato_forzato` | state set by hand, if any |
+//! | `avanzamento_fisico_pct`, `responsabile`, `note`, `archiviato` (`si`/`no`), `creato_ms` | |
+
+use super::import::RowReader;
+use super::model::{Dimension, Location, PnrrMeasure, ProceduralState, Project};
+use super::report::Report;
+use anyhow::{Context, Result};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+pub const ACCORDO_COLUMNS: &[&str] = &[
+    "id_progetto",
+    "comune",
+    "cup",
+    "codice_locale",
+    "chiave_import",
+    "titolo",
+    "sintesi",
+    "soggetto_attuatore",
+    "localizzazioni",
+    "collegamenti_psm",
+    "zona",
+    "sdg",
+    "dimensioni",
+    "misura_pnrr",
+    "costo_eur",
+    "finanziato_eur",
+    "impegnato_eur",
+    "pagato_eur",
+    "fonti_finanziamento",
+    "fasi",
+    "milestone",
+    "stato_procedurale",
+    "stato_forzato",
+    "avanzamento_fisico_pct",
+    "responsabile",
+    "note",
+    "archiviato",
+    "creato_ms",
+];
+
+fn plain_eur(cents: Option<i64>) -> String {
+    cents
+        .map(|c| {
+            let sign = if c < 0 { "-" } else { "" };
+            format!(
+                "{sign}{}.{:02}",
+                c.unsigned_abs() / 100,
+                c.unsigned_abs() % 100
+            )
+        })
+        .unwrap_or_default()
+}
+
+fn json_cell<T: serde::Serialize>(v: &BTreeMap<String, T>) -> String {
+    if v.is_empty() {
+        String::new()
+    } else {
+        serde_json::to_string(v).unwrap_or_default()
+    }
+}
+
+/// One project as a row of [`ACCORDO_COLUMNS`].
+pub fn project_row(comune: &str, p: &Project) -> Vec<String> {
+    let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+    let locations = p
+        .locations
+        .values()
+        .map(|l| {
+            format!(
+                "{}:{}",
+                l.comune.as_deref().unwrap_or("000"),
+                plain_eur(Some(l.share_bp))
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("|");
+    let phases: BTreeMap<String, _> = p
+        .phases
+        .iter()
+        .map(|(k, v)| (k.code().to_owned(), v))
+        .collect();
+    vec![
+        p.id.clone(),
+        comune.to_owned(),
+        opt(&p.cup),
+        opt(&p.local_code),
+        opt(&p.import_key),
+        p.title.clone(),
+        opt(&p.summary),
+        opt(&p.implementing_body),
+        locations,
+        p.psm_links.iter().cloned().collect::<Vec<_>>().join("|"),
+        opt(&p.zone),
+        p.sdgs
+            .iter()
+            .map(u8::to_string)
+            .collect::<Vec<_>>()
+            .join("|"),
+        p.dimensions
+            .iter()
+            .map(|d| d.code())
+            .collect::<Vec<_>>()
+            .join("|"),
+        p.pnrr_measure
+            .as_ref()
+            .map(|m| m.to_string())
+            .unwrap_or_default(),
+        plain_eur(p.cost_cents),
+        plain_eur(p.financed_cents),
+        plain_eur(p.committed_cents),
+        plain_eur(p.paid_cents),
+        json_cell(&p.funding),
+        json_cell(&phases),
+        json_cell(&p.milestones),
+        p.procedural_state().code().to_owned(),
+        p.state_override
+            .map(|s| s.code().to_owned())
+            .unwrap_or_default(),
+        p.physical_progress_pct
+            .map(|v| v.to_string())
+            .unwrap_or_default(),
+        opt(&p.officer),
+        opt(&p.notes),
+        if p.archived { "si" } else { "no" }.to_owned(),
+        p.created_ms.to_string(),
+    ]
+}
+
+fn json_field<T: serde::de::DeserializeOwned + Default>(r: &mut RowReader<'_>, column: &str) -> T {
+    let Some(v) = r.text(&[column]) else {
+        return T::default();
+    };
+    match serde_json::from_str(&v) {
+        Ok(t) => t,
+        Err(e) => {
+            r.fail(
+                column,
+                &v,
+                format!("expected the JSON written by `accordo export`: {e}"),
+            );
+            T::default()
+        }
+    }
+}
+
+fn split(v: Option<String>) -> Vec<String> {
+    v.map(|s| {
+        s.split('|')
+            .map(|x| x.trim().to_owned())
+            .filter(|x| !x.is_empty())
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+/// Reads one row of Accordo's format back into a project (errors go to `r`).
+pub fn project_from_row(r: &mut RowReader<'_>) -> Option<Project> {
+    let errors_before = r.errors.len();
+    let mut p = Project {
+        id: r.text(&["id_progetto"]).unwrap_or_default(),
+        cup: r.cup(&["cup"]),
+        local_code: r.text(&["codice_locale"]),
+        import_key: r.text(&["chiave_import"]),
+        title: r.require(&["titolo"]).unwrap_or_default(),
+        summary: r.text(&["sintesi"]),
+        implementing_body: r.text(&["soggetto_attuatore"]),
+        psm_links: split(r.text(&["collegamenti_psm"])).into_iter().collect(),
+        zone: r.text(&["zona"]),
+        pnrr_measure: r.typed::<PnrrMeasure>(&["misura_pnrr"]),
+        cost_cents: r.amount(&["costo_eur"], false),
+        financed_cents: r.amount(&["finanziato_eur"], false),
+        committed_cents: r.amount(&["impegnato_eur"], false),
+        paid_cents: r.amount(&["pagato_eur"], false),
+        funding: json_field(r, "fonti_finanziamento"),
+        milestones: json_field(r, "milestone"),
+        state_override: r.typed::<ProceduralState>(&["stato_forzato"]),
+        officer: r.text(&["responsabile"]),
+        notes: r.text(&["note"]),
+        ..Project::default()
+    };
+    let phases: BTreeMap<String, super::model::PhaseDates> = json_field(r, "fasi");
+    for (code, dates) in phases {
+        match code.parse() {
+            Ok(phase) => {
+                p.phases.insert(phase, dates);
+            }
+            Err(e) => r.fail("fasi", &code, super::model::FieldError::problem(&e)),
+        }
+    }
+    for s in split(r.text(&["sdg"])) {
+        match super::model::parse_sdg(&s) {
+            Ok(n) => {
+                p.sdgs.insert(n);
+            }
+            Err(e) => r.fail("sdg", &s, e.problem),
+        }
+    }
+    for s in split(r.text(&["dimensioni"])) {
+        match s.parse::<Dimension>() {
+            Ok(d) => {
+                p.dimensions.insert(d);
+            }
+            Err(e) => r.fail("dimensioni", &s, e.problem),
+        }
+    }
+    for s in split(r.text(&["localizzazioni"])) {
+        let (code, share) = s.split_once(':').unwrap_or((&s, "100.00"));
+        let share_bp = crate::money::parse_eur_cents("share", share).ok();
+        let comune = (code != "000").then(|| code.to_owned());
+        match share_bp {
+            Some(share_bp) => {
+                p.locations
+                    .insert(code.to_owned(), Location { comune, share_bp });
+            }
+            None => r.fail(
+                "localizzazioni",
+                &s,
+                "expected ISTAT:percent such as 092009:60.00",
+            ),
+        }
+    }
+    if let Some(v) = r.text(&["avanzamento_fisico_pct"]) {
+        match v.parse::<i64>() {
+            Ok(n) => p.physical_progress_pct = Some(n),
+            Err(_) => r.fail(
+                "avanzamento_fisico_pct",
+                &v,
+                "expected an integer percentage",
+            ),
+        }
+    }
+    p.archived = matches!(
+        r.text(&["archiviato"]).as_deref(),
+        Some("si" | "sì" | "true" | "1")
+    );
+    p.created_ms = r
+        .text(&["creato_ms"])
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if let Err(e) = p.validate() {
+        r.fail(&e.field, &e.value, e.problem);
+    }
+    (r.errors.len() == errors_before).then_some(p)
+}
+
+pub fn csv_bytes(rows: &[(String, Project)]) -> Result<Vec<u8>> {
+    let mut w = csv::WriterBuilder::new()
+        .delimiter(b';')
+        .from_writer(Vec::new());
+    w.write_record(ACCORDO_COLUMNS)?;
+    for (comune, p) in rows {
+        w.write_record(project_row(comune, p))?;
+    }
+    w.into_inner().context("finishing the CSV")
+}
+
+pub fn xlsx_bytes(rows: &[(String, Project)]) -> Result<Vec<u8>> {
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    sheet.set_name("progetti")?;
+    for (c, name) in ACCORDO_COLUMNS.iter().enumerate() {
+        sheet.write_string(0, c as u16, *name)?;
+    }
+    for (r, (comune, p)) in rows.iter().enumerate() {
+        for (c, cell) in project_row(comune, p).iter().enumerate() {
+            if !cell.is_empty() {
+                sheet.write_string(r as u32 + 1, c as u16, cell)?;
+            }
+        }
+    }
+    Ok(book.save_to_buffer()?)
+}
+
+pub fn json_bytes(rows: &[(String, Project)]) -> Result<Vec<u8>> {
+    let items: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|(comune, p)| {
+            let mut v = serde_json::to_value(p).unwrap_or_default();
+            v["id"] = serde_json::json!(p.id);
+            v["comune"] = serde_json::json!(comune);
+            v["procedural_state"] = serde_json::json!(p.procedural_state().code());
+            v
+        })
+        .collect();
+    Ok(serde_json::to_vec_pretty(&items)?)
+}
+
+/// The monitoring report as a workbook: one sheet per table.
+pub fn report_xlsx(r: &Report) -> Result<Vec<u8>> {
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    sheet.set_name("per comune")?;
+    for (c, h) in [
+        "comune",
+        "progetti",
+        "finanziato_eur",
+        "impegnato_eur",
+        "pagato_eur",
+    ]
+    .iter()
+    .enumerate()
+    {
+        sheet.write_string(0, c as u16, *h)?;
+    }
+    for (i, row) in r.by_comune.iter().enumerate() {
+        let y = i as u32 + 1;
+        sheet.write_string(y, 0, &row.comune)?;
+        sheet.write_number(y, 1, row.money.projects as f64)?;
+        sheet.write_number(y, 2, row.money.financed_cents as f64 / 100.0)?;
+        sheet.write_number(y, 3, row.money.committed_cents as f64 / 100.0)?;
+        sheet.write_number(y, 4, row.money.paid_cents as f64 / 100.0)?;
+    }
+    let sheet = book.add_worksheet();
+    sheet.set_name("per fonte")?;
+    sheet.write_string(0, 0, "fonte")?;
+    sheet.write_string(0, 1, "importo_eur")?;
+    for (i, row) in r.by_source.iter().enumerate() {
+        sheet.write_string(i as u32 + 1, 0, &row.source)?;
+        sheet.write_number(i as u32 + 1, 1, row.amount_cents as f64 / 100.0)?;
+    }
+    let sheet = book.add_worksheet();
+    sheet.set_name("per stato")?;
+    sheet.write_string(0, 0, "stato")?;
+    sheet.write_string(0, 1, "progetti")?;
+    for (i, row) in r.by_state.iter().enumerate() {
+        sheet.write_string(i as u32 + 1, 0, &row.state)?;
+        sheet.write_number(i as u32 + 1, 1, row.projects as f64)?;
+    }
+    Ok(book.save_to_buffer()?)
+}
+
+/// Writes `bytes` to `path` via a temporary file and a rename, so a reader
+/// never sees half a file.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("out")
+    ));
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    Ok(())
+}

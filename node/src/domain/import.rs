@@ -1,0 +1,711 @@
+//! Reading project files as they really are: Accordo's own CSV/XLSX,
+//! OpenCoesione `progetti_esteso` and Italia Domani `PNRR_Progetti` (with
+//! `PNRR_Localizzazione`).
+//!
+//! Parsing is pure and atomic: every row is checked, every error names its
+//! line, column and value, and the caller gets either all projects of its
+//! comune (plus the rows skipped and why) or every error — never a part.
+//! Text encoding (UTF-8 with or without BOM, or Windows-1252), separator
+//! (`;` or `,`), decimal commas, `N/D`/`N/A` and both date forms are handled
+//! here; header names are matched loosely (trim, case, spaces).
+
+use super::export::ACCORDO_COLUMNS;
+use super::model::{
+    Date, FieldError, FundingLine, FundingSource, Location, Phase, PhaseDates, PnrrMeasure, Project,
+};
+use accordo_protocol::codes::{Cup, Istat};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+/// Which kind of file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Auto,
+    Accordo,
+    Opencoesione,
+    Pnrr,
+}
+
+/// One problem in one cell (or the file), located for a person to fix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RowError {
+    /// 1-based line in the file (the header is line 1); 0 for the file.
+    pub line: usize,
+    pub column: String,
+    pub value: String,
+    pub problem: String,
+}
+
+impl fmt::Display for RowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}", self.problem)
+        } else {
+            write!(
+                f,
+                "line {}, column {}: {} (value {:?})",
+                self.line, self.column, self.problem, self.value
+            )
+        }
+    }
+}
+
+/// Every error found; nothing was imported.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
+#[error("{} error(s), nothing imported; first: {}", .0.len(), .0[0])]
+pub struct ImportErrors(pub Vec<RowError>);
+
+fn file_error(problem: impl Into<String>) -> ImportErrors {
+    ImportErrors(vec![RowError {
+        line: 0,
+        column: String::new(),
+        value: String::new(),
+        problem: problem.into(),
+    }])
+}
+
+/// A parsed project and the key that finds it again on re-import.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Imported {
+    pub line: usize,
+    pub key: String,
+    /// For Accordo's own files: the project id to update.
+    pub id: Option<String>,
+    pub project: Project,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Outcome {
+    pub format: Format,
+    /// `windows-1252` when the file was not UTF-8 and was converted.
+    pub encoding: &'static str,
+    pub rows: usize,
+    pub projects: Vec<Imported>,
+    /// (line, why) of rows left out: other comuni.
+    pub skipped: Vec<(usize, String)>,
+}
+
+/// Decodes file bytes: UTF-8 (BOM stripped) or, failing that, Windows-1252.
+pub fn decode_text(bytes: &[u8]) -> (String, &'static str) {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    match std::str::from_utf8(bytes) {
+        Ok(s) => (s.to_owned(), "utf-8"),
+        Err(_) => {
+            let (text, _, _) = encoding_rs::WINDOWS_1252.decode(bytes);
+            (text.into_owned(), "windows-1252")
+        }
+    }
+}
+
+/// A table: normalised headers and rows of cells, with their file lines.
+pub struct Table {
+    pub headers: Vec<String>,
+    pub rows: Vec<(usize, Vec<String>)>,
+}
+
+impl Table {
+    pub fn column(&self, names: &[&str]) -> Option<usize> {
+        names
+            .iter()
+            .find_map(|n| self.headers.iter().position(|h| *h == normalise_header(n)))
+    }
+}
+
+pub fn normalise_header(h: &str) -> String {
+    h.trim_start_matches('\u{feff}')
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
+/// Parses CSV text, guessing `;` or `,` from the header line.
+pub fn parse_csv(text: &str) -> Result<Table, ImportErrors> {
+    let first = text.lines().next().unwrap_or("");
+    let delimiter = if first.matches(';').count() >= first.matches(',').count() {
+        b';'
+    } else {
+        b','
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let headers = reader
+        .headers()
+        .map_err(|e| file_error(format!("the header line does not parse: {e}")))?
+        .iter()
+        .map(normalise_header)
+        .collect();
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record =
+            record.map_err(|e| file_error(format!("the file does not parse as CSV: {e}")))?;
+        let line = record.position().map_or(0, |p| p.line() as usize);
+        if record.iter().all(|c| c.trim().is_empty()) {
+            continue;
+        }
+        rows.push((line, record.iter().map(str::to_owned).collect()));
+    }
+    Ok(Table { headers, rows })
+}
+
+/// Reads the first sheet of an XLSX workbook as a table.
+pub fn parse_xlsx(bytes: &[u8]) -> Result<Table, ImportErrors> {
+    use calamine::{Reader, Xlsx};
+    let mut book: Xlsx<_> = Xlsx::new(std::io::Cursor::new(bytes))
+        .map_err(|e| file_error(format!("not a readable XLSX workbook: {e}")))?;
+    let range = book
+        .worksheet_range_at(0)
+        .ok_or_else(|| file_error("the workbook has no sheet"))?
+        .map_err(|e| file_error(format!("the first sheet does not read: {e}")))?;
+    let mut rows = range.rows();
+    let headers = rows
+        .next()
+        .ok_or_else(|| file_error("the first sheet is empty"))?
+        .iter()
+        .map(|c| normalise_header(&c.to_string()))
+        .collect();
+    let rows = rows
+        .enumerate()
+        .map(|(i, r)| (i + 2, r.iter().map(cell_text).collect::<Vec<_>>()))
+        .filter(|(_, r)| r.iter().any(|c| !c.trim().is_empty()))
+        .collect();
+    Ok(Table { headers, rows })
+}
+
+fn cell_text(c: &calamine::Data) -> String {
+    match c {
+        calamine::Data::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", *f as i64),
+        other => other.to_string(),
+    }
+}
+
+/// Which format a table is, from its headers.
+pub fn detect(table: &Table) -> Option<Format> {
+    let has = |n: &str| table.column(&[n]).is_some();
+    if has("cod_locale_progetto") && has("oc_titolo_progetto") {
+        Some(Format::Opencoesione)
+    } else if has("codice univoco submisura") || (has("cup") && has("titolo progetto")) {
+        Some(Format::Pnrr)
+    } else if has("id_progetto") && has("titolo") {
+        Some(Format::Accordo)
+    } else {
+        None
+    }
+}
+
+/// Whether a cell means "no value".
+pub fn missing(v: &str) -> bool {
+    matches!(
+        v.trim().to_uppercase().as_str(),
+        "" | "N/D" | "N/A" | "ND" | "NA" | "-"
+    )
+}
+
+/// An amount in an Italian-format file: `.` groups thousands, `,` is the
+/// decimal separator; more than two decimals are rounded to the cent.
+pub fn parse_it_amount(v: &str) -> Option<i64> {
+    let t = v.trim().trim_start_matches('€').trim().replace('.', "");
+    let (int, frac) = t.split_once(',').unwrap_or((&t, ""));
+    let negative = int.starts_with('-');
+    let int = int.trim_start_matches('-');
+    if int.is_empty()
+        || !int.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let euros: i64 = int.parse().ok()?;
+    let mut digits = frac.bytes().map(|b| i64::from(b - b'0'));
+    let cents = digits.next().unwrap_or(0) * 10 + digits.next().unwrap_or(0);
+    let round = i64::from(digits.next().unwrap_or(0) >= 5);
+    let total = euros.checked_mul(100)?.checked_add(cents + round)?;
+    Some(if negative { -total } else { total })
+}
+
+/// Collects errors while reading one row.
+pub struct RowReader<'a> {
+    pub table: &'a Table,
+    pub line: usize,
+    pub cells: &'a [String],
+    pub errors: &'a mut Vec<RowError>,
+}
+
+impl RowReader<'_> {
+    pub fn text(&self, names: &[&str]) -> Option<String> {
+        let i = self.table.column(names)?;
+        let v = self.cells.get(i)?.trim();
+        (!missing(v)).then(|| v.to_owned())
+    }
+
+    pub fn fail(&mut self, column: &str, value: &str, problem: impl Into<String>) {
+        self.errors.push(RowError {
+            line: self.line,
+            column: column.to_owned(),
+            value: value.to_owned(),
+            problem: problem.into(),
+        });
+    }
+
+    pub fn amount(&mut self, names: &[&str], italian: bool) -> Option<i64> {
+        let v = self.text(names)?;
+        let parsed = if italian {
+            parse_it_amount(&v)
+        } else {
+            crate::money::parse_eur_cents("amount", &v).ok()
+        };
+        if parsed.is_none() {
+            self.fail(
+                names[0],
+                &v,
+                "expected an amount in euro such as 1234,56 or 1.234,56",
+            );
+        }
+        parsed
+    }
+
+    pub fn date(&mut self, names: &[&str]) -> Option<Date> {
+        let v = self.text(names)?;
+        match Date::parse_any(names[0], &v) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.fail(names[0], &v, e.problem);
+                None
+            }
+        }
+    }
+
+    pub fn cup(&mut self, names: &[&str]) -> Option<String> {
+        let v = self.text(names)?;
+        match v.parse::<Cup>() {
+            Ok(c) => Some(c.as_str().to_owned()),
+            Err(e) => {
+                self.fail(names[0], &v, e.to_string());
+                None
+            }
+        }
+    }
+
+    pub fn require(&mut self, names: &[&str]) -> Option<String> {
+        let v = self.text(names);
+        if v.is_none() {
+            self.fail(names[0], "", "a value is required");
+        }
+        v
+    }
+
+    pub fn typed<T: std::str::FromStr<Err = FieldError>>(&mut self, names: &[&str]) -> Option<T> {
+        let v = self.text(names)?;
+        match v.parse::<T>() {
+            Ok(t) => Some(t),
+            Err(e) => {
+                self.fail(names[0], &v, e.problem);
+                None
+            }
+        }
+    }
+}
+
+/// Checks that the columns a format needs are there, naming those missing
+/// and the headers seen.
+fn require_columns(table: &Table, format: &str, needed: &[&str]) -> Result<(), ImportErrors> {
+    let missing: Vec<&str> = needed
+        .iter()
+        .copied()
+        .filter(|n| table.column(&[n]).is_none())
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(file_error(format!(
+        "not a {format} file: missing column(s) {}; headers seen: {}",
+        missing.join(", "),
+        table.headers.join(", ")
+    )))
+}
+
+/// Parses `bytes` (and, for PNRR, the localizzazione file) for comune `own`.
+pub fn import(
+    bytes: &[u8],
+    xlsx: bool,
+    format: Format,
+    localizzazione: Option<&[u8]>,
+    own: &Istat,
+) -> Result<Outcome, ImportErrors> {
+    let (table, encoding) = if xlsx {
+        (parse_xlsx(bytes)?, "xlsx")
+    } else {
+        let (text, encoding) = decode_text(bytes);
+        (parse_csv(&text)?, encoding)
+    };
+    let format = match format {
+        Format::Auto => detect(&table).ok_or_else(|| {
+            file_error(format!(
+                "unknown file layout: expected Accordo, OpenCoesione progetti_esteso or PNRR_Progetti headers; headers seen: {}",
+                table.headers.join(", ")
+            ))
+        })?,
+        f => f,
+    };
+    let mut errors = Vec::new();
+    let (projects, skipped) = match format {
+        Format::Opencoesione => opencoesione(&table, own, &mut errors)?,
+        Format::Pnrr => {
+            let loc = localizzazione
+                .map(|b| parse_csv(&decode_text(b).0))
+                .transpose()?;
+            pnrr(&table, loc.as_ref(), own, &mut errors)?
+        }
+        Format::Accordo | Format::Auto => accordo(&table, own, &mut errors)?,
+    };
+    if !errors.is_empty() {
+        return Err(ImportErrors(errors));
+    }
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let mut dup = Vec::new();
+    for p in &projects {
+        if let Some(first) = seen.insert(&p.key, p.line) {
+            dup.push(RowError {
+                line: p.line,
+                column: "key".into(),
+                value: p.key.clone(),
+                problem: format!("the same project appears again (first at line {first})"),
+            });
+        }
+    }
+    if !dup.is_empty() {
+        return Err(ImportErrors(dup));
+    }
+    Ok(Outcome {
+        format,
+        encoding,
+        rows: table.rows.len(),
+        projects,
+        skipped,
+    })
+}
+
+type Parsed = (Vec<Imported>, Vec<(usize, String)>);
+
+const OC_FUNDING: &[(&str, FundingSource)] = &[
+    ("finanz_ue_fesr", FundingSource::Fesr),
+    ("finanz_ue_fse", FundingSource::Fse),
+    ("finanz_ue_feasr", FundingSource::Feasr),
+    ("finanz_ue_feamp", FundingSource::Feamp),
+    ("finanz_ue_iog", FundingSource::UeAltro),
+    (
+        "finanz_stato_fondo_di_rotazione",
+        FundingSource::FondoRotazione,
+    ),
+    ("finanz_stato_fsc", FundingSource::Fsc),
+    ("finanz_stato_pac", FundingSource::Pac),
+    ("finanz_stato_altri_provvedimenti", FundingSource::Stato),
+    ("finanz_regione", FundingSource::Regione),
+    ("finanz_provincia", FundingSource::Provincia),
+    ("finanz_comune", FundingSource::Comune),
+    ("finanz_altro_pubblico", FundingSource::AltroPubblico),
+    ("finanz_privato", FundingSource::Privato),
+    ("finanz_da_reperire", FundingSource::DaReperire),
+];
+
+/// Phase dates in OpenCoesione columns `DATA_{INIZIO,FINE}_{PREV,EFF}_{PHASE}`.
+fn oc_phases(r: &mut RowReader<'_>) -> BTreeMap<Phase, PhaseDates> {
+    let mut out = BTreeMap::new();
+    for phase in Phase::ALL {
+        let code = phase.code().to_lowercase();
+        let d = PhaseDates {
+            planned_start: r.date(&[&format!("data_inizio_prev_{code}")]),
+            planned_end: r.date(&[&format!("data_fine_prev_{code}")]),
+            actual_start: r.date(&[&format!("data_inizio_eff_{code}")]),
+            actual_end: r.date(&[&format!("data_fine_eff_{code}")]),
+        };
+        if d != PhaseDates::default() {
+            out.insert(*phase, d);
+        }
+    }
+    out
+}
+
+fn opencoesione(
+    table: &Table,
+    own: &Istat,
+    errors: &mut Vec<RowError>,
+) -> Result<Parsed, ImportErrors> {
+    require_columns(
+        table,
+        "OpenCoesione progetti_esteso",
+        &["cod_locale_progetto", "oc_titolo_progetto", "cod_comune"],
+    )?;
+    let mut projects = Vec::new();
+    let mut skipped = Vec::new();
+    for (line, cells) in &table.rows {
+        let mut r = RowReader {
+            table,
+            line: *line,
+            cells,
+            errors,
+        };
+        let comuni = oc_comuni(&mut r);
+        if !comuni.iter().any(|c| c == own.as_str()) {
+            skipped.push((*line, format!("comune {} is not {own}", comuni.join(":::"))));
+            continue;
+        }
+        let Some(local) = r.require(&["cod_locale_progetto"]) else {
+            continue;
+        };
+        let mut p = Project {
+            cup: r.cup(&["cup"]),
+            local_code: Some(local.clone()),
+            import_key: Some(format!("oc:{local}")),
+            title: r.require(&["oc_titolo_progetto"]).unwrap_or_default(),
+            summary: r.text(&["oc_sintesi_progetto"]),
+            implementing_body: r.text(&["oc_denom_attuatore", "oc_denominazione_attuatore"]),
+            financed_cents: r.amount(&["finanz_totale_pubblico"], true),
+            committed_cents: r.amount(&["impegni"], true),
+            paid_cents: r.amount(&["tot_pagamenti"], true),
+            phases: oc_phases(&mut r),
+            ..Project::default()
+        };
+        let share = 10_000 / comuni.len().max(1) as i64;
+        for c in &comuni {
+            p.locations.insert(
+                c.clone(),
+                Location {
+                    comune: Some(c.clone()),
+                    share_bp: share,
+                },
+            );
+        }
+        let programme = r.text(&["oc_codice_programma"]);
+        for (col, source) in OC_FUNDING {
+            if let Some(amount) = r.amount(&[col], true).filter(|a| *a != 0) {
+                let line_id = col.trim_start_matches("finanz_").to_owned();
+                p.funding.insert(
+                    line_id,
+                    FundingLine {
+                        source: *source,
+                        programme: programme.clone(),
+                        amount_cents: amount,
+                    },
+                );
+            }
+        }
+        projects.push(Imported {
+            line: *line,
+            key: format!("oc:{local}"),
+            id: None,
+            project: p,
+        });
+    }
+    Ok((projects, skipped))
+}
+
+/// OpenCoesione's `COD_COMUNE`: 9 digits (region + ISTAT), several joined by `:::`.
+fn oc_comuni(r: &mut RowReader<'_>) -> Vec<String> {
+    let Some(v) = r.text(&["cod_comune"]) else {
+        r.fail("cod_comune", "", "a value is required");
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for part in v.split(":::") {
+        let t = part.trim();
+        let code = if t.len() == 9 { &t[3..] } else { t };
+        match code.parse::<Istat>() {
+            Ok(c) => out.push(c.to_string()),
+            Err(_) => r.fail(
+                "cod_comune",
+                part,
+                "expected a 9-digit code (3-digit region + 6-digit ISTAT)",
+            ),
+        }
+    }
+    out
+}
+
+const PNRR_FUNDING: &[(&str, FundingSource)] = &[
+    ("finanziamento pnrr", FundingSource::Pnrr),
+    ("finanziamento pnc", FundingSource::Pnc),
+    ("finanziamento stato", FundingSource::Stato),
+    ("finanziamento ue (non pnrr)", FundingSource::UeAltro),
+    ("finanziamento regione", FundingSource::Regione),
+    ("finanziamento provincia", FundingSource::Provincia),
+    ("finanziamento comune", FundingSource::Comune),
+    ("finanziamento altro pubblico", FundingSource::AltroPubblico),
+    ("finanziamento privato", FundingSource::Privato),
+    ("finanziamento da reperire", FundingSource::DaReperire),
+    ("finanziamento altri fondi", FundingSource::Altro),
+];
+
+/// (CUP, codice locale progetto) -> ISTAT comuni, from PNRR_Localizzazione.
+fn pnrr_locations(
+    loc: &Table,
+    errors: &mut Vec<RowError>,
+) -> Result<HashMap<(String, String), Vec<String>>, ImportErrors> {
+    require_columns(
+        loc,
+        "PNRR_Localizzazione",
+        &["cup", "codice provincia", "codice comune"],
+    )?;
+    let mut out: HashMap<(String, String), Vec<String>> = HashMap::new();
+    for (line, cells) in &loc.rows {
+        let mut r = RowReader {
+            table: loc,
+            line: *line,
+            cells,
+            errors,
+        };
+        let cup = r.text(&["cup"]).unwrap_or_default();
+        let clp = r.text(&["codice locale progetto"]).unwrap_or_default();
+        let (Some(prov), Some(com)) = (r.text(&["codice provincia"]), r.text(&["codice comune"]))
+        else {
+            continue;
+        };
+        let code = format!("{:0>3}{:0>3}", prov.trim(), com.trim());
+        match code.parse::<Istat>() {
+            Ok(c) => out.entry((cup, clp)).or_default().push(c.to_string()),
+            Err(_) => r.fail(
+                "codice comune",
+                &format!("{prov}/{com}"),
+                "expected a province code and a comune code of up to 3 digits each",
+            ),
+        }
+    }
+    Ok(out)
+}
+
+fn pnrr(
+    table: &Table,
+    loc: Option<&Table>,
+    own: &Istat,
+    errors: &mut Vec<RowError>,
+) -> Result<Parsed, ImportErrors> {
+    require_columns(table, "PNRR_Progetti", &["cup", "titolo progetto"])?;
+    let Some(loc) = loc else {
+        return Err(file_error("PNRR_Progetti has no comune column: pass the matching PNRR_Localizzazione file with --localizzazione FILE"));
+    };
+    let places = pnrr_locations(loc, errors)?;
+    let mut projects = Vec::new();
+    let mut skipped = Vec::new();
+    for (line, cells) in &table.rows {
+        let mut r = RowReader {
+            table,
+            line: *line,
+            cells,
+            errors,
+        };
+        let cup_text = r.text(&["cup"]).unwrap_or_default();
+        let clp = r.text(&["codice locale progetto"]).unwrap_or_default();
+        let comuni = places
+            .get(&(cup_text.clone(), clp.clone()))
+            .or_else(|| places.get(&(cup_text.clone(), String::new())))
+            .cloned()
+            .unwrap_or_default();
+        if !comuni.iter().any(|c| c == own.as_str()) {
+            let where_ = if comuni.is_empty() {
+                "no location".to_owned()
+            } else {
+                comuni.join(", ")
+            };
+            skipped.push((*line, format!("located in {where_}, not {own}")));
+            continue;
+        }
+        let sub = r.text(&["codice univoco submisura"]).unwrap_or_default();
+        let key = format!("pnrr:{sub}|{cup_text}|{clp}");
+        let mut p = Project {
+            cup: r.cup(&["cup"]),
+            local_code: (!clp.is_empty()).then(|| clp.clone()),
+            import_key: Some(key.clone()),
+            title: r.require(&["titolo progetto"]).unwrap_or_default(),
+            summary: r.text(&["sintesi progetto"]),
+            implementing_body: r.text(&["soggetto attuatore"]),
+            pnrr_measure: r.typed::<PnrrMeasure>(&["id misura", "misura"]),
+            financed_cents: r
+                .amount(&["finanziamento totale pubblico"], true)
+                .or_else(|| r.amount(&["finanziamento totale"], true)),
+            ..Project::default()
+        };
+        let dates = PhaseDates {
+            planned_start: r.date(&["data inizio progetto prevista"]),
+            planned_end: r.date(&["data fine progetto prevista"]),
+            actual_start: r.date(&["data inizio progetto effettiva"]),
+            actual_end: r.date(&["data fine progetto effettiva"]),
+        };
+        if dates != PhaseDates::default() {
+            // PNRR files give the project's own dates: recorded as execution.
+            p.phases.insert(Phase::Esecuzione, dates);
+        }
+        let share = 10_000 / comuni.len().max(1) as i64;
+        for c in &comuni {
+            p.locations.insert(
+                c.clone(),
+                Location {
+                    comune: Some(c.clone()),
+                    share_bp: share,
+                },
+            );
+        }
+        for (col, source) in PNRR_FUNDING {
+            if let Some(amount) = r.amount(&[col], true).filter(|a| *a != 0) {
+                let id = source.code().to_lowercase().replace(['+', ' '], "_");
+                p.funding.insert(
+                    id,
+                    FundingLine {
+                        source: *source,
+                        programme: None,
+                        amount_cents: amount,
+                    },
+                );
+            }
+        }
+        projects.push(Imported {
+            line: *line,
+            key,
+            id: None,
+            project: p,
+        });
+    }
+    Ok((projects, skipped))
+}
+
+fn accordo(table: &Table, own: &Istat, errors: &mut Vec<RowError>) -> Result<Parsed, ImportErrors> {
+    let needed: Vec<&str> = ACCORDO_COLUMNS
+        .iter()
+        .filter(|c| matches!(**c, "id_progetto" | "comune" | "titolo"))
+        .copied()
+        .collect();
+    require_columns(table, "Accordo", &needed)?;
+    let mut projects = Vec::new();
+    let mut skipped = Vec::new();
+    for (line, cells) in &table.rows {
+        let mut r = RowReader {
+            table,
+            line: *line,
+            cells,
+            errors,
+        };
+        let comune = r.require(&["comune"]).unwrap_or_default();
+        if comune != own.as_str() {
+            skipped.push((*line, format!("comune {comune} is not {own}")));
+            continue;
+        }
+        let Some(id) = r.require(&["id_progetto"]) else {
+            continue;
+        };
+        if let Some(p) = super::export::project_from_row(&mut r) {
+            let key = p.import_key.clone().unwrap_or_else(|| format!("id:{id}"));
+            projects.push(Imported {
+                line: *line,
+                key,
+                id: Some(id),
+                project: p,
+            });
+        }
+    }
+    Ok((projects, skipped))
+}
+
+#[cfg(test)]
+mod tests;
