@@ -7,7 +7,9 @@
 //! comune (plus the rows skipped and why) or every error — never a part.
 //! Text encoding (UTF-8 with or without BOM, or Windows-1252), separator
 //! (`;` or `,`), decimal commas, `N/D`/`N/A` and both date forms are handled
-//! here; header names are matched loosely (trim, case, spaces).
+//! here; header names are matched loosely (trim, case, spaces). A project
+//! located in several comuni belongs to the first one listed, so that the
+//! metropolitan aggregate counts it once.
 
 use super::export::ACCORDO_COLUMNS;
 use super::model::{
@@ -449,8 +451,11 @@ fn opencoesione(
             errors,
         };
         let comuni = oc_comuni(&mut r);
-        if !comuni.iter().any(|c| c == own.as_str()) {
-            skipped.push((*line, format!("comune {} is not {own}", comuni.join(":::"))));
+        // A project located in several comuni belongs to the first listed,
+        // so that the metropolitan aggregate counts it once.
+        if comuni.first().map(String::as_str) != Some(own.as_str()) {
+            let first = comuni.first().map_or("?", |c| c.as_str());
+            skipped.push((*line, format!("belongs to comune {first}, not {own}")));
             continue;
         }
         let Some(local) = r.require(&["cod_locale_progetto"]) else {
@@ -603,13 +608,10 @@ fn pnrr(
             .or_else(|| places.get(&(cup_text.clone(), String::new())))
             .cloned()
             .unwrap_or_default();
-        if !comuni.iter().any(|c| c == own.as_str()) {
-            let where_ = if comuni.is_empty() {
-                "no location".to_owned()
-            } else {
-                comuni.join(", ")
-            };
-            skipped.push((*line, format!("located in {where_}, not {own}")));
+        // As for OpenCoesione: the first location owns the project.
+        if comuni.first().map(String::as_str) != Some(own.as_str()) {
+            let first = comuni.first().map_or("no location", |c| c.as_str());
+            skipped.push((*line, format!("belongs to comune {first}, not {own}")));
             continue;
         }
         let sub = r.text(&["codice univoco submisura"]).unwrap_or_default();
