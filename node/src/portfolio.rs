@@ -103,6 +103,14 @@ fn codec_err(e: codec::CodecError) -> ReplicaError {
     ReplicaError::Edit(e.to_string())
 }
 
+/// Import key -> project id, for every project that has one.
+pub fn import_keys(doc: &AutoCommit) -> std::collections::HashMap<String, String> {
+    project_objects(doc)
+        .into_iter()
+        .filter_map(|(id, obj)| Some((get_str(doc, &obj, "import_key")?, id)))
+        .collect()
+}
+
 /// The project with this import key, if any.
 pub fn find_by_import_key(doc: &AutoCommit, key: &str) -> Option<String> {
     project_objects(doc)

@@ -287,7 +287,7 @@ impl Replica {
         let actor = derive_actor(&self.id, &self.nonce);
         let (key, nonce) = (&self.key, self.nonce);
         self.store.write(|tx| {
-            let mut log = tx.log();
+            let log = tx.log();
             let mut am = load_valid(doc, &log.doc_changes(doc)?, &invalid)?
                 .with_actor(ActorId::from(&actor[..]));
             let value = f(&mut am)?;
@@ -296,29 +296,79 @@ impl Replica {
             if let Some(m) = message {
                 options = options.with_message(m);
             }
-            if am.commit_with(options).is_none() {
-                return Ok((value, None));
-            }
-            // Invariant: commit_with returned a hash, so a local change exists.
-            let change = am
-                .get_last_local_change()
-                .expect("a change was just committed");
-            let envelope = SignedChange::sign(doc.clone(), key, nonce, &change);
-            let verified = envelope
-                .verify()
-                .map_err(|e| ReplicaError::Edit(format!("own change failed verification: {e}")))?;
-            match admit(&mut log, &verified)? {
-                Ok(Admitted::Stored(seq)) => tx.enqueue(seq, &verified.hash)?,
-                Ok(Admitted::Duplicate(_)) => {}
-                Err(reason) => {
-                    return Err(ReplicaError::Edit(format!(
-                        "own change refused by the log: {reason}"
-                    )))
-                }
-            }
-            Ok((value, Some(verified.hash)))
+            let hash = commit_signed(&mut am, options, doc, key, nonce, tx)?;
+            Ok((value, hash))
         })
     }
+
+    /// Applies `f` to `doc` `chunks` times, each call's edits becoming one
+    /// signed change, all committed in one store transaction: a large edit
+    /// (an import) stays atomic while no change exceeds the size limit.
+    /// Returns the number of changes made.
+    pub fn edit_chunks(
+        &mut self,
+        doc: &DocId,
+        now_ms: i64,
+        chunks: usize,
+        mut f: impl FnMut(&mut AutoCommit, usize) -> Result<(), ReplicaError>,
+    ) -> Result<usize, ReplicaError> {
+        if self.dir.join(NEXT_KEY_FILE).exists() {
+            return Err(ReplicaError::Edit(
+                "a key rotation is in progress: run `accordo key rotate` to finish it first".into(),
+            ));
+        }
+        let invalid = self.invalid_hashes()?;
+        let actor = derive_actor(&self.id, &self.nonce);
+        let (key, nonce) = (&self.key, self.nonce);
+        self.store.write(|tx| {
+            let log = tx.log();
+            let mut am = load_valid(doc, &log.doc_changes(doc)?, &invalid)?
+                .with_actor(ActorId::from(&actor[..]));
+            let mut made = 0;
+            for i in 0..chunks {
+                f(&mut am, i)?;
+                let options =
+                    automerge::transaction::CommitOptions::default().with_time(now_ms / 1000);
+                if commit_signed(&mut am, options, doc, key, nonce, tx)?.is_some() {
+                    made += 1;
+                }
+            }
+            Ok(made)
+        })
+    }
+}
+
+/// Commits pending edits of `am` as one change, signs it, and stores it in
+/// the log and the outbox (inside the caller's transaction).
+fn commit_signed(
+    am: &mut AutoCommit,
+    options: automerge::transaction::CommitOptions,
+    doc: &DocId,
+    key: &SigningKey,
+    nonce: [u8; ACTOR_NONCE_BYTES],
+    tx: &crate::store::NodeTx<'_>,
+) -> Result<Option<ChangeHash>, ReplicaError> {
+    if am.commit_with(options).is_none() {
+        return Ok(None);
+    }
+    // Invariant: commit_with returned a hash, so a local change exists.
+    let change = am
+        .get_last_local_change()
+        .expect("a change was just committed");
+    let envelope = SignedChange::sign(doc.clone(), key, nonce, &change);
+    let verified = envelope
+        .verify()
+        .map_err(|e| ReplicaError::Edit(format!("own change failed verification: {e}")))?;
+    match admit(&mut tx.log(), &verified)? {
+        Ok(Admitted::Stored(seq)) => tx.enqueue(seq, &verified.hash)?,
+        Ok(Admitted::Duplicate(_)) => {}
+        Err(reason) => {
+            return Err(ReplicaError::Edit(format!(
+                "own change refused by the log: {reason}"
+            )))
+        }
+    }
+    Ok(Some(verified.hash))
 }
 
 /// Builds a document from its changes minus `invalid` (a set closed under

@@ -50,7 +50,13 @@ pub struct Applied {
     pub unchanged: usize,
 }
 
-/// Writes the parsed projects into this comune's document as one change.
+/// Projects per signed change: keeps each change well under the envelope
+/// size limit (`MAX_CHANGE_BYTES`, 1 MiB) while an import stays one
+/// transaction.
+const PROJECTS_PER_CHANGE: usize = 400;
+
+/// Writes the parsed projects into this comune's document: one signed change
+/// per [`PROJECTS_PER_CHANGE`] projects, all in one store transaction.
 pub fn apply(replica: &mut Replica, outcome: &Outcome) -> Result<Applied> {
     let own = replica.own_doc();
     let now = now_ms();
@@ -60,11 +66,18 @@ pub fn apply(replica: &mut Replica, outcome: &Outcome) -> Result<Applied> {
         bar
     });
     let mut applied = Applied::default();
-    replica.edit(&own, now, |doc| {
-        for item in &outcome.projects {
+    let chunks: Vec<&[crate::domain::import::Imported]> =
+        outcome.projects.chunks(PROJECTS_PER_CHANGE).collect();
+    // Ids of projects added by earlier chunks, found again by import key.
+    let mut by_key: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    replica.edit_chunks(&own, now, chunks.len(), |doc, i| {
+        if i == 0 {
+            by_key = portfolio::import_keys(doc);
+        }
+        for item in chunks[i] {
             let existing = match &item.id {
                 Some(id) if portfolio::get(doc, id).is_ok() => Some(id.clone()),
-                _ => portfolio::find_by_import_key(doc, &item.key),
+                _ => by_key.get(&item.key).cloned(),
             };
             let mut new = item.project.clone();
             match existing {
@@ -91,6 +104,7 @@ pub fn apply(replica: &mut Replica, outcome: &Outcome) -> Result<Applied> {
                         new.created_ms = now;
                     }
                     portfolio::save(doc, None, &new)?;
+                    by_key.insert(item.key.clone(), new.id.clone());
                     applied.added += 1;
                 }
             }

@@ -7,7 +7,6 @@ use crate::domain::indicator::{self, IndicatorDef, Observation, Reference};
 use crate::domain::model::{parse_sdg, Date, Dimension, FieldError};
 use crate::domain::plan::{self, Kind, Membership, PlanItem};
 use crate::domain::report;
-use crate::portfolio;
 use crate::replica::{Replica, ReplicaError};
 use accordo_protocol::codes::Istat;
 use accordo_protocol::doc::DocId;
@@ -396,37 +395,6 @@ pub fn plan(dir: &Path, cmd: PlanCmd) -> Result<()> {
     Ok(())
 }
 
-/// Gathers the report's input from every document this node holds.
-pub fn report_input(
-    replica: &mut Replica,
-    as_of: Date,
-    period: Option<String>,
-) -> Result<report::Input> {
-    let mut comuni = Vec::new();
-    let mut indicator_data = Vec::new();
-    let mut catalog = Vec::new();
-    for (doc_id, doc) in replica.materialise_all()? {
-        match &doc_id {
-            DocId::Comune(c) => {
-                comuni.push((c.to_string(), portfolio::list(&doc)));
-                indicator_data.push((c.to_string(), indicator::data(&doc)));
-            }
-            DocId::Plan => {
-                catalog = indicator::definitions(&doc);
-                indicator_data.push(("metro".to_owned(), indicator::data(&doc)));
-            }
-            DocId::Registry => {}
-        }
-    }
-    Ok(report::Input {
-        as_of,
-        period,
-        comuni,
-        catalog,
-        indicator_data,
-    })
-}
-
 pub fn run_report(
     dir: &Path,
     as_of: Option<String>,
@@ -442,7 +410,7 @@ pub fn run_report(
         .map(|p| field(indicator::parse_period(&p)))
         .transpose()?;
     let mut replica = Replica::open(dir)?;
-    let input = report_input(&mut replica, as_of, period)?;
+    let input = report::gather(&mut replica, as_of, period)?;
     let r = report::build(&input);
     let bytes = match format {
         ReportFormat::Json => format!("{}\n", serde_json::to_string_pretty(&r)?).into_bytes(),

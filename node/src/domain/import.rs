@@ -105,13 +105,32 @@ pub fn decode_text(bytes: &[u8]) -> (String, &'static str) {
 pub struct Table {
     pub headers: Vec<String>,
     pub rows: Vec<(usize, Vec<String>)>,
+    /// Normalised header -> column (first occurrence).
+    index: HashMap<String, usize>,
 }
 
 impl Table {
+    pub fn new(headers: Vec<String>, rows: Vec<(usize, Vec<String>)>) -> Table {
+        let mut index = HashMap::new();
+        for (i, h) in headers.iter().enumerate() {
+            index.entry(h.clone()).or_insert(i);
+        }
+        Table {
+            headers,
+            rows,
+            index,
+        }
+    }
+
+    /// The column of the first of `names` present. Names are given in
+    /// normalised form (lower case, single spaces).
     pub fn column(&self, names: &[&str]) -> Option<usize> {
-        names
-            .iter()
-            .find_map(|n| self.headers.iter().position(|h| *h == normalise_header(n)))
+        names.iter().find_map(|n| {
+            self.index
+                .get(*n)
+                .or_else(|| self.index.get(&normalise_header(n)))
+                .copied()
+        })
     }
 }
 
@@ -151,7 +170,7 @@ pub fn parse_csv(text: &str) -> Result<Table, ImportErrors> {
         }
         rows.push((line, record.iter().map(str::to_owned).collect()));
     }
-    Ok(Table { headers, rows })
+    Ok(Table::new(headers, rows))
 }
 
 /// Reads the first sheet of an XLSX workbook as a table.
@@ -175,7 +194,7 @@ pub fn parse_xlsx(bytes: &[u8]) -> Result<Table, ImportErrors> {
         .map(|(i, r)| (i + 2, r.iter().map(cell_text).collect::<Vec<_>>()))
         .filter(|(_, r)| r.iter().any(|c| !c.trim().is_empty()))
         .collect();
-    Ok(Table { headers, rows })
+    Ok(Table::new(headers, rows))
 }
 
 fn cell_text(c: &calamine::Data) -> String {
@@ -414,15 +433,17 @@ const OC_FUNDING: &[(&str, FundingSource)] = &[
 ];
 
 /// Phase dates in OpenCoesione columns `DATA_{INIZIO,FINE}_{PREV,EFF}_{PHASE}`.
-fn oc_phases(r: &mut RowReader<'_>) -> BTreeMap<Phase, PhaseDates> {
+fn oc_phases(
+    r: &mut RowReader<'_>,
+    columns: &[(Phase, [String; 4])],
+) -> BTreeMap<Phase, PhaseDates> {
     let mut out = BTreeMap::new();
-    for phase in Phase::ALL {
-        let code = phase.code().to_lowercase();
+    for (phase, [ps, pe, as_, ae]) in columns {
         let d = PhaseDates {
-            planned_start: r.date(&[&format!("data_inizio_prev_{code}")]),
-            planned_end: r.date(&[&format!("data_fine_prev_{code}")]),
-            actual_start: r.date(&[&format!("data_inizio_eff_{code}")]),
-            actual_end: r.date(&[&format!("data_fine_eff_{code}")]),
+            planned_start: r.date(&[ps]),
+            planned_end: r.date(&[pe]),
+            actual_start: r.date(&[as_]),
+            actual_end: r.date(&[ae]),
         };
         if d != PhaseDates::default() {
             out.insert(*phase, d);
@@ -441,6 +462,16 @@ fn opencoesione(
         "OpenCoesione progetti_esteso",
         &["cod_locale_progetto", "oc_titolo_progetto", "cod_comune"],
     )?;
+    let phase_columns: Vec<(Phase, [String; 4])> = Phase::ALL
+        .iter()
+        .map(|p| {
+            let c = p.code().to_lowercase();
+            let names = ["inizio_prev", "fine_prev", "inizio_eff", "fine_eff"]
+                .map(|k| format!("data_{k}_{c}"));
+            (*p, names)
+        })
+        .filter(|(_, names)| names.iter().any(|n| table.column(&[n]).is_some()))
+        .collect();
     let mut projects = Vec::new();
     let mut skipped = Vec::new();
     for (line, cells) in &table.rows {
@@ -471,7 +502,7 @@ fn opencoesione(
             financed_cents: r.amount(&["finanz_totale_pubblico"], true),
             committed_cents: r.amount(&["impegni"], true),
             paid_cents: r.amount(&["tot_pagamenti"], true),
-            phases: oc_phases(&mut r),
+            phases: oc_phases(&mut r, &phase_columns),
             ..Project::default()
         };
         let share = 10_000 / comuni.len().max(1) as i64;

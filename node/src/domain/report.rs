@@ -104,6 +104,38 @@ pub struct Report {
     pub indicators: Vec<IndicatorRow>,
 }
 
+/// Gathers the report's input from every document `replica` holds.
+pub fn gather(
+    replica: &mut crate::replica::Replica,
+    as_of: Date,
+    period: Option<String>,
+) -> Result<Input, crate::replica::ReplicaError> {
+    use accordo_protocol::doc::DocId;
+    let mut comuni = Vec::new();
+    let mut indicator_data = Vec::new();
+    let mut catalog = Vec::new();
+    for (doc_id, doc) in replica.materialise_all()? {
+        match &doc_id {
+            DocId::Comune(c) => {
+                comuni.push((c.to_string(), crate::portfolio::list(&doc)));
+                indicator_data.push((c.to_string(), super::indicator::data(&doc)));
+            }
+            DocId::Plan => {
+                catalog = super::indicator::definitions(&doc);
+                indicator_data.push(("metro".to_owned(), super::indicator::data(&doc)));
+            }
+            DocId::Registry => {}
+        }
+    }
+    Ok(Input {
+        as_of,
+        period,
+        comuni,
+        catalog,
+        indicator_data,
+    })
+}
+
 pub fn build(input: &Input) -> Report {
     let mut totals = Money::default();
     let mut by_comune = Vec::new();
@@ -615,5 +647,110 @@ mod tests {
             "self-contained"
         );
         assert!(markdown(&r).contains("| 092009 | 1 | 100,00 |"));
+    }
+}
+
+#[cfg(test)]
+mod convergence {
+    use super::*;
+    use crate::domain::model::{FundingLine, FundingSource};
+    use crate::portfolio;
+    use automerge::AutoCommit;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Edit {
+        Add(u8),
+        Finance(u8, i64),
+        Fund(u8, u8, i64),
+        Unfund(u8),
+        Archive(u8),
+    }
+
+    fn arb_edit() -> impl Strategy<Value = Edit> {
+        prop_oneof![
+            (0u8..4).prop_map(Edit::Add),
+            (0u8..4, 0i64..1_000_000).prop_map(|(p, v)| Edit::Finance(p, v)),
+            (0u8..4, 0u8..3, 0i64..1_000_000).prop_map(|(p, s, v)| Edit::Fund(p, s, v)),
+            (0u8..4).prop_map(Edit::Unfund),
+            (0u8..4).prop_map(Edit::Archive),
+        ]
+    }
+
+    fn apply(doc: &mut AutoCommit, edit: &Edit, actor: u8) {
+        let pid = |p: u8| format!("p{p}");
+        let existing = |doc: &AutoCommit, p: u8| portfolio::get(doc, &pid(p)).ok();
+        match edit {
+            Edit::Add(p) if existing(doc, *p).is_none() => {
+                let new = Project {
+                    id: pid(*p),
+                    title: format!("P{p}"),
+                    ..Project::default()
+                };
+                portfolio::save(doc, None, &new).unwrap();
+            }
+            Edit::Finance(p, _) | Edit::Fund(p, _, _) | Edit::Unfund(p) | Edit::Archive(p)
+                if existing(doc, *p).is_some() =>
+            {
+                let old = existing(doc, *p).unwrap();
+                let mut new = old.clone();
+                match edit {
+                    Edit::Finance(_, v) => new.financed_cents = Some(*v),
+                    Edit::Fund(_, s, v) => {
+                        let source = FundingSource::ALL[*s as usize];
+                        new.funding.insert(
+                            format!("{actor}-{s}"),
+                            FundingLine {
+                                source,
+                                programme: None,
+                                amount_cents: *v,
+                            },
+                        );
+                    }
+                    Edit::Unfund(_) => {
+                        let first = new.funding.keys().next().cloned();
+                        if let Some(k) = first {
+                            new.funding.remove(&k);
+                        }
+                    }
+                    _ => new.archived = !new.archived,
+                }
+                portfolio::save(doc, Some(&old), &new).unwrap();
+            }
+            _ => {}
+        }
+        doc.commit();
+    }
+
+    fn report_of(doc: &AutoCommit) -> Report {
+        build(&Input {
+            as_of: Date::new(2025, 1, 1).unwrap(),
+            period: None,
+            comuni: vec![("092009".into(), portfolio::list(doc))],
+            catalog: vec![],
+            indicator_data: vec![],
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+        /// Two offices editing the same portfolio concurrently, then merging,
+        /// produce the same report on both sides.
+        #[test]
+        fn concurrent_edits_converge_to_the_same_report(
+            shared in proptest::collection::vec(arb_edit(), 0..6),
+            left in proptest::collection::vec(arb_edit(), 0..8),
+            right in proptest::collection::vec(arb_edit(), 0..8),
+        ) {
+            let mut a = AutoCommit::new();
+            for e in &shared { apply(&mut a, e, 0); }
+            let mut b = a.fork();
+            for e in &left { apply(&mut a, e, 1); }
+            for e in &right { apply(&mut b, e, 2); }
+            a.merge(&mut b).unwrap();
+            b.merge(&mut a).unwrap();
+            prop_assert_eq!(portfolio::list(&a), portfolio::list(&b));
+            prop_assert_eq!(report_of(&a), report_of(&b));
+        }
     }
 }

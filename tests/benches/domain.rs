@@ -1,0 +1,271 @@
+//! Domain benchmarks; print figures (no thresholds). `ACCORDO_BENCH_QUICK=1`
+//! runs a small version for CI.
+//!
+//! 1. Import of a 20,000-row OpenCoesione `progetti_esteso` file: parsing and
+//!    checking alone (rows/s), and the whole `accordo import` command
+//!    (parse, automerge edits, signatures, SQLite commit).
+//! 2. `report` for a metro node holding 312 comuni × 200 projects (Torino's
+//!    metropolitan area): time to materialise every document and build the
+//!    report, and the process's peak memory.
+
+use accordo_node::domain::import::{self, Format};
+use accordo_node::domain::model::{
+    Date, FundingLine, FundingSource, Milestone, Phase, PhaseDates, Project,
+};
+use accordo_node::domain::report;
+use accordo_node::portfolio;
+use accordo_node::replica::Replica;
+use accordo_protocol::doc::DocId;
+use accordo_protocol::envelope::{derive_actor, SignedChange};
+use accordo_protocol::identity::NodeId;
+use accordo_protocol::log::{admit, Admitted};
+use accordo_tests::{accordo_bin, path, Node, Relay};
+use anyhow::{bail, Context, Result};
+use automerge::{ActorId, AutoCommit};
+use std::fmt::Write as _;
+use std::time::Instant;
+
+struct Sizes {
+    import_rows: usize,
+    comuni: usize,
+    projects: usize,
+}
+
+fn sizes() -> Sizes {
+    if std::env::var_os("ACCORDO_BENCH_QUICK").is_some() {
+        Sizes {
+            import_rows: 2_000,
+            comuni: 20,
+            projects: 50,
+        }
+    } else {
+        Sizes {
+            import_rows: 20_000,
+            comuni: 312,
+            projects: 200,
+        }
+    }
+}
+
+const OC_HEADER: &str = "COD_LOCALE_PROGETTO;CUP;OC_TITOLO_PROGETTO;OC_SINTESI_PROGETTO;OC_CODICE_PROGRAMMA;COD_COMUNE;DEN_COMUNE;FINANZ_UE_FESR;FINANZ_STATO_FSC;FINANZ_COMUNE;FINANZ_TOTALE_PUBBLICO;IMPEGNI;TOT_PAGAMENTI;DATA_INIZIO_EFF_PROG_ESEC;DATA_FINE_EFF_PROG_ESEC;DATA_INIZIO_EFF_ESECUZIONE;DATA_FINE_EFF_ESECUZIONE;OC_STATO_PROCEDURALE;OC_DENOM_ATTUATORE";
+
+/// A realistic OpenCoesione file of `rows` rows for Torino (001272).
+fn opencoesione_file(rows: usize) -> String {
+    let mut s = String::with_capacity(rows * 300);
+    s.push_str(OC_HEADER);
+    s.push('\n');
+    for i in 0..rows {
+        let fesr = 100_000 + (i * 7919) % 900_000;
+        let fsc = (i * 104_729) % 500_000;
+        let total = fesr + fsc + 25_000;
+        let exec_end = if i % 3 == 0 { "20231130" } else { "" };
+        let _ = writeln!(
+            s,
+            "{i:07}TO;F{:02}B{:011};INTERVENTO DI RIQUALIFICAZIONE N. {i} - LOTTO {};\"Lavori di manutenzione straordinaria; impianti\";2014IT16RFOP014;001001272;TORINO;{fesr},50;{fsc},00;25000,00;{total},50;{},00;{},25;20210315;20211130;20220110;{exec_end};In esecuzione;COMUNE DI TORINO",
+            i % 90 + 10,
+            i,
+            i % 7,
+            total / 2,
+            total / 4
+        );
+    }
+    s
+}
+
+fn rss_peak_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn bench_import(rows: usize) -> Result<()> {
+    let text = opencoesione_file(rows);
+    let own = "001272".parse()?;
+    let started = Instant::now();
+    let outcome = import::import(text.as_bytes(), false, Format::Auto, None, &own)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let parse = started.elapsed();
+    if outcome.projects.len() != rows {
+        bail!("parsed {} of {rows} rows", outcome.projects.len());
+    }
+    println!(
+        "import, parse and check only: {rows} OpenCoesione rows in {:.2} s = {:.0} rows/s ({} bytes)",
+        parse.as_secs_f64(),
+        rows as f64 / parse.as_secs_f64(),
+        text.len()
+    );
+    let mut relay = Relay::init()?;
+    relay.start()?;
+    let node = Node::init(&relay, "001272", "comune")?;
+    let file = node.dir.path().join("progetti_esteso.csv");
+    std::fs::write(&file, &text)?;
+    let started = Instant::now();
+    let out = std::process::Command::new(accordo_bin())
+        .args(["--dir", &path(node.dir.path()), "import", &path(&file)])
+        .output()?;
+    let whole = started.elapsed();
+    if !out.status.success() {
+        bail!(
+            "accordo import failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    println!(
+        "import, whole `accordo import` (parse, edits, signatures, commit): {rows} rows in {:.2} s = {:.0} rows/s",
+        whole.as_secs_f64(),
+        rows as f64 / whole.as_secs_f64()
+    );
+    let again = Instant::now();
+    std::process::Command::new(accordo_bin())
+        .args(["--dir", &path(node.dir.path()), "import", &path(&file)])
+        .output()?;
+    println!(
+        "import, the same file again (all unchanged): {:.2} s",
+        again.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn sample_project(c: usize, i: usize) -> Project {
+    let mut p = Project {
+        id: format!("{c:04x}{i:012x}"),
+        cup: Some(format!("F{:02}B{:011}", c % 90 + 10, c * 1000 + i)),
+        title: format!("Intervento {i} del comune {c}"),
+        financed_cents: Some(100_000_000 + (i as i64 * 7919) % 90_000_000),
+        committed_cents: Some(50_000_000),
+        paid_cents: Some((i as i64 % 10) * 1_000_000),
+        created_ms: 1,
+        ..Project::default()
+    };
+    p.funding.insert(
+        "f1".into(),
+        FundingLine {
+            source: FundingSource::Pnrr,
+            programme: None,
+            amount_cents: 80_000_000,
+        },
+    );
+    p.funding.insert(
+        "f2".into(),
+        FundingLine {
+            source: FundingSource::Comune,
+            programme: None,
+            amount_cents: 20_000_000,
+        },
+    );
+    p.phases.insert(
+        Phase::Esecuzione,
+        PhaseDates {
+            actual_start: Date::new(2023, 1, 1),
+            ..PhaseDates::default()
+        },
+    );
+    p.milestones.insert(
+        "m1".into(),
+        Milestone {
+            code: "T1".into(),
+            description: "Collaudo".into(),
+            unit: None,
+            baseline: None,
+            target: None,
+            due: Date::new(2024, 12, 31).expect("date"),
+            achieved_date: (i % 2 == 0).then(|| Date::new(2024, 6, 30).expect("date")),
+            achieved_value: None,
+        },
+    );
+    p
+}
+
+/// One signed change holding a comune's `n` projects, by that comune's key.
+fn comune_change(c: usize, n: usize) -> Result<SignedChange> {
+    let key = ed25519_dalek::SigningKey::from_bytes(&{
+        let mut b = [7u8; 32];
+        b[..8].copy_from_slice(&(c as u64).to_le_bytes());
+        b
+    });
+    let nonce = [c as u8; 16];
+    let actor = derive_actor(&NodeId::from_signing_key(&key), &nonce);
+    let mut am = AutoCommit::new().with_actor(ActorId::from(&actor[..]));
+    for i in 0..n {
+        portfolio::save(&mut am, None, &sample_project(c, i))?;
+    }
+    am.commit();
+    let change = am.get_last_local_change().context("committed")?;
+    let doc = DocId::Comune(format!("{:03}{:03}", 1 + c / 999, 1 + c % 999).parse()?);
+    Ok(SignedChange::sign(doc, &key, nonce, &change))
+}
+
+fn bench_report(comuni: usize, projects: usize) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let node_dir = dir.path().join("metro");
+    let relay_key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+    let relay_addr = format!("{}@127.0.0.1:1", NodeId::from_signing_key(&relay_key)).parse()?;
+    let mut metro = Replica::init(
+        &node_dir,
+        accordo_node::replica::Settings {
+            comune: "001272".parse()?,
+            role: accordo_protocol::identity::Role::Metro,
+            relay: relay_addr,
+            network: "bench".into(),
+            anchors: Vec::new(),
+        },
+    )?;
+    let seeded = Instant::now();
+    let mut change_bytes = 0;
+    for c in 0..comuni {
+        let env = comune_change(c, projects)?;
+        change_bytes += env.change.len();
+        let v = env.verify().context("verifies")?;
+        metro.store.write(|tx| match admit(&mut tx.log(), &v)? {
+            Ok(Admitted::Stored(_)) => Ok(()),
+            other => bail!("refused: {other:?}"),
+        })?;
+    }
+    drop(metro);
+    println!(
+        "report setup: {comuni} comuni x {projects} projects stored in {:.1} s ({:.1} MB of changes)",
+        seeded.elapsed().as_secs_f64(),
+        change_bytes as f64 / 1e6
+    );
+    let before = rss_peak_kib();
+    let started = Instant::now();
+    let mut metro = Replica::open(&node_dir)?;
+    let input = report::gather(&mut metro, Date::new(2025, 1, 1).expect("date"), None)?;
+    let gathered = started.elapsed();
+    let r = report::build(&input);
+    let json = serde_json::to_vec(&r)?;
+    let html = report::html(&r);
+    let total = started.elapsed();
+    if r.totals.projects != comuni * projects {
+        bail!("report counted {} projects", r.totals.projects);
+    }
+    println!(
+        "report for {comuni} comuni x {projects} projects ({} projects): {:.2} s (materialise and read {:.2} s, build and render {:.3} s); JSON {} KB, HTML {} KB; {} late milestones",
+        r.totals.projects,
+        total.as_secs_f64(),
+        gathered.as_secs_f64(),
+        (total - gathered).as_secs_f64(),
+        json.len() / 1024,
+        html.len() / 1024,
+        r.late_milestones.len()
+    );
+    println!(
+        "report memory: peak RSS {} MB (before: {} MB)",
+        rss_peak_kib() / 1024,
+        before / 1024
+    );
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let s = sizes();
+    bench_import(s.import_rows)?;
+    bench_report(s.comuni, s.projects)?;
+    Ok(())
+}
