@@ -58,7 +58,7 @@ fn opencoesione_file(rows: usize) -> String {
         let fesr = 100_000 + (i * 7919) % 900_000;
         let fsc = (i * 104_729) % 500_000;
         let total = fesr + fsc + 25_000;
-        let exec_end = if i % 3 == 0 { "20231130" } else { "" };
+        let exec_end = if i.is_multiple_of(3) { "20231130" } else { "" };
         let _ = writeln!(
             s,
             "{i:07}TO;F{:02}B{:011};INTERVENTO DI RIQUALIFICAZIONE N. {i} - LOTTO {};\"Lavori di manutenzione straordinaria; impianti\";2014IT16RFOP014;001001272;TORINO;{fesr},50;{fsc},00;25000,00;{total},50;{},00;{},25;20210315;20211130;20220110;{exec_end};In esecuzione;COMUNE DI TORINO",
@@ -175,7 +175,7 @@ fn sample_project(c: usize, i: usize) -> Project {
             baseline: None,
             target: None,
             due: Date::new(2024, 12, 31).expect("date"),
-            achieved_date: (i % 2 == 0).then(|| Date::new(2024, 6, 30).expect("date")),
+            achieved_date: i.is_multiple_of(2).then(|| Date::new(2024, 6, 30).expect("date")),
             achieved_value: None,
         },
     );
