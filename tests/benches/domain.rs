@@ -175,7 +175,9 @@ fn sample_project(c: usize, i: usize) -> Project {
             baseline: None,
             target: None,
             due: Date::new(2024, 12, 31).expect("date"),
-            achieved_date: i.is_multiple_of(2).then(|| Date::new(2024, 6, 30).expect("date")),
+            achieved_date: i
+                .is_multiple_of(2)
+                .then(|| Date::new(2024, 6, 30).expect("date")),
             achieved_value: None,
         },
     );
