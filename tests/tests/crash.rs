@@ -32,7 +32,7 @@ impl Rng {
         let seed = std::env::var("ACCORDO_CRASH_SEED")
             .ok()
             .and_then(|v| v.parse().ok())
-            .unwrap_or(0x5eed_acc0_4d0u64);
+            .unwrap_or(0x05ee_dacc_04d0_u64);
         println!("{test}: seed {seed} (ACCORDO_CRASH_SEED={seed} replays the kill schedule)");
         Rng(seed | 1)
     }
