@@ -34,6 +34,37 @@ const CLOSE_SHUTDOWN: u32 = 0;
 const CLOSE_REFUSED: u32 = 1;
 /// How long shutdown waits for connections to drain before giving up.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+/// QUIC application close code for a peer that broke a deadline.
+const CLOSE_TOO_SLOW: u32 = 2;
+
+/// Limits that protect the relay from slow or hostile peers.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeLimits {
+    /// A request must arrive whole within this time after its stream opens
+    /// (slowloris: a peer that opens streams and sends nothing).
+    pub request_read_timeout: Duration,
+    /// A connection must be admitted by a hello within this time.
+    pub hello_deadline: Duration,
+    /// Connections held at once; more are refused at the handshake.
+    pub max_connections: usize,
+}
+
+/// 10 s covers a full 8 MiB frame on a slow municipal link (≈ 7 Mbit/s).
+pub const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// A node says hello right after the handshake; 10 s is generous.
+pub const HELLO_DEADLINE: Duration = Duration::from_secs(10);
+/// Torino's 312 comuni with several offices each fit with room to spare.
+pub const MAX_CONNECTIONS: usize = 4_096;
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        ServeLimits {
+            request_read_timeout: REQUEST_READ_TIMEOUT,
+            hello_deadline: HELLO_DEADLINE,
+            max_connections: MAX_CONNECTIONS,
+        }
+    }
+}
 
 /// Shared state of a running relay.
 pub struct Relay {
@@ -41,6 +72,7 @@ pub struct Relay {
     pub network: String,
     store: Mutex<RelayStore>,
     head: watch::Sender<u64>,
+    connections: std::sync::atomic::AtomicUsize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +91,13 @@ impl Relay {
             network,
             store: Mutex::new(store),
             head: watch::Sender::new(head),
+            connections: std::sync::atomic::AtomicUsize::new(0),
         }))
+    }
+
+    /// Connections currently held.
+    pub fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Runs `f` on the store on the blocking pool.
@@ -82,17 +120,46 @@ impl Relay {
 /// Accepts connections on `endpoint` until `shutdown` fires, then closes them
 /// and waits (bounded) for them to drain.
 pub async fn serve(endpoint: quinn::Endpoint, relay: Arc<Relay>, shutdown: CancellationToken) {
+    serve_with(endpoint, relay, shutdown, ServeLimits::default()).await
+}
+
+/// Decrements the connection count when a connection task ends.
+struct Held(Arc<Relay>);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0
+            .connections
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// [`serve`] with explicit limits.
+pub async fn serve_with(
+    endpoint: quinn::Endpoint,
+    relay: Arc<Relay>,
+    shutdown: CancellationToken,
+    limits: ServeLimits,
+) {
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
             incoming = endpoint.accept() => {
                 let Some(incoming) = incoming else { break };
+                if relay.connections() >= limits.max_connections {
+                    warn!(peer = %incoming.remote_address(), limit = limits.max_connections, "refused: connection limit reached");
+                    incoming.refuse();
+                    continue;
+                }
+                relay.connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let held = Held(Arc::clone(&relay));
                 let relay = Arc::clone(&relay);
                 let shutdown = shutdown.clone();
                 let span = info_span!("conn", peer = %incoming.remote_address(), node = tracing::field::Empty);
                 conns.spawn(async move {
+                    let _held = held;
                     match incoming.await {
-                        Ok(conn) => handle_connection(conn, relay, shutdown).await,
+                        Ok(conn) => handle_connection(conn, relay, shutdown, limits).await,
                         Err(e) => debug!(error = %e, "handshake failed"),
                     }
                 }.instrument(span));
@@ -116,6 +183,7 @@ async fn handle_connection(
     conn: quinn::Connection,
     relay: Arc<Relay>,
     shutdown: CancellationToken,
+    limits: ServeLimits,
 ) {
     let Some(key) = accordo_net::peer_key(&conn) else {
         warn!("peer presented no ed25519 key");
@@ -127,8 +195,14 @@ async fn handle_connection(
     debug!(node = %node.short(), "connected");
     let admitted: Arc<OnceCell<Member>> = Arc::new(OnceCell::new());
     let mut streams = JoinSet::new();
+    let hello_by = tokio::time::Instant::now() + limits.hello_deadline;
     loop {
         tokio::select! {
+            () = tokio::time::sleep_until(hello_by), if !admitted.initialized() => {
+                warn!(node = %node.short(), "closed: no hello within the deadline");
+                conn.close(CLOSE_TOO_SLOW.into(), b"no hello");
+                break;
+            }
             stream = conn.accept_bi() => {
                 let (send, recv) = match stream {
                     Ok(s) => s,
@@ -138,8 +212,9 @@ async fn handle_connection(
                 let admitted = Arc::clone(&admitted);
                 let conn = conn.clone();
                 let shutdown = shutdown.clone();
+                let read_timeout = limits.request_read_timeout;
                 streams.spawn(async move {
-                    handle_stream(send, recv, conn, node, relay, admitted, shutdown).await;
+                    handle_stream(send, recv, conn, node, relay, admitted, shutdown, read_timeout).await;
                 }.in_current_span());
             }
             Some(_) = streams.join_next(), if !streams.is_empty() => {}
@@ -153,6 +228,7 @@ async fn handle_connection(
     while streams.join_next().await.is_some() {}
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn handle_stream(
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
@@ -161,11 +237,23 @@ async fn handle_stream(
     relay: Arc<Relay>,
     admitted: Arc<OnceCell<Member>>,
     shutdown: CancellationToken,
+    read_timeout: Duration,
 ) {
-    let body = match accordo_net::read_frame(&mut recv, MAX_FRAME_BYTES).await {
-        Ok(body) => body,
-        Err(e) => {
+    let read = tokio::time::timeout(
+        read_timeout,
+        accordo_net::read_frame(&mut recv, MAX_FRAME_BYTES),
+    );
+    let body = match read.await {
+        Ok(Ok(body)) => body,
+        Ok(Err(e)) => {
             warn!(node = %node.short(), error = %e, "unreadable request");
+            let _ = recv.stop(1u32.into());
+            return;
+        }
+        Err(_) => {
+            warn!(node = %node.short(), timeout_ms = read_timeout.as_millis() as u64, "request not received in time; stream dropped");
+            let _ = recv.stop(CLOSE_TOO_SLOW.into());
+            let _ = send.reset(CLOSE_TOO_SLOW.into());
             return;
         }
     };

@@ -3,10 +3,10 @@
 //! nothing, hostile requests get typed errors, and an honest member keeps
 //! syncing throughout.
 
-use accordo_net::{Client, TransportLimits};
+mod common;
+
 use accordo_protocol::authority::AuthorityError;
 use accordo_protocol::doc::DocId;
-use accordo_protocol::envelope::SignedChange;
 use accordo_protocol::log::RejectReason;
 use accordo_protocol::registry::{RegistryRole, Statement};
 use accordo_protocol::testkit::TestAuthor;
@@ -14,112 +14,8 @@ use accordo_protocol::wire::{
     ErrorCode, Hello, Request, Response, SyncRequest, SyncResponse, MAX_FRAME_BYTES,
 };
 use accordo_protocol::PROTOCOL_VERSION;
-use accordo_relay::server::{serve, Relay};
-use accordo_relay::store;
 use anyhow::{bail, Context, Result};
-use ed25519_dalek::SigningKey;
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
-use tokio_util::sync::CancellationToken;
-
-const NETWORK: &str = "test-net";
-
-struct TestRelay {
-    addr: SocketAddr,
-    key: SigningKey,
-    shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
-    relay: Arc<Relay>,
-    _dir: tempfile::TempDir,
-}
-
-async fn start_relay(admin: &TestAuthor) -> Result<TestRelay> {
-    let dir = tempfile::tempdir()?;
-    let mut store = store::open(&dir.path().join("relay.db"))?;
-    store.allow_admin(&admin.id(), 0)?;
-    let key = SigningKey::from_bytes(&[7; 32]);
-    let id = accordo_protocol::identity::NodeId::from_signing_key(&key);
-    let relay = Relay::new(id, NETWORK.into(), store)?;
-    let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
-    let addr = socket.local_addr()?;
-    let endpoint = accordo_net::server_endpoint(
-        socket,
-        &key,
-        accordo_net::alpn(PROTOCOL_VERSION, NETWORK),
-        &TransportLimits::default(),
-    )?;
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(serve(endpoint, Arc::clone(&relay), shutdown.clone()));
-    Ok(TestRelay {
-        addr,
-        key,
-        shutdown,
-        task,
-        relay,
-        _dir: dir,
-    })
-}
-
-struct Peer {
-    conn: quinn::Connection,
-    _client: Client,
-}
-
-impl Peer {
-    async fn connect(relay: &TestRelay, author: &TestAuthor) -> Result<Peer> {
-        let client = Client::new(
-            "127.0.0.1:0".parse()?,
-            &author.key,
-            &TransportLimits::default(),
-        )?;
-        let conn = client
-            .connect(
-                relay.addr,
-                &relay.key.verifying_key(),
-                accordo_net::alpn(PROTOCOL_VERSION, NETWORK),
-                Duration::from_secs(5),
-            )
-            .await?;
-        Ok(Peer {
-            conn,
-            _client: client,
-        })
-    }
-
-    async fn raw(&self, body: &[u8]) -> Result<Response> {
-        let reply =
-            accordo_net::request(&self.conn, body, MAX_FRAME_BYTES, Duration::from_secs(10))
-                .await?;
-        Ok(Response::decode(&reply)?)
-    }
-
-    async fn call(&self, req: &Request) -> Result<Response> {
-        self.raw(&req.encode()).await
-    }
-
-    async fn hello(&self) -> Result<Response> {
-        self.call(&Request::Hello(Hello {
-            protocol_version: PROTOCOL_VERSION,
-            network: NETWORK.into(),
-            software: "test".into(),
-        }))
-        .await
-    }
-
-    async fn push(&self, push: Vec<SignedChange>) -> Result<SyncResponse> {
-        let req = Request::Sync(SyncRequest {
-            push,
-            cursors: vec![],
-            max_response_bytes: 1 << 20,
-            wait_ms: 0,
-        });
-        match self.call(&req).await? {
-            Response::Sync(r) => Ok(r),
-            other => bail!("unexpected response {other:?}"),
-        }
-    }
-}
+use common::{start_relay, Peer, NETWORK};
 
 fn enroll(node: &TestAuthor, comune: &str) -> Statement {
     Statement::Enroll {
