@@ -73,7 +73,7 @@ impl SimNode {
         let mut seed = [0u8; 32];
         seed[..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
         let key = SigningKey::from_bytes(&seed);
-        let role = if i % 25 == 0 {
+        let role = if i.is_multiple_of(25) {
             Role::Metro
         } else {
             Role::Comune
@@ -265,10 +265,8 @@ fn run_seed(seed: u64, nodes_n: usize, steps: usize) -> (usize, usize) {
         let i = rng.below(nodes_n as u64) as usize;
         match rng.below(100) {
             0..=39 => nodes[i].edit(&mut rng),
-            40..=69 => {
-                if !sessions.iter().any(|(n, _)| *n == i) {
-                    sessions.push((i, SyncSession::new(nodes[i].disk.cursors.clone())));
-                }
+            40..=69 if !sessions.iter().any(|(n, _)| *n == i) => {
+                sessions.push((i, SyncSession::new(nodes[i].disk.cursors.clone())));
             }
             70..=74 => nodes[i].crash(&mut rng),
             75..=77 => nodes[i].backup = Some(nodes[i].disk.clone()),
