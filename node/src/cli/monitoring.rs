@@ -86,6 +86,9 @@ pub enum PlanCmd {
     /// Actions (`--parent` names the objective).
     #[command(subcommand)]
     Action(PlanItemCmd),
+    /// Strategic projects (`--parent` names the action).
+    #[command(subcommand)]
+    Strategic(PlanItemCmd),
     /// Zone omogenee and their comuni.
     #[command(subcommand)]
     Zone(PlanItemCmd),
@@ -298,6 +301,7 @@ pub fn plan(dir: &Path, cmd: PlanCmd) -> Result<()> {
         PlanCmd::Axis(c) => (Kind::Axis, c),
         PlanCmd::Objective(c) => (Kind::Objective, c),
         PlanCmd::Action(c) => (Kind::Action, c),
+        PlanCmd::Strategic(c) => (Kind::Strategic, c),
         PlanCmd::Zone(c) => (Kind::Zone, c),
         PlanCmd::Period(c) => (Kind::Period, c),
     };

@@ -1,6 +1,6 @@
 //! The Strategic Metropolitan Plan's structure, in the plan document:
-//! axes (policy areas), objectives, actions, zone omogenee (with their comuni
-//! and validity dates) and reporting periods. Each item is a map at root key
+//! axes (policy areas), objectives, actions, strategic projects, zone
+//! omogenee (with their comuni and validity dates) and reporting periods. Each item is a map at root key
 //! `<kind>/<code>`, so concurrent additions never collide.
 
 use super::codec::{self, CodecError};
@@ -15,6 +15,8 @@ pub enum Kind {
     Axis,
     Objective,
     Action,
+    /// A strategic project of the plan, under an action.
+    Strategic,
     Zone,
     Period,
 }
@@ -25,6 +27,7 @@ impl Kind {
             Kind::Axis => "axis/",
             Kind::Objective => "objective/",
             Kind::Action => "action/",
+            Kind::Strategic => "strategic/",
             Kind::Zone => "zone/",
             Kind::Period => "period/",
         }
@@ -35,6 +38,7 @@ impl Kind {
         match self {
             Kind::Objective => Some(Kind::Axis),
             Kind::Action => Some(Kind::Objective),
+            Kind::Strategic => Some(Kind::Action),
             _ => None,
         }
     }
