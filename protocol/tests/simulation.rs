@@ -140,7 +140,9 @@ impl SimNode {
             rng.below(1_000_000) as i64,
         )
         .unwrap();
-        doc.commit();
+        if doc.commit().is_none() {
+            return; // the same value again: automerge records no change
+        }
         let change = doc.get_last_local_change().unwrap();
         let env = SignedChange::sign(doc_id, &self.key, self.nonce(), &change);
         let v = env.clone().verify().unwrap();
@@ -258,31 +260,31 @@ fn run_seed(seed: u64, nodes_n: usize, steps: usize) -> (usize, usize) {
             .collect(),
         acked: HashSet::new(),
     };
-    // In-flight sync sessions: (node, session). Latency = how many steps a
-    // session stays open while others interleave.
-    let mut sessions: Vec<(usize, SyncSession)> = Vec::new();
+    // In-flight sync sessions: (node, process start, session). Latency = how
+    // many steps a session stays open while others interleave.
+    let mut sessions: Vec<(usize, u64, SyncSession)> = Vec::new();
     for _ in 0..steps {
         let i = rng.below(nodes_n as u64) as usize;
         match rng.below(100) {
             0..=39 => nodes[i].edit(&mut rng),
-            40..=69 if !sessions.iter().any(|(n, _)| *n == i) => {
-                sessions.push((i, SyncSession::new(nodes[i].disk.cursors.clone())));
+            40..=69 if !sessions.iter().any(|(n, ..)| *n == i) => {
+                let session = SyncSession::new(nodes[i].disk.cursors.clone());
+                sessions.push((i, nodes[i].starts, session));
             }
             70..=74 => nodes[i].crash(&mut rng),
             75..=77 => nodes[i].backup = Some(nodes[i].disk.clone()),
             78..=81 => nodes[i].partitioned = !nodes[i].partitioned,
             _ => {}
         }
-        // A crashed node's session dies with it.
-        sessions
-            .retain(|(n, _)| nodes[*n].doc.is_some() || nodes[*n].starts == 0 || rng.chance(900));
+        // A crashed process's session dies with it.
+        sessions.retain(|(n, start, _)| nodes[*n].starts == *start);
         // Some open session makes progress (random interleaving = latency).
         if !sessions.is_empty() {
             let k = rng.below(sessions.len() as u64) as usize;
-            let (n, mut session) = sessions.swap_remove(k);
+            let (n, start, mut session) = sessions.swap_remove(k);
             match exchange(&mut nodes[n], &mut relay, &net, &mut rng, &mut session) {
                 Some(true) => {}
-                _ => sessions.push((n, session)),
+                _ => sessions.push((n, start, session)),
             }
         }
     }
