@@ -68,7 +68,9 @@ pub fn load(path: &Path) -> Result<SigningKey, KeyFileError> {
     let text = std::fs::read_to_string(path).map_err(io_err(path))?;
     let text = text.trim();
     let malformed = || KeyFileError::Malformed(path.display().to_string());
-    if text.len() != 64 {
+    // Only ASCII hex digits: slicing below needs ASCII, and `from_str_radix`
+    // alone would accept a `+` sign.
+    if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(malformed());
     }
     let mut seed = [0u8; 32];
@@ -105,5 +107,24 @@ mod tests {
         }
         std::fs::write(&path, "nothex").unwrap();
         assert!(matches!(load(&path), Err(KeyFileError::Malformed(_))));
+    }
+
+    /// Regression (fuzz target `keyfile`, seeds `crash_*` in
+    /// fuzz/corpus/keyfile): 64 bytes holding a multi-byte character made the
+    /// hex slicing panic, and a `+` sign was taken as part of a digit pair.
+    #[test]
+    fn malformed_key_files_are_refused_without_panicking() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.key");
+        let non_ascii = format!("a\u{e9}{}", "a".repeat(61));
+        let plus_sign = format!("+2{}", "02".repeat(31));
+        for text in [non_ascii, plus_sign] {
+            assert_eq!(text.len(), 64);
+            std::fs::write(&path, &text).unwrap();
+            assert!(
+                matches!(load(&path), Err(KeyFileError::Malformed(_))),
+                "{text:?}"
+            );
+        }
     }
 }

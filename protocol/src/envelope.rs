@@ -119,6 +119,34 @@ pub fn signing_payload(
     out
 }
 
+/// Offset of the chunk type in an automerge chunk (after the 4-byte magic and
+/// the 4-byte checksum), and the type of an uncompressed change chunk: the
+/// only kind `SignedChange::sign` produces (`Change::raw_bytes`).
+const CHUNK_TYPE_OFFSET: usize = 8;
+const CHUNK_TYPE_CHANGE: u8 = 1;
+
+/// Parses the change bytes of an envelope. These come from peers before any
+/// signature is checked, and automerge 0.12 parses a whole document, bundle or
+/// compressed chunk before refusing it as not a change; found by the
+/// `envelope` fuzz target (inputs in the regression test below), a 105-byte
+/// bundle chunk makes it panic in its column decoder (hexane) and another
+/// makes it allocate gigabytes. So only uncompressed change chunks reach
+/// automerge, and a panic inside it is an error too: no input may take down
+/// a verifier, least of all the relay, which verifies under its store lock.
+pub fn parse_change(bytes: &[u8]) -> Result<Change, EnvelopeError> {
+    if bytes.get(CHUNK_TYPE_OFFSET) != Some(&CHUNK_TYPE_CHANGE) {
+        return Err(EnvelopeError::Malformed(
+            "not an uncompressed automerge change chunk".into(),
+        ));
+    }
+    match std::panic::catch_unwind(|| Change::try_from(bytes)) {
+        Ok(parsed) => parsed.map_err(|e| EnvelopeError::Malformed(e.to_string())),
+        Err(_) => Err(EnvelopeError::Malformed(
+            "the automerge parser failed on these bytes".into(),
+        )),
+    }
+}
+
 /// A change whose envelope verified: the parsed header fields travel with it.
 #[derive(Debug, Clone)]
 pub struct VerifiedChange {
@@ -160,8 +188,7 @@ impl SignedChange {
             .author
             .verifying_key()
             .ok_or(EnvelopeError::BadAuthorKey)?;
-        let change = Change::try_from(self.change.as_slice())
-            .map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
+        let change = parse_change(&self.change)?;
         let actor = derive_actor(&self.author, &self.actor_nonce);
         if change.actor_id().to_bytes() != actor {
             return Err(EnvelopeError::ActorMismatch);
@@ -239,6 +266,37 @@ mod tests {
             huge.verify().unwrap_err(),
             EnvelopeError::TooLarge(_)
         ));
+    }
+
+    /// Regression (fuzz target `envelope`, seeds
+    /// fuzz/corpus/envelope/crash_automerge_*): bundle chunks on which
+    /// automerge 0.12 panics (hexane's RLE decoder) or allocates gigabytes.
+    #[test]
+    fn chunks_that_break_automerge_are_malformed() {
+        let panics = "856f4a83c5c15531035f000100000123020080282a9ff469a26cd00996e7cdd5f167f9ca\
+            3f75a3e087109d000200004c4a83c5c1553103ee37a25df60f5b8fc9b3940000000000000000000000\
+            0000000069856f4a83c5656e7473017f017f663036303000000031";
+        let allocates =
+            "856f4a83c5c15531035f000100000123288002012a9ff469a29a2ff669e7cacdd53f67f9f1\
+            75a3e087109d000200004c4a83c5c155314e3666757a7a6572313246757a7a65724472697665724550\
+            6950505069856f4a83c5656e7473017f017f663036303000000a31";
+        let mut a = TestAuthor::new(1, 1);
+        for bytes in [panics, allocates] {
+            let bytes = hex::decode(bytes).unwrap();
+            assert!(matches!(
+                parse_change(&bytes),
+                Err(EnvelopeError::Malformed(_))
+            ));
+            let mut env = a.edit(comune_doc(), "title", "Scuola");
+            env.change = bytes;
+            assert!(matches!(
+                env.verify().unwrap_err(),
+                EnvelopeError::Malformed(_)
+            ));
+        }
+        // Envelopes as `sign` makes them still parse.
+        let env = a.edit(comune_doc(), "title", "Scuola nuova");
+        assert!(parse_change(&env.change).is_ok());
     }
 
     #[test]

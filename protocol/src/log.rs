@@ -201,7 +201,7 @@ fn exclude_entry(exclude: &HashSet<ChangeHash>, entry: &LogEntry) -> bool {
         return false;
     }
     // Parsing is the only way to learn the hash; only done when the requester pushed.
-    automerge::Change::try_from(entry.change.change.as_slice())
+    crate::envelope::parse_change(&entry.change.change)
         .map(|c| exclude.contains(&ChangeHash::from(c.hash())))
         .unwrap_or(false)
 }

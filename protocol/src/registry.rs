@@ -28,7 +28,8 @@ use crate::authority::{AuthorityError, Member, Membership};
 use crate::codes::Istat;
 use crate::doc::DocId;
 use crate::envelope::{
-    derive_actor, ChangeHash, EnvelopeError, SignedChange, VerifiedChange, ACTOR_ID_BYTES,
+    derive_actor, parse_change, ChangeHash, EnvelopeError, SignedChange, VerifiedChange,
+    ACTOR_ID_BYTES,
 };
 use crate::identity::{NodeId, RelayAddr, Role};
 use ed25519_dalek::{Signature, Signer, SigningKey};
@@ -362,8 +363,7 @@ impl ChangeMeta {
     /// Parses a stored envelope without re-checking its signature: only for
     /// envelopes that were verified before they were stored.
     pub fn of_stored(env: &SignedChange) -> Result<ChangeMeta, EnvelopeError> {
-        let change = automerge::Change::try_from(env.change.as_slice())
-            .map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
+        let change = parse_change(&env.change)?;
         Ok(ChangeMeta {
             doc: env.doc.clone(),
             author: env.author,
