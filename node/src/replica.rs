@@ -249,12 +249,7 @@ impl Replica {
         now_ms: i64,
         f: impl FnOnce(&mut AutoCommit) -> Result<T, ReplicaError>,
     ) -> Result<(T, Option<ChangeHash>), ReplicaError> {
-        if self.dir.join(NEXT_KEY_FILE).exists() {
-            // An edit by the old key now would fall after the rotation's cut.
-            return Err(ReplicaError::Edit(
-                "a key rotation is in progress: run `accordo key rotate` to finish it first".into(),
-            ));
-        }
+        self.refuse_while_rotating()?;
         self.edit_with_message(doc, now_ms, None, f)
     }
 
@@ -283,21 +278,48 @@ impl Replica {
         message: Option<String>,
         f: impl FnOnce(&mut AutoCommit) -> Result<T, ReplicaError>,
     ) -> Result<(T, Option<ChangeHash>), ReplicaError> {
-        let invalid = self.invalid_hashes()?;
-        let actor = derive_actor(&self.id, &self.nonce);
-        let (key, nonce) = (&self.key, self.nonce);
-        self.store.write(|tx| {
-            let log = tx.log();
-            let mut am = load_valid(doc, &log.doc_changes(doc)?, &invalid)?
-                .with_actor(ActorId::from(&actor[..]));
-            let value = f(&mut am)?;
+        self.write_doc(doc, |tx, am, key, nonce| {
+            let value = f(am)?;
             let mut options =
                 automerge::transaction::CommitOptions::default().with_time(now_ms / 1000);
             if let Some(m) = message {
                 options = options.with_message(m);
             }
-            let hash = commit_signed(&mut am, options, doc, key, nonce, tx)?;
+            let hash = commit_signed(am, options, doc, key, nonce, tx)?;
             Ok((value, hash))
+        })
+    }
+
+    /// Refuses edits by the old key while a rotation is being delivered: they
+    /// would fall after the rotation's cut.
+    fn refuse_while_rotating(&self) -> Result<(), ReplicaError> {
+        if self.dir.join(NEXT_KEY_FILE).exists() {
+            return Err(ReplicaError::Edit(
+                "a key rotation is in progress: run `accordo key rotate` to finish it first".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Runs `f` on `doc` as this process's actor (its valid changes loaded)
+    /// inside one store write transaction.
+    fn write_doc<T>(
+        &mut self,
+        doc: &DocId,
+        f: impl FnOnce(
+            &crate::store::NodeTx<'_>,
+            &mut AutoCommit,
+            &SigningKey,
+            [u8; ACTOR_NONCE_BYTES],
+        ) -> Result<T, ReplicaError>,
+    ) -> Result<T, ReplicaError> {
+        let invalid = self.invalid_hashes()?;
+        let actor = derive_actor(&self.id, &self.nonce);
+        let (key, nonce) = (&self.key, self.nonce);
+        self.store.write(|tx| {
+            let mut am = load_valid(doc, &tx.log().doc_changes(doc)?, &invalid)?
+                .with_actor(ActorId::from(&actor[..]));
+            f(tx, &mut am, key, nonce)
         })
     }
 
@@ -312,24 +334,14 @@ impl Replica {
         chunks: usize,
         mut f: impl FnMut(&mut AutoCommit, usize) -> Result<(), ReplicaError>,
     ) -> Result<usize, ReplicaError> {
-        if self.dir.join(NEXT_KEY_FILE).exists() {
-            return Err(ReplicaError::Edit(
-                "a key rotation is in progress: run `accordo key rotate` to finish it first".into(),
-            ));
-        }
-        let invalid = self.invalid_hashes()?;
-        let actor = derive_actor(&self.id, &self.nonce);
-        let (key, nonce) = (&self.key, self.nonce);
-        self.store.write(|tx| {
-            let log = tx.log();
-            let mut am = load_valid(doc, &log.doc_changes(doc)?, &invalid)?
-                .with_actor(ActorId::from(&actor[..]));
+        self.refuse_while_rotating()?;
+        self.write_doc(doc, |tx, am, key, nonce| {
             let mut made = 0;
             for i in 0..chunks {
-                f(&mut am, i)?;
+                f(am, i)?;
                 let options =
                     automerge::transaction::CommitOptions::default().with_time(now_ms / 1000);
-                if commit_signed(&mut am, options, doc, key, nonce, tx)?.is_some() {
+                if commit_signed(am, options, doc, key, nonce, tx)?.is_some() {
                     made += 1;
                 }
             }

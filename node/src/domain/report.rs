@@ -258,21 +258,24 @@ fn pct(part: i64, whole: i64) -> String {
     }
 }
 
-/// The report as Markdown (Italian headings).
-pub fn markdown(r: &Report) -> String {
-    let mut s = String::new();
-    let _ = writeln!(s, "# Rapporto di monitoraggio al {}\n", r.as_of);
-    let t = &r.totals;
-    let _ = writeln!(
-        s,
-        "**{} progetti** · finanziato {} € · impegnato {} € ({}) · pagato {} € ({})\n",
+/// The one-line financial summary, in Italian.
+fn summary(t: &Money) -> String {
+    format!(
+        "{} progetti · finanziato {} € · impegnato {} € ({}) · pagato {} € ({})",
         t.projects,
         format_eur(t.financed_cents),
         format_eur(t.committed_cents),
         pct(t.committed_cents, t.financed_cents),
         format_eur(t.paid_cents),
         pct(t.paid_cents, t.financed_cents)
-    );
+    )
+}
+
+/// The report as Markdown (Italian headings).
+pub fn markdown(r: &Report) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# Rapporto di monitoraggio al {}\n", r.as_of);
+    let _ = writeln!(s, "{}\n", summary(&r.totals));
     s.push_str("## Avanzamento finanziario per comune\n\n| Comune | Progetti | Finanziato € | Impegnato € | Pagato € |\n|---|---:|---:|---:|---:|\n");
     for c in &r.by_comune {
         let m = &c.money;
@@ -474,16 +477,7 @@ pub fn html(r: &Report) -> String {
 }
 
 fn markdown_tables_html(r: &Report) -> String {
-    let t = &r.totals;
-    let mut s = format!(
-        "<p><strong>{} progetti</strong> · finanziato {} € · impegnato {} € ({}) · pagato {} € ({})</p>",
-        t.projects,
-        format_eur(t.financed_cents),
-        format_eur(t.committed_cents),
-        pct(t.committed_cents, t.financed_cents),
-        format_eur(t.paid_cents),
-        pct(t.paid_cents, t.financed_cents)
-    );
+    let mut s = format!("<p>{}</p>", esc(&summary(&r.totals)));
     s.push_str("<h2>Per comune</h2><table><tr><th>Comune</th><th>Progetti</th><th>Finanziato €</th><th>Impegnato €</th><th>Pagato €</th></tr>");
     for c in &r.by_comune {
         let m = &c.money;
