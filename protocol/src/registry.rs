@@ -920,15 +920,13 @@ impl Registry {
                 None => Ok(()),
             };
         }
-        let m = self
-            .members
-            .get(&author)
-            .ok_or(AuthorityError::NotMember(author))?;
         let member = self
             .member(&author)
             .ok_or(AuthorityError::NotMember(author))?;
         member.check_write(doc)?;
-        if !m.in_time(doc, &change.actor, change.seq) {
+        // Inside every cut that retired the key (a rotation and a revocation
+        // may both have), exactly as statements are judged.
+        if !self.key_in_time(&author, doc, &change.actor, change.seq) {
             return Err(AuthorityError::Retired(author));
         }
         Ok(())

@@ -201,6 +201,41 @@ fn rotation_enrolls_the_new_key_and_keeps_old_history_valid() {
     assert_eq!(reg.member(&new.id()).unwrap().comune, istat("092009"));
 }
 
+/// Regression, found by the `registry_derive` fuzz target (property: a
+/// document change is inside every cut that retired its key). A key rotated
+/// with a cut, then revoked by an admin whose cut reaches further (the admin
+/// held later changes of the old key: a thief's, say), could still write up
+/// to the revocation's cut, because document changes were judged against the
+/// member's settled status (the revocation's cut only) while statements were
+/// judged against both. Both are now judged against every cut.
+#[test]
+fn a_rotated_then_revoked_key_stays_inside_its_rotation_cut() {
+    let mut net = Net::new();
+    let mut old = TestAuthor::new(1, 1);
+    net.state(enroll(old.id(), "092009", RegistryRole::Comune));
+    old.learn(&mut net.admin);
+    let mut data = TestAuthor::new(1, 1);
+    let history = data.edit(comune_doc(), "title", "old");
+    let rotate = old.statement(&Statement::Rotate {
+        new: TestAuthor::new(4, 1).id(),
+        cut: cut_of(std::slice::from_ref(&history)),
+    });
+    net.statements.push(rotate.clone());
+    let late = data.edit(comune_doc(), "title", "late");
+    // The admin held the rotation and the late change when it revoked the key.
+    net.admin.learn(&mut old);
+    net.state(Statement::Revoke {
+        node: old.id(),
+        cut: cut_of(&[history, late.clone(), rotate]),
+    });
+    let reg = net.registry();
+    assert!(reg.invalid.is_empty(), "{:?}", reg.invalid);
+    assert_eq!(
+        reg.authorize(&verified(late)),
+        Err(AuthorityError::Retired(old.id()))
+    );
+}
+
 fn invite(admin: &TestAuthor, nonce: u8) -> Invite {
     Invite::sign(
         &admin.key,
