@@ -548,7 +548,12 @@ fn oc_comuni(r: &mut RowReader<'_>) -> Vec<String> {
     let mut out = Vec::new();
     for part in v.split(":::") {
         let t = part.trim();
-        let code = if t.len() == 9 { &t[3..] } else { t };
+        // Byte slicing below is safe only on ASCII (found by fuzzing).
+        let code = if t.len() == 9 && t.is_ascii() {
+            &t[3..]
+        } else {
+            t
+        };
         match code.parse::<Istat>() {
             Ok(c) => out.push(c.to_string()),
             Err(_) => r.fail(

@@ -74,6 +74,10 @@ impl Date {
                 "expected a date as YYYY-MM-DD, DD/MM/YYYY or YYYYMMDD",
             )
         };
+        // The byte slicing below is only valid on ASCII text (found by fuzzing).
+        if !t.is_ascii() {
+            return Err(bad());
+        }
         let num = |a: &str| a.parse::<u16>().map_err(|_| bad());
         let (y, m, d) = if t.len() == 10 && t.as_bytes()[4] == b'-' && t.as_bytes()[7] == b'-' {
             (num(&t[..4])?, num(&t[5..7])?, num(&t[8..])?)
@@ -563,7 +567,14 @@ mod tests {
         for s in ["2024-02-29", "29/02/2024", "20240229"] {
             assert_eq!(Date::parse_any("d", s).unwrap(), d);
         }
-        for bad in ["2023-02-29", "31/04/2024", "2024-13-01", "20241", "ieri"] {
+        for bad in [
+            "2023-02-29",
+            "31/04/2024",
+            "2024-13-01",
+            "20241",
+            "ieri",
+            "2é24-01-0",
+        ] {
             assert!(Date::parse_any("d", bad).is_err(), "{bad}");
         }
         assert_eq!(

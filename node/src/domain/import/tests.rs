@@ -302,3 +302,21 @@ proptest! {
         prop_assert_eq!(&back, &projects);
     }
 }
+
+/// Regressions from the `import_file` fuzz target: inputs that made the
+/// importer panic; each must now give projects or located errors.
+#[test]
+fn fuzz_found_inputs_do_not_panic() {
+    let dir = format!("{}/tests/fixtures/import/fuzz", env!("CARGO_MANIFEST_DIR"));
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        for format in [
+            Format::Auto,
+            Format::Opencoesione,
+            Format::Pnrr,
+            Format::Accordo,
+        ] {
+            let _ = import(&bytes, false, format, Some(&bytes), &cagliari());
+        }
+    }
+}
