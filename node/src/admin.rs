@@ -107,7 +107,7 @@ pub fn enroll(
 /// document and actor, the last change of that key. Returns it with the
 /// number of changes it keeps valid.
 pub fn cut_for(replica: &mut Replica, node: &NodeId) -> Result<(Cut, usize), AdminError> {
-    let metas = held_metas(replica)?;
+    let metas = replica.held_metas()?;
     let mut last: BTreeMap<(DocId, [u8; 16]), u64> = BTreeMap::new();
     let mut kept = 0;
     for m in metas.iter().filter(|m| m.author == *node) {
@@ -206,19 +206,6 @@ pub fn rotation(replica: &mut Replica, new: NodeId, now_ms: i64) -> Result<Chang
     }
     let (cut, _) = cut_for(replica, &me)?;
     Ok(replica.state(&Statement::Rotate { new, cut }, now_ms)?)
-}
-
-fn held_metas(replica: &mut Replica) -> Result<Vec<ChangeMeta>, ReplicaError> {
-    replica.store.read(|tx| {
-        let log = tx.log();
-        let mut metas = Vec::new();
-        for (doc, _) in log.docs()? {
-            for env in log.doc_changes(&doc)? {
-                metas.push(stored_meta(&doc, &env)?);
-            }
-        }
-        Ok(metas)
-    })
 }
 
 fn stored_meta(doc: &DocId, env: &SignedChange) -> Result<ChangeMeta, ReplicaError> {

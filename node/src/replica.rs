@@ -189,7 +189,15 @@ impl Replica {
             }
         }
         let anchors: BTreeSet<NodeId> = self.settings.anchors.iter().copied().collect();
-        let metas = self.store.read(|tx| {
+        let metas = self.held_metas()?;
+        let verdict = Arc::new(judge(&anchors, &metas));
+        self.verdict = Some((head, Arc::clone(&verdict)));
+        Ok(verdict)
+    }
+
+    /// Every held change's metadata, in log order per document.
+    pub fn held_metas(&mut self) -> Result<Vec<ChangeMeta>, ReplicaError> {
+        self.store.read(|tx| {
             let log = tx.log();
             let mut metas = Vec::new();
             for (doc, _) in log.docs()? {
@@ -201,11 +209,8 @@ impl Replica {
                     metas.push(meta);
                 }
             }
-            Ok::<_, ReplicaError>(metas)
-        })?;
-        let verdict = Arc::new(judge(&anchors, &metas));
-        self.verdict = Some((head, Arc::clone(&verdict)));
-        Ok(verdict)
+            Ok(metas)
+        })
     }
 
     /// Hashes of held changes this node must not show (invalid under the

@@ -433,21 +433,6 @@ pub struct RegistryMember {
     pub enrolled_by: Option<ChangeHash>,
 }
 
-impl RegistryMember {
-    fn cut(&self) -> Option<&Cut> {
-        match &self.status {
-            KeyStatus::Active => None,
-            KeyStatus::Revoked { cut, .. } | KeyStatus::Rotated { cut, .. } => Some(cut),
-        }
-    }
-
-    /// Whether change `seq` of `actor` in `doc` by this key is within its
-    /// authority in time (always, unless retired and outside the cut).
-    pub fn in_time(&self, doc: &DocId, actor: &[u8; ACTOR_ID_BYTES], seq: u64) -> bool {
-        self.cut().is_none_or(|cut| cut.holds(doc, actor, seq))
-    }
-}
-
 /// The derived state of the registry.
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
