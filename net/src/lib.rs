@@ -143,19 +143,49 @@ pub fn server_endpoint(
     alpn: Vec<u8>,
     limits: &TransportLimits,
 ) -> Result<quinn::Endpoint, TransportError> {
+    let runtime = quinn::default_runtime()
+        .ok_or_else(|| TransportError::Io(std::io::Error::other("no async runtime")))?;
+    let socket = runtime.wrap_udp_socket(socket)?;
+    server_endpoint_on(
+        Io {
+            socket,
+            runtime,
+            endpoint: quinn::EndpointConfig::default(),
+        },
+        key,
+        alpn,
+        limits,
+    )
+}
+
+/// Where an endpoint sends its datagrams and reads its clock: a real UDP
+/// socket and tokio, or a simulated network and clock (the deterministic
+/// simulation drives the real QUIC stack through this).
+pub struct Io {
+    pub socket: Arc<dyn quinn::AsyncUdpSocket>,
+    pub runtime: Arc<dyn quinn::Runtime>,
+    /// The simulation seeds the QUIC stack's random choices here.
+    pub endpoint: quinn::EndpointConfig,
+}
+
+/// The relay's endpoint on any [`Io`].
+pub fn server_endpoint_on(
+    io: Io,
+    key: &ed25519_dalek::SigningKey,
+    alpn: Vec<u8>,
+    limits: &TransportLimits,
+) -> Result<quinn::Endpoint, TransportError> {
     let tls = tls::server_config(key, alpn)?;
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
         .map_err(|e| TransportError::Tls(e.to_string()))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     config.transport_config(Arc::new(transport_config(limits, false)));
     config.max_incoming(limits.max_concurrent_handshakes as usize);
-    let runtime = quinn::default_runtime()
-        .ok_or_else(|| TransportError::Io(std::io::Error::other("no async runtime")))?;
-    Ok(quinn::Endpoint::new(
-        quinn::EndpointConfig::default(),
+    Ok(quinn::Endpoint::new_with_abstract_socket(
+        io.endpoint,
         Some(config),
-        socket,
-        runtime,
+        io.socket,
+        io.runtime,
     )?)
 }
 
@@ -174,6 +204,24 @@ impl Client {
     ) -> Result<Client, TransportError> {
         Ok(Client {
             endpoint: quinn::Endpoint::client(bind)?,
+            key: key.clone(),
+            limits: limits.clone(),
+        })
+    }
+
+    /// A client on any [`Io`].
+    pub fn on(
+        io: Io,
+        key: &ed25519_dalek::SigningKey,
+        limits: &TransportLimits,
+    ) -> Result<Client, TransportError> {
+        Ok(Client {
+            endpoint: quinn::Endpoint::new_with_abstract_socket(
+                io.endpoint,
+                None,
+                io.socket,
+                io.runtime,
+            )?,
             key: key.clone(),
             limits: limits.clone(),
         })

@@ -21,7 +21,7 @@ use accordo_protocol::PROTOCOL_VERSION;
 use accordo_store::StoreError;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, warn, Instrument};
 
@@ -66,13 +66,13 @@ impl SyncFailure {
 /// The replica shared between the async engine and the blocking pool.
 pub type SharedReplica = Arc<Mutex<Replica>>;
 
-/// Runs `f` on the replica's store on the blocking pool.
+/// Runs `f` on the replica's store, off the async threads (see [`accordo_store::offload`]).
 async fn with_replica<T: Send + 'static>(
     replica: &SharedReplica,
     f: impl FnOnce(&mut Replica) -> Result<T, SyncFailure> + Send + 'static,
 ) -> Result<T, SyncFailure> {
     let replica = Arc::clone(replica);
-    tokio::task::spawn_blocking(move || {
+    accordo_store::offload(move || {
         // Invariant: poisoned only if a store call panicked, which is a bug.
         let mut r = replica.lock().expect("replica mutex poisoned");
         f(&mut r)
@@ -439,8 +439,6 @@ pub async fn sync_once(
     replica: SharedReplica,
     timeout: Duration,
 ) -> Result<SyncReport, SyncFailure> {
-    let started = Instant::now();
-    let deadline = started + timeout;
     let addr = {
         let r = replica.lock().expect("replica mutex poisoned");
         r.settings.relay.host_port.clone()
@@ -450,13 +448,32 @@ pub async fn sync_once(
         let r = replica.lock().expect("replica mutex poisoned");
         endpoint(&r, relay_addr)?
     };
+    let result = sync_on(&endpoint, replica, timeout, &mut random_u64).await;
+    endpoint.close().await;
+    result
+}
+
+/// [`sync_once`] on a given endpoint, with the backoff's jitter drawn from
+/// `jitter`. Time is tokio's, so a simulated clock drives the deadline too.
+pub async fn sync_on(
+    endpoint: &accordo_net::Client,
+    replica: SharedReplica,
+    timeout: Duration,
+    jitter: &mut (dyn FnMut() -> u64 + Send),
+) -> Result<SyncReport, SyncFailure> {
+    let started = tokio::time::Instant::now();
+    let deadline = started + timeout;
+    let addr = {
+        let r = replica.lock().expect("replica mutex poisoned");
+        r.settings.relay.host_port.clone()
+    };
     let mut report = SyncReport::default();
     let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
     let mut session: Option<SyncSession> = None;
     let mut rejected = Vec::new();
     let result = loop {
         let attempt = async {
-            let link = Link::connect(&endpoint, &replica).await?;
+            let link = Link::connect(endpoint, &replica).await?;
             adopt_membership(&replica, &link.member).await?;
             let session = match &mut session {
                 Some(s) => s,
@@ -476,14 +493,13 @@ pub async fn sync_once(
                 }
             }
         };
-        let remaining = deadline.saturating_duration_since(Instant::now());
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
         match tokio::time::timeout(remaining, attempt).await {
             Ok(Ok(())) => break Ok(()),
-            Ok(Err(e)) if e.is_transient() && Instant::now() < deadline => {
-                let delay = backoff.next_delay(random_u64());
+            Ok(Err(e)) if e.is_transient() && tokio::time::Instant::now() < deadline => {
+                let delay = backoff.next_delay(jitter());
                 debug!(error = %e, ?delay, "retrying");
-                tokio::time::sleep(delay.min(deadline.saturating_duration_since(Instant::now())))
-                    .await;
+                tokio::time::sleep_until((tokio::time::Instant::now() + delay).min(deadline)).await;
             }
             Ok(Err(e)) => break Err(e),
             Err(_) => {
@@ -494,7 +510,6 @@ pub async fn sync_once(
             }
         }
     };
-    endpoint.close().await;
     report.elapsed = started.elapsed();
     result?;
     if !rejected.is_empty() {

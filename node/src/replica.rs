@@ -140,6 +140,17 @@ impl Replica {
 
     /// Opens an existing node directory with a fresh actor nonce.
     pub fn open(dir: &Path) -> Result<Replica, ReplicaError> {
+        Replica::open_with_nonce(dir, fresh_nonce()?)
+    }
+
+    /// Opens with a chosen actor nonce, so that a deterministic simulation
+    /// replays byte for byte. The nonce must never repeat for a directory:
+    /// two processes with the same one could sign different changes with the
+    /// same (actor, seq), which every peer refuses as equivocation.
+    pub fn open_with_nonce(
+        dir: &Path,
+        nonce: [u8; ACTOR_NONCE_BYTES],
+    ) -> Result<Replica, ReplicaError> {
         let key_path = dir.join(KEY_FILE);
         if !key_path.exists() {
             return Err(ReplicaError::NotInitialised(dir.display().to_string()));
@@ -169,7 +180,7 @@ impl Replica {
             key,
             settings,
             store,
-            nonce: fresh_nonce()?,
+            nonce,
             verdict: None,
         })
     }

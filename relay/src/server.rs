@@ -100,13 +100,13 @@ impl Relay {
         self.connections.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Runs `f` on the store on the blocking pool.
+    /// Runs `f` on the store, off the async threads (see [`accordo_store::offload`]).
     async fn with_store<T: Send + 'static>(
         self: &Arc<Self>,
         f: impl FnOnce(&mut RelayStore) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, ServeError> {
         let relay = Arc::clone(self);
-        let out = tokio::task::spawn_blocking(move || {
+        let out = accordo_store::offload(move || {
             // Invariant: the store mutex is only poisoned if a store call panicked,
             // which is a bug; continuing would risk acknowledging unsaved data.
             let mut store = relay.store.lock().expect("relay store mutex poisoned");

@@ -17,6 +17,22 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 use std::path::Path;
 use std::time::Duration;
 
+/// Runs store work from async code. On the multi-thread runtime the
+/// binaries use, the work goes to the blocking pool so the network keeps being
+/// served during an fsync. On a current-thread runtime (single-threaded tests
+/// and the deterministic simulation, which needs store operations to happen
+/// in task order so that a seed replays exactly) it runs inline.
+pub async fn offload<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, tokio::task::JoinError> {
+    if tokio::runtime::Handle::current().runtime_flavor()
+        == tokio::runtime::RuntimeFlavor::CurrentThread
+    {
+        return Ok(f());
+    }
+    tokio::task::spawn_blocking(f).await
+}
+
 /// The change log table, part of both the node's and the relay's first migration.
 pub const LOG_SCHEMA: &str = "
     CREATE TABLE log (
