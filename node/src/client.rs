@@ -532,6 +532,19 @@ pub async fn run_forever(
     replica: SharedReplica,
     shutdown: CancellationToken,
 ) -> Result<(), SyncFailure> {
+    run_with(replica, shutdown, &mut endpoint, &mut random_u64).await
+}
+
+/// [`run_forever`] with the endpoint of each connection attempt made by
+/// `make_endpoint` and the backoff's jitter drawn from `jitter` (the
+/// deterministic simulation gives both).
+pub async fn run_with(
+    replica: SharedReplica,
+    shutdown: CancellationToken,
+    make_endpoint: &mut (dyn FnMut(&Replica, SocketAddr) -> Result<accordo_net::Client, SyncFailure>
+              + Send),
+    jitter: &mut (dyn FnMut() -> u64 + Send),
+) -> Result<(), SyncFailure> {
     let host_port = {
         let r = replica.lock().expect("replica mutex poisoned");
         r.settings.relay.host_port.clone()
@@ -542,7 +555,7 @@ pub async fn run_forever(
             let relay_addr = resolve(&host_port).await?;
             let endpoint = {
                 let r = replica.lock().expect("replica mutex poisoned");
-                endpoint(&r, relay_addr)?
+                make_endpoint(&r, relay_addr)?
             };
             let link = Link::connect(&endpoint, &replica).await?;
             adopt_membership(&replica, &link.member).await?;
@@ -552,19 +565,23 @@ pub async fn run_forever(
             endpoint.close().await;
             result
         };
+        // Biased (shutdown first) here and below: a fixed polling order lets
+        // a simulation seed replay exactly.
         let result = tokio::select! {
-            r = attempt.instrument(info_span!("link", relay = %host_port)) => r,
+            biased;
             () = shutdown.cancelled() => return Ok(()),
+            r = attempt.instrument(info_span!("link", relay = %host_port)) => r,
         };
         match result {
             Err(SyncFailure::Store(e)) => return Err(SyncFailure::Store(e)),
             Err(e) => warn!(error = %e, "sync link down"),
             Ok(()) => {}
         }
-        let delay = backoff.next_delay(random_u64());
+        let delay = backoff.next_delay(jitter());
         tokio::select! {
-            () = tokio::time::sleep(delay) => {}
+            biased;
             () = shutdown.cancelled() => return Ok(()),
+            () = tokio::time::sleep(delay) => {}
         }
     }
 }
@@ -603,6 +620,7 @@ async fn connected(link: &Link, replica: &SharedReplica) -> Result<(), SyncFailu
         }
     };
     tokio::select! {
+        biased;
         r = puller => r,
         r = pusher => r,
     }

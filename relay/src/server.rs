@@ -2,10 +2,10 @@
 //! application-level hello, and serves sync requests against the store.
 //!
 //! One task per connection and one per stream, all owned by `JoinSet`s that
-//! end on shutdown. SQLite work and signature verification run on the blocking
-//! pool. A sync request that finds nothing new waits (long-poll) on a watch of
-//! the log head, so a connected node hears of new changes within one round
-//! trip of their commit.
+//! end on shutdown. SQLite work and signature verification run off the async
+//! threads (`accordo_store::offload`). A sync request that finds nothing new
+//! waits (long-poll) on the log head, so a connected node hears of new changes
+//! within one round trip of their commit.
 
 use crate::store::RelayStore;
 use accordo_protocol::authority::Member;
@@ -21,9 +21,10 @@ use accordo_protocol::wire::{
 use accordo_protocol::PROTOCOL_VERSION;
 use accordo_store::StoreError;
 use std::collections::HashSet;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{watch, OnceCell};
+use tokio::sync::{Notify, OnceCell};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, warn, Instrument};
@@ -66,12 +67,48 @@ impl Default for ServeLimits {
     }
 }
 
+/// The log head and the long-polls waiting for it to move. (Not
+/// `tokio::sync::watch`: it spreads waiters over randomly chosen queues, so
+/// the order in which long-polls wake, and so a simulation run, would differ
+/// between runs of one seed.)
+struct Head {
+    seq: AtomicU64,
+    changed: Notify,
+}
+
+impl Head {
+    fn get(&self) -> u64 {
+        self.seq.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Moves the head forward to `to` (never back) and wakes the waiters.
+    fn advance(&self, to: u64) {
+        if self.seq.fetch_max(to, std::sync::atomic::Ordering::SeqCst) < to {
+            self.changed.notify_waiters();
+        }
+    }
+
+    /// Returns once the head is beyond `seq`.
+    async fn wait_beyond(&self, seq: u64) {
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so an advance in between is not missed.
+            notified.as_mut().enable();
+            if self.get() > seq {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
 /// Shared state of a running relay.
 pub struct Relay {
     pub id: NodeId,
     pub network: String,
     store: Mutex<RelayStore>,
-    head: watch::Sender<u64>,
+    head: Head,
     connections: std::sync::atomic::AtomicUsize,
 }
 
@@ -90,7 +127,10 @@ impl Relay {
             id,
             network,
             store: Mutex::new(store),
-            head: watch::Sender::new(head),
+            head: Head {
+                seq: AtomicU64::new(head),
+                changed: Notify::new(),
+            },
             connections: std::sync::atomic::AtomicUsize::new(0),
         }))
     }
@@ -143,7 +183,15 @@ pub async fn serve_with(
 ) {
     let mut conns = JoinSet::new();
     loop {
+        // Biased, in a fixed order so that a simulation seed replays exactly:
+        // shutdown, then reaping (finished tasks never pile up under a flood),
+        // then new connections.
         tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break,
+            Some(res) = conns.join_next(), if !conns.is_empty() => {
+                if let Err(e) = res { warn!(error = %e, "connection task failed"); }
+            }
             incoming = endpoint.accept() => {
                 let Some(incoming) = incoming else { break };
                 if relay.connections() >= limits.max_connections {
@@ -164,10 +212,6 @@ pub async fn serve_with(
                     }
                 }.instrument(span));
             }
-            Some(res) = conns.join_next(), if !conns.is_empty() => {
-                if let Err(e) = res { warn!(error = %e, "connection task failed"); }
-            }
-            () = shutdown.cancelled() => break,
         }
     }
     info!("shutting down: closing connections");
@@ -197,12 +241,19 @@ async fn handle_connection(
     let mut streams = JoinSet::new();
     let hello_by = tokio::time::Instant::now() + limits.hello_deadline;
     loop {
+        // Biased like `serve_with`: shutdown, deadline, reaping, new streams.
         tokio::select! {
+            biased;
+            () = shutdown.cancelled() => {
+                conn.close(CLOSE_SHUTDOWN.into(), b"relay shutting down");
+                break;
+            }
             () = tokio::time::sleep_until(hello_by), if !admitted.initialized() => {
                 warn!(node = %node.short(), "closed: no hello within the deadline");
                 conn.close(CLOSE_TOO_SLOW.into(), b"no hello");
                 break;
             }
+            Some(_) = streams.join_next(), if !streams.is_empty() => {}
             stream = conn.accept_bi() => {
                 let (send, recv) = match stream {
                     Ok(s) => s,
@@ -216,11 +267,6 @@ async fn handle_connection(
                 streams.spawn(async move {
                     handle_stream(send, recv, conn, node, relay, admitted, shutdown, read_timeout).await;
                 }.in_current_span());
-            }
-            Some(_) = streams.join_next(), if !streams.is_empty() => {}
-            () = shutdown.cancelled() => {
-                conn.close(CLOSE_SHUTDOWN.into(), b"relay shutting down");
-                break;
             }
         }
     }
@@ -322,7 +368,7 @@ async fn handle_hello(
     Response::HelloAck(HelloAck {
         relay: relay.id,
         member,
-        head_seq: *relay.head.borrow(),
+        head_seq: relay.head.get(),
     })
 }
 
@@ -375,11 +421,7 @@ async fn handle_redeem(req: RedeemRequest, node: NodeId, relay: &Arc<Relay>) -> 
         Ok(((_, rejects), _)) if !rejects.is_empty() => refused(rejects[0].reason.to_string()),
         Ok((_, head)) => {
             info!(node = %node.short(), comune = %invite.comune, role = %invite.role, "invitation redeemed");
-            relay.head.send_if_modified(|h| {
-                let changed = head > *h;
-                *h = (*h).max(head);
-                changed
-            });
+            relay.head.advance(head);
             Response::Redeemed(RedeemAck { hash })
         }
         Err(e) => internal(e),
@@ -405,7 +447,6 @@ async fn handle_sync(
 ) -> Response {
     let pushed = req.push.len();
     let wait = Duration::from_millis(u64::from(req.wait_ms.min(MAX_WAIT_MS)));
-    let mut head_rx = relay.head.subscribe();
     let first = {
         let req = req.clone();
         relay
@@ -431,11 +472,7 @@ async fn handle_sync(
         }
         Err(e) => return internal(e),
     };
-    relay.head.send_if_modified(|h| {
-        let changed = resp.head_seq > *h;
-        *h = (*h).max(resp.head_seq);
-        changed
-    });
+    relay.head.advance(resp.head_seq);
     if pushed > 0 {
         info!(node = %node.short(), pushed, acked = resp.acks.len(), rejected = resp.rejects.len(), "ingested");
         for r in &resp.rejects {
@@ -443,10 +480,10 @@ async fn handle_sync(
         }
     }
     if is_quiet(&resp) && !wait.is_zero() {
-        head_rx.mark_unchanged();
         let woke = tokio::select! {
-            r = tokio::time::timeout(wait, head_rx.wait_for(|h| *h > resp.head_seq)) => matches!(r, Ok(Ok(_))),
+            biased;
             () = shutdown.cancelled() => false,
+            r = tokio::time::timeout(wait, relay.head.wait_beyond(resp.head_seq)) => r.is_ok(),
         };
         if woke {
             match pull_again(relay, req).await {

@@ -126,6 +126,8 @@ struct State {
     stats: NetStats,
     /// FNV-1a over every send and delivery decision, in order.
     trace: u64,
+    /// Every decision in words, when `ACCORDO_SIM_EVENTS` names a file prefix.
+    events: Option<Vec<String>>,
 }
 
 impl State {
@@ -190,6 +192,7 @@ impl SimNet {
                 next_generation: 0,
                 stats: NetStats::default(),
                 trace: 0xcbf2_9ce4_8422_2325,
+                events: std::env::var_os("ACCORDO_SIM_EVENTS").map(|_| Vec::new()),
             }),
             queued: Notify::new(),
             origin: tokio::time::Instant::now(),
@@ -236,10 +239,18 @@ impl SimNet {
         self.state().trace
     }
 
+    /// The decisions in words (empty unless `ACCORDO_SIM_EVENTS` is set).
+    pub fn events(&self) -> Vec<String> {
+        self.state().events.clone().unwrap_or_default()
+    }
+
     /// Mixes an application event into the trace.
     pub fn record(&self, values: &[u64]) {
         let now = self.elapsed_ms();
         let mut st = self.state();
+        if let Some(ev) = &mut st.events {
+            ev.push(format!("{now} app {values:?}"));
+        }
         st.mix(&[now]);
         st.mix(values);
     }
@@ -273,6 +284,23 @@ impl SimNet {
         }
     }
 
+    /// Kills every socket of a host (a crashed machine).
+    pub fn kill_ip(&self, ip: IpAddr) {
+        let mut st = self.state();
+        let dead: Vec<SocketAddr> = st
+            .sockets
+            .keys()
+            .filter(|a| a.ip() == ip)
+            .copied()
+            .collect();
+        let wakers: Vec<Waker> = dead
+            .iter()
+            .filter_map(|a| st.sockets.remove(a).and_then(|inbox| inbox.waker))
+            .collect();
+        drop(st);
+        wakers.into_iter().for_each(Waker::wake);
+    }
+
     fn send(&self, from: SocketAddr, generation: u64, to: SocketAddr, data: &[u8]) {
         let now = tokio::time::Instant::now().into_std();
         let elapsed = self.elapsed_ms();
@@ -287,6 +315,13 @@ impl SimNet {
         let spread = (max - min).as_micros() as u64;
         let delay = min + Duration::from_micros(st.rng.below(spread + 1));
         st.mix(&[elapsed, addr_bits(&from), addr_bits(&to), data.len() as u64]);
+        let us = now.duration_since(self.origin.into_std()).as_micros();
+        if let Some(ev) = &mut st.events {
+            ev.push(format!(
+                "{us} send {from} -> {to} {} lost={lost}",
+                data.len()
+            ));
+        }
         if !st.alive(&from, generation) || !st.reachable(&from, &to) {
             st.stats.cut += 1;
             st.mix(&[1]);

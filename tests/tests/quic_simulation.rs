@@ -23,7 +23,7 @@
 //! `ACCORDO_QSIM_SEED` (one seed), `ACCORDO_QSIM_FIRST` (first seed).
 
 use accordo_net::TransportLimits;
-use accordo_node::client::{sync_on, SharedReplica, SyncFailure};
+use accordo_node::client::{run_with, sync_on, SharedReplica, SyncFailure};
 use accordo_node::replica::{load_doc, Replica, Settings};
 use accordo_protocol::authority::Member;
 use accordo_protocol::codes::Istat;
@@ -40,6 +40,7 @@ use ed25519_dalek::SigningKey;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -85,8 +86,10 @@ struct Outcome {
 struct Live {
     replica: SharedReplica,
     client: Arc<accordo_net::Client>,
-    addr: SocketAddr,
+    /// Syncs on demand (`accordo sync`).
     task: Option<JoinHandle<Result<(), SyncFailure>>>,
+    /// Stays connected (`accordo run`).
+    run: Option<(CancellationToken, JoinHandle<Result<(), SyncFailure>>)>,
 }
 
 struct SimNode {
@@ -94,7 +97,11 @@ struct SimNode {
     dir: PathBuf,
     member: Member,
     doc: DocId,
+    /// Runs `accordo run` rather than occasional `accordo sync`.
+    always_on: bool,
     starts: u64,
+    /// Ports used so far: every endpoint binds a fresh one, as after a restart.
+    ports: Arc<AtomicU16>,
     live: Option<Live>,
     down_until: usize,
     cut_until: Option<usize>,
@@ -181,15 +188,42 @@ impl World {
         let nonce_seed = self.seed ^ ((i as u64) << 20) ^ (node.starts << 48);
         let replica = Replica::open_with_nonce(&node.dir, SimRng::new(nonce_seed).bytes())
             .expect("node store opens after a crash");
-        let addr = SocketAddr::new(node_ip(i), 20_000 + node.starts as u16);
-        let io = self.net.io(addr, nonce_seed ^ 0x71c);
-        let client = accordo_net::Client::on(io, &replica.key, &TransportLimits::default())
-            .expect("client endpoint");
+        let ip = node_ip(i);
+        let ports = Arc::clone(&node.ports);
+        let net = Arc::clone(&self.net);
+        let bind = move |key: &SigningKey| {
+            let n = ports.fetch_add(1, Ordering::Relaxed);
+            let addr = SocketAddr::new(ip, 1024 + n % 60_000);
+            accordo_net::Client::on(
+                net.io(addr, nonce_seed ^ u64::from(n) << 32),
+                key,
+                &TransportLimits::default(),
+            )
+        };
+        let client = bind(&replica.key).expect("client endpoint");
+        let replica = Arc::new(Mutex::new(replica));
+        let run = node.always_on.then(|| {
+            let shutdown = CancellationToken::new();
+            let replica = Arc::clone(&replica);
+            let stop = shutdown.clone();
+            let task = tokio::spawn(async move {
+                let mut rng = SimRng::new(nonce_seed ^ 0x1177);
+                let mut jitter = move || rng.next_u64();
+                let mut make = move |r: &Replica, _relay: SocketAddr| {
+                    bind(&r.key).map_err(|e| SyncFailure::Unreachable {
+                        addr: RELAY_ADDR.to_string(),
+                        detail: e.to_string(),
+                    })
+                };
+                run_with(replica, stop, &mut make, &mut jitter).await
+            });
+            (shutdown, task)
+        });
         node.live = Some(Live {
-            replica: Arc::new(Mutex::new(replica)),
+            replica,
             client: Arc::new(client),
-            addr,
             task: None,
+            run,
         });
     }
 
@@ -197,7 +231,15 @@ impl World {
         let Some(mut live) = self.nodes[i].live.take() else {
             return;
         };
-        self.net.kill(live.addr);
+        self.net.kill_ip(node_ip(i));
+        if let Some((_, task)) = live.run.take() {
+            task.abort();
+            let joined = task.await;
+            assert!(
+                joined.as_ref().err().is_none_or(|e| e.is_cancelled()),
+                "node {i} run task panicked"
+            );
+        }
         if let Some(task) = live.task.take() {
             task.abort();
             let joined = task.await;
@@ -239,7 +281,7 @@ impl World {
         let Some(live) = &mut self.nodes[i].live else {
             return;
         };
-        if live.task.as_ref().is_some_and(|t| !t.is_finished()) {
+        if live.run.is_some() || live.task.as_ref().is_some_and(|t| !t.is_finished()) {
             return;
         }
         let replica = Arc::clone(&live.replica);
@@ -260,6 +302,9 @@ impl World {
             let Some(live) = &mut self.nodes[i].live else {
                 continue;
             };
+            if let Some((_, run)) = &live.run {
+                assert!(!run.is_finished(), "node {i}: `run` ended by itself");
+            }
             let done = live
                 .task
                 .as_ref()
@@ -297,7 +342,8 @@ impl World {
     /// member writing another comune's document, and a bad signature.
     async fn forge(&mut self, attempt: u64) {
         let who = self.rng.below(self.nodes.len() as u64) as usize;
-        let victim = (who + 1 + self.rng.below(COMUNI as u64 - 1) as usize) % self.nodes.len();
+        // Another comune: `comune` wraps at COMUNI, and 1..COMUNI-1 steps never land on ours.
+        let other = who + 1 + self.rng.below(COMUNI as u64 - 1) as usize;
         let kind = self.rng.below(3);
         let member_key = key_of(self.seed, who as u64);
         let key = if kind == 0 {
@@ -305,8 +351,8 @@ impl World {
         } else {
             member_key
         };
-        let doc = if kind == 1 && comune(victim) != comune(who) {
-            DocId::Comune(comune(victim))
+        let doc = if kind == 1 {
+            DocId::Comune(comune(other))
         } else {
             self.nodes[who].doc.clone()
         };
@@ -396,6 +442,46 @@ impl World {
         self.net.kill(addr);
     }
 
+    /// Documents node `i` follows, among those the relay holds or it writes.
+    fn followed(&self, i: usize, relay_docs: &BTreeMap<DocId, Snapshot>) -> Vec<DocId> {
+        let member = &self.nodes[i].member;
+        if member.role == Role::Metro {
+            relay_docs.keys().cloned().collect()
+        } else {
+            vec![DocId::Plan, DocId::Comune(member.comune.clone())]
+        }
+    }
+
+    fn replica(&self, i: usize) -> std::sync::MutexGuard<'_, Replica> {
+        let live = self.nodes[i].live.as_ref().expect("node is running");
+        live.replica.lock().expect("replica lock")
+    }
+
+    fn pending(&self, i: usize) -> u64 {
+        self.replica(i)
+            .store
+            .read(|tx| tx.outbox_counts())
+            .expect("outbox counts")
+            .0
+    }
+
+    fn heads(&self, i: usize, doc: &DocId) -> Vec<automerge::ChangeHash> {
+        let mut am = self.replica(i).materialise(doc).expect("materialise");
+        snapshot(&mut am).0
+    }
+
+    /// Waits (at most two simulated minutes, polling twice a second) until
+    /// `done` holds for every always-on node.
+    async fn wait_for_always_on(&self, what: &str, done: impl Fn(&World, usize) -> bool) {
+        for _ in 0..240 {
+            if (0..self.nodes.len()).all(|i| !self.nodes[i].always_on || done(self, i)) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        panic!("always-on nodes have not {what} two minutes after the network healed");
+    }
+
     /// Every change a node holds as acknowledged (its own, out of the
     /// outbox) must be in the relay's store.
     fn check_acknowledged(&self) {
@@ -451,7 +537,7 @@ fn acknowledged(db: &Path, author: &NodeId) -> Vec<ChangeHash> {
 }
 
 /// Heads and every root value of a document, in a comparable form.
-fn snapshot(am: &mut AutoCommit) -> (Vec<automerge::ChangeHash>, BTreeMap<String, String>) {
+fn snapshot(am: &mut AutoCommit) -> Snapshot {
     let mut heads = am.get_heads();
     heads.sort();
     let data = am
@@ -470,7 +556,16 @@ fn run_seed(seed: u64, nodes_n: usize, steps: usize) -> Outcome {
         .start_paused(true)
         .build()
         .expect("runtime");
-    let dir = tempfile::tempdir().expect("tempdir");
+    // Stores survive crashes of the simulated processes, not of the machine
+    // (the crash loops with real binaries cover that), so a RAM-backed
+    // directory is as faithful and skips the fsyncs.
+    let shm = Path::new("/dev/shm");
+    let dir = if shm.is_dir() {
+        tempfile::tempdir_in(shm)
+    } else {
+        tempfile::tempdir()
+    }
+    .expect("tempdir");
     rt.block_on(simulate(seed, nodes_n, steps, dir.path()))
 }
 
@@ -515,7 +610,9 @@ async fn simulate(seed: u64, nodes_n: usize, steps: usize, dir: &Path) -> Outcom
                 DocId::Comune(member.comune.clone())
             },
             member,
+            always_on: i % 5 == 0,
             starts: 0,
+            ports: Arc::new(AtomicU16::new(0)),
             live: None,
             down_until: 0,
             cut_until: None,
@@ -608,8 +705,10 @@ async fn simulate(seed: u64, nodes_n: usize, steps: usize, dir: &Path) -> Outcom
         w.reap(false).await;
     }
 
-    // Heal everything and let every node finish syncing, twice: the second
-    // round pulls what others pushed during the first.
+    // Heal everything. Always-on nodes push what they hold by themselves;
+    // then every other node syncs twice (the second round pulls what others
+    // pushed during the first); then the always-on nodes must have pulled
+    // everything by long-polling. Each wait is bounded in simulated time.
     net.heal_all();
     net.set_loss(0);
     net.set_latency(Duration::from_millis(1), Duration::from_millis(20));
@@ -623,6 +722,8 @@ async fn simulate(seed: u64, nodes_n: usize, steps: usize, dir: &Path) -> Outcom
             w.start_node(i);
         }
     }
+    w.wait_for_always_on("pushed everything", |w, i| w.pending(i) == 0)
+        .await;
     for _round in 0..2 {
         // Wait out syncs still running from the faulty phase (they may fail).
         for node in &mut w.nodes {
@@ -638,30 +739,47 @@ async fn simulate(seed: u64, nodes_n: usize, steps: usize, dir: &Path) -> Outcom
         }
         w.reap(true).await;
     }
+    let relay_docs = relay_snapshots(&w.relay_db());
+    w.wait_for_always_on("pulled everything", |w, i| {
+        w.followed(i, &relay_docs).iter().all(|doc| {
+            w.heads(i, doc) == relay_docs.get(doc).map(|s| s.0.clone()).unwrap_or_default()
+        })
+    })
+    .await;
     w.check_acknowledged();
     check_converged(&mut w);
     let stats = net.stats();
     w.outcome.trace = net.trace();
+    if let Some(prefix) = std::env::var_os("ACCORDO_SIM_EVENTS") {
+        let path = format!("{}-{seed}-{}", prefix.to_string_lossy(), w.outcome.trace);
+        std::fs::write(path, net.events().join("\n")).expect("write events");
+    }
     w.outcome.datagrams = stats.sent;
     w.outcome.lost = stats.lost;
     w.outcome.relay_log = log_of(&w.relay_db()).into_iter().map(|(h, _)| h).collect();
+    for node in &mut w.nodes {
+        if let Some((stop, task)) = node.live.as_mut().and_then(|l| l.run.take()) {
+            stop.cancel();
+            let ended = task.await.expect("run task did not panic");
+            assert!(
+                ended.is_ok(),
+                "node {}: run ended with {ended:?}",
+                node.index
+            );
+        }
+    }
     w.outcome.clone()
 }
 
-fn check_converged(w: &mut World) {
-    let relay = log_of(&w.relay_db());
+type Snapshot = (Vec<automerge::ChangeHash>, BTreeMap<String, String>);
+
+/// Every document at the relay, as the relay's log materialises it.
+fn relay_snapshots(db: &Path) -> BTreeMap<DocId, Snapshot> {
     let mut by_doc: BTreeMap<DocId, Vec<SignedChange>> = BTreeMap::new();
-    for (hash, change) in &relay {
-        assert!(
-            !w.forged.contains(hash),
-            "a forged change reached the relay"
-        );
-        by_doc
-            .entry(change.doc.clone())
-            .or_default()
-            .push(change.clone());
+    for (_, change) in log_of(db) {
+        by_doc.entry(change.doc.clone()).or_default().push(change);
     }
-    let relay_docs: BTreeMap<DocId, _> = by_doc
+    by_doc
         .iter()
         .map(|(doc, changes)| {
             (
@@ -669,7 +787,23 @@ fn check_converged(w: &mut World) {
                 snapshot(&mut load_doc(doc, changes).expect("relay doc loads")),
             )
         })
-        .collect();
+        .collect()
+}
+
+fn check_converged(w: &mut World) {
+    let relay = log_of(&w.relay_db());
+    for (hash, change) in &relay {
+        assert!(
+            !w.forged.contains(hash),
+            "a forged change reached the relay"
+        );
+        let verified = change
+            .clone()
+            .verify()
+            .expect("every relay change verifies");
+        assert_eq!(verified.hash, *hash, "stored hash is the change's");
+    }
+    let relay_docs = relay_snapshots(&w.relay_db());
     let relay_hashes: BTreeSet<ChangeHash> = relay.iter().map(|(h, _)| *h).collect();
     for node in &w.nodes {
         let live = node.live.as_ref().expect("every node runs at the end");
@@ -708,12 +842,7 @@ fn check_converged(w: &mut World) {
                 DocId::Registry => panic!("no registry in this network"),
             }
         }
-        let followed: Vec<DocId> = if node.member.role == Role::Metro {
-            relay_docs.keys().cloned().collect()
-        } else {
-            vec![DocId::Plan, DocId::Comune(node.member.comune.clone())]
-        };
-        for doc in followed {
+        for doc in w.followed(node.index, &relay_docs) {
             let mine = snapshot(&mut r.materialise(&doc).expect("materialise"));
             let theirs = relay_docs.get(&doc).cloned().unwrap_or_default();
             assert_eq!(
