@@ -2,7 +2,7 @@
 //! changes with it — once (`accordo sync`) or continuously (`accordo run`).
 //!
 //! The protocol rules live in `accordo_protocol::sync`; this module adds the
-//! I/O: QUIC through `accordo-net`, the store through the blocking pool, a
+//! I/O: QUIC through `accordo-net`, the store through `accordo_store::offload`, a
 //! connect timeout, and reconnection with jittered exponential backoff.
 //! Every request is idempotent, so after a broken connection the same
 //! exchange is simply sent again.
@@ -63,7 +63,7 @@ impl SyncFailure {
     }
 }
 
-/// The replica shared between the async engine and the blocking pool.
+/// The replica shared between the async engine and the store work.
 pub type SharedReplica = Arc<Mutex<Replica>>;
 
 /// Runs `f` on the replica's store, off the async threads (see [`accordo_store::offload`]).

@@ -211,6 +211,11 @@ impl Relay {
     }
 
     /// SIGKILL: no shutdown path runs.
+    /// The running relay's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
@@ -441,4 +446,12 @@ pub fn wait_until(timeout: Duration, mut check: impl FnMut() -> Result<bool>) ->
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Resident set size of a process, from `/proc` (None elsewhere).
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
