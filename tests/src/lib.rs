@@ -24,7 +24,30 @@ fn bin_dir() -> PathBuf {
             dir.pop();
         }
         let profile_release = dir.ends_with("release");
-        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        // Cargo sets these for the test process; a build that inherits them
+        // sees different build-script inputs and rebuilds ring, quinn and up
+        // (about 40 s), then `cargo test` rebuilds them back next time.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            if [
+                "CARGO_MANIFEST_",
+                "CARGO_PKG_",
+                "CARGO_CRATE_",
+                "CARGO_BIN_",
+                "CARGO_PRIMARY_",
+                "CARGO_TARGET_TMPDIR",
+            ]
+            .iter()
+            .any(|p| name.starts_with(p))
+            {
+                cargo.env_remove(name.as_ref());
+            }
+        }
+        let status = cargo
+            // `accordo-tests` too, so that dependency features (tokio's
+            // `test-util`, used by the simulation) unify as in `cargo test`
+            // and this build reuses its artifacts instead of rebuilding.
             .args([
                 "build",
                 "--quiet",
@@ -32,6 +55,8 @@ fn bin_dir() -> PathBuf {
                 "accordo-node",
                 "-p",
                 "accordo-relay",
+                "-p",
+                "accordo-tests",
             ])
             .args(if profile_release {
                 vec!["--release"]
