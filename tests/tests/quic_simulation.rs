@@ -79,6 +79,7 @@ struct Outcome {
     node_crashes: usize,
     relay_crashes: usize,
     partitions: usize,
+    relay_partitions: usize,
     forgeries_refused: usize,
     datagrams: u64,
     lost: u64,
@@ -124,6 +125,8 @@ struct World {
     relay: Option<RunningRelay>,
     relay_starts: u64,
     relay_down_until: usize,
+    /// The relay's link is down (the relay runs on) until this step.
+    relay_cut_until: Option<usize>,
     nodes: Vec<SimNode>,
     members: BTreeMap<NodeId, Member>,
     forged: BTreeSet<ChangeHash>,
@@ -638,6 +641,7 @@ async fn simulate(seed: u64, nodes_n: usize, steps: usize, dir: &Path) -> Outcom
         relay: None,
         relay_starts: 0,
         relay_down_until: 0,
+        relay_cut_until: None,
         nodes,
         members,
         forged: BTreeSet::new(),
@@ -650,6 +654,10 @@ async fn simulate(seed: u64, nodes_n: usize, steps: usize, dir: &Path) -> Outcom
     let mut forgeries = 0u64;
     for step in 0..steps {
         // Restarts and heals that are due.
+        if w.relay_cut_until.is_some_and(|until| step >= until) {
+            w.relay_cut_until = None;
+            net.heal(RELAY_ADDR.ip());
+        }
         if w.relay.is_none() && step >= w.relay_down_until {
             w.start_relay();
             w.check_acknowledged();
@@ -707,6 +715,14 @@ async fn simulate(seed: u64, nodes_n: usize, steps: usize, dir: &Path) -> Outcom
                 forgeries += 1;
                 w.forge(forgeries).await;
             }
+            220..=234 if w.relay_cut_until.is_none() => {
+                // The metropolitan office's link goes down: every node is cut
+                // off while the relay keeps its connections and long-polls.
+                w.relay_cut_until = Some(step + 1 + w.rng.below(6) as usize);
+                net.cut(RELAY_ADDR.ip());
+                w.outcome.relay_partitions += 1;
+                net.record(&[14]);
+            }
             _ => {}
         }
         // Let the network run for a while, then collect finished syncs.
@@ -719,6 +735,7 @@ async fn simulate(seed: u64, nodes_n: usize, steps: usize, dir: &Path) -> Outcom
     // pushed during the first); then the always-on nodes must have pulled
     // everything by long-polling. Each wait is bounded in simulated time.
     net.heal_all();
+    w.relay_cut_until = None;
     net.set_loss(0);
     net.set_latency(Duration::from_millis(1), Duration::from_millis(20));
     if w.relay.is_none() {
@@ -947,7 +964,7 @@ fn the_network_converges_through_real_quic_under_faults() {
     let outcomes = run_seeds(seeds, nodes, steps);
     let sum = |f: fn(&Outcome) -> u64| outcomes.iter().map(f).sum::<u64>();
     eprintln!(
-        "quic simulation: {n} seeds × {nodes} nodes × {steps} steps in {:.1} s: {} edits, {} syncs ok, {} failed under faults, {} node crashes, {} relay crashes, {} partitions, {} forgeries refused, {} datagrams ({} lost); lost acknowledged writes: 0",
+        "quic simulation: {n} seeds × {nodes} nodes × {steps} steps in {:.1} s: {} edits, {} syncs ok, {} failed under faults, {} node crashes, {} relay crashes, {} partitions of a node and {} of the relay, {} forgeries refused, {} datagrams ({} lost); lost acknowledged writes: 0",
         started.elapsed().as_secs_f64(),
         sum(|o| o.edits as u64),
         sum(|o| o.syncs_ok as u64),
@@ -955,6 +972,7 @@ fn the_network_converges_through_real_quic_under_faults() {
         sum(|o| o.node_crashes as u64),
         sum(|o| o.relay_crashes as u64),
         sum(|o| o.partitions as u64),
+        sum(|o| o.relay_partitions as u64),
         sum(|o| o.forgeries_refused as u64),
         sum(|o| o.datagrams),
         sum(|o| o.lost),
@@ -962,6 +980,7 @@ fn the_network_converges_through_real_quic_under_faults() {
     // The faults really happened (a quiet generator would prove nothing).
     if n >= 20 {
         assert!(sum(|o| o.relay_crashes as u64) > 0);
+        assert!(sum(|o| o.relay_partitions as u64) > 0);
         assert!(sum(|o| o.node_crashes as u64) > 0);
         assert!(sum(|o| o.lost) > 0);
         assert!(sum(|o| o.syncs_failed as u64) > 0);
