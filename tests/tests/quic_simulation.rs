@@ -562,7 +562,34 @@ fn snapshot(am: &mut AutoCommit) -> Snapshot {
     (heads, data)
 }
 
+thread_local! {
+    /// Panics on this thread, caught or not. Tokio catches a panicking task's
+    /// unwind (the relay logs a failed connection task and carries on), so a
+    /// panic hook is what sees every one; a seed's tasks all run on its thread.
+    static PANICS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+fn count_panics() {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            PANICS.with(|p| p.set(p.get() + 1));
+            previous(info);
+        }));
+    });
+}
+
 fn run_seed(seed: u64, nodes_n: usize, steps: usize) -> Outcome {
+    count_panics();
+    PANICS.with(|p| p.set(0));
+    let outcome = run_seed_inner(seed, nodes_n, steps);
+    let panics = PANICS.with(std::cell::Cell::get);
+    assert_eq!(panics, 0, "{panics} task(s) panicked in seed {seed}");
+    outcome
+}
+
+fn run_seed_inner(seed: u64, nodes_n: usize, steps: usize) -> Outcome {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
@@ -578,7 +605,10 @@ fn run_seed(seed: u64, nodes_n: usize, steps: usize) -> Outcome {
         tempfile::tempdir()
     }
     .expect("tempdir");
-    rt.block_on(simulate(seed, nodes_n, steps, dir.path()))
+    let outcome = rt.block_on(simulate(seed, nodes_n, steps, dir.path()));
+    // Tasks still held are dropped here, on this thread, inside the count.
+    drop(rt);
+    outcome
 }
 
 async fn simulate(seed: u64, nodes_n: usize, steps: usize, dir: &Path) -> Outcome {
