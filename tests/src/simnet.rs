@@ -205,8 +205,14 @@ impl SimNet {
     }
 
     /// Milliseconds of simulated time since the network was made.
-    pub fn elapsed_ms(&self) -> u64 {
-        self.origin.elapsed().as_millis() as u64
+    fn elapsed_ms(&self) -> u64 {
+        self.now().1.as_millis() as u64
+    }
+
+    /// The simulated clock, and how far it is past the network's start.
+    fn now(&self) -> (Instant, Duration) {
+        let now = tokio::time::Instant::now();
+        (now.into_std(), now - self.origin)
     }
 
     pub fn set_loss(&self, per_mille: u64) {
@@ -302,8 +308,8 @@ impl SimNet {
     }
 
     fn send(&self, from: SocketAddr, generation: u64, to: SocketAddr, data: &[u8]) {
-        let now = tokio::time::Instant::now().into_std();
-        let elapsed = self.elapsed_ms();
+        let (now, since) = self.now();
+        let elapsed = since.as_millis() as u64;
         let mut st = self.state();
         st.stats.sent += 1;
         st.stats.bytes += data.len() as u64;
@@ -315,7 +321,7 @@ impl SimNet {
         let spread = (max - min).as_micros() as u64;
         let delay = min + Duration::from_micros(st.rng.below(spread + 1));
         st.mix(&[elapsed, addr_bits(&from), addr_bits(&to), data.len() as u64]);
-        let us = now.duration_since(self.origin.into_std()).as_micros();
+        let us = since.as_micros();
         if let Some(ev) = &mut st.events {
             ev.push(format!(
                 "{us} send {from} -> {to} {} lost={lost}",
@@ -348,8 +354,8 @@ impl SimNet {
 
     /// Delivers due datagrams; returns when the next one is due, if any.
     fn deliver_due(&self) -> Option<Instant> {
-        let now = tokio::time::Instant::now().into_std();
-        let elapsed = self.elapsed_ms();
+        let (now, since) = self.now();
+        let elapsed = since.as_millis() as u64;
         let mut st = self.state();
         loop {
             match st.in_flight.peek() {

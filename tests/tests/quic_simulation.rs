@@ -87,8 +87,10 @@ struct Outcome {
 
 struct Live {
     replica: SharedReplica,
-    client: Arc<accordo_net::Client>,
-    /// Syncs on demand (`accordo sync`).
+    /// The endpoint of a node that syncs on demand (`accordo sync`); an
+    /// always-on node makes one per connection attempt.
+    client: Option<Arc<accordo_net::Client>>,
+    /// The on-demand sync in flight.
     task: Option<JoinHandle<Result<(), SyncFailure>>>,
     /// Stays connected (`accordo run`).
     run: Option<(CancellationToken, JoinHandle<Result<(), SyncFailure>>)>,
@@ -204,7 +206,11 @@ impl World {
                 &TransportLimits::default(),
             )
         };
-        let client = bind(&replica.key).expect("client endpoint");
+        let client = if node.always_on {
+            None
+        } else {
+            Some(Arc::new(bind(&replica.key).expect("client endpoint")))
+        };
         let replica = Arc::new(Mutex::new(replica));
         let run = node.always_on.then(|| {
             let shutdown = CancellationToken::new();
@@ -225,7 +231,7 @@ impl World {
         });
         node.live = Some(Live {
             replica,
-            client: Arc::new(client),
+            client,
             task: None,
             run,
         });
@@ -285,11 +291,13 @@ impl World {
         let Some(live) = &mut self.nodes[i].live else {
             return;
         };
-        if live.run.is_some() || live.task.as_ref().is_some_and(|t| !t.is_finished()) {
+        let Some(client) = live.client.clone() else {
+            return;
+        };
+        if live.task.as_ref().is_some_and(|t| !t.is_finished()) {
             return;
         }
         let replica = Arc::clone(&live.replica);
-        let client = Arc::clone(&live.client);
         live.task = Some(tokio::spawn(async move {
             let mut rng = SimRng::new(jitter_seed);
             let mut jitter = move || rng.next_u64();
@@ -795,7 +803,7 @@ async fn simulate(seed: u64, nodes_n: usize, steps: usize, dir: &Path) -> Outcom
         }
         w.reap(true).await;
     }
-    let relay_docs = relay_snapshots(&w.relay_db());
+    let relay_docs = relay_snapshots(&log_of(&w.relay_db()));
     w.wait_for_always_on("pulled everything", |w, i| {
         w.followed(i, &relay_docs).iter().all(|doc| {
             w.heads(i, doc) == relay_docs.get(doc).map(|s| s.0.clone()).unwrap_or_default()
@@ -803,7 +811,7 @@ async fn simulate(seed: u64, nodes_n: usize, steps: usize, dir: &Path) -> Outcom
     })
     .await;
     w.check_acknowledged();
-    check_converged(&mut w);
+    w.outcome.relay_log = check_converged(&w);
     let stats = net.stats();
     w.outcome.trace = net.trace();
     if let Some(prefix) = std::env::var_os("ACCORDO_SIM_EVENTS") {
@@ -812,7 +820,6 @@ async fn simulate(seed: u64, nodes_n: usize, steps: usize, dir: &Path) -> Outcom
     }
     w.outcome.datagrams = stats.sent;
     w.outcome.lost = stats.lost;
-    w.outcome.relay_log = log_of(&w.relay_db()).into_iter().map(|(h, _)| h).collect();
     for node in &mut w.nodes {
         if let Some((stop, task)) = node.live.as_mut().and_then(|l| l.run.take()) {
             stop.cancel();
@@ -830,10 +837,13 @@ async fn simulate(seed: u64, nodes_n: usize, steps: usize, dir: &Path) -> Outcom
 type Snapshot = (Vec<automerge::ChangeHash>, BTreeMap<String, String>);
 
 /// Every document at the relay, as the relay's log materialises it.
-fn relay_snapshots(db: &Path) -> BTreeMap<DocId, Snapshot> {
+fn relay_snapshots(log: &[(ChangeHash, SignedChange)]) -> BTreeMap<DocId, Snapshot> {
     let mut by_doc: BTreeMap<DocId, Vec<SignedChange>> = BTreeMap::new();
-    for (_, change) in log_of(db) {
-        by_doc.entry(change.doc.clone()).or_default().push(change);
+    for (_, change) in log {
+        by_doc
+            .entry(change.doc.clone())
+            .or_default()
+            .push(change.clone());
     }
     by_doc
         .iter()
@@ -846,7 +856,8 @@ fn relay_snapshots(db: &Path) -> BTreeMap<DocId, Snapshot> {
         .collect()
 }
 
-fn check_converged(w: &mut World) {
+/// Checks the end state; returns the relay's log, in order.
+fn check_converged(w: &World) -> Vec<ChangeHash> {
     let relay = log_of(&w.relay_db());
     for (hash, change) in &relay {
         assert!(
@@ -859,7 +870,7 @@ fn check_converged(w: &mut World) {
             .expect("every relay change verifies");
         assert_eq!(verified.hash, *hash, "stored hash is the change's");
     }
-    let relay_docs = relay_snapshots(&w.relay_db());
+    let relay_docs = relay_snapshots(&relay);
     let relay_hashes: BTreeSet<ChangeHash> = relay.iter().map(|(h, _)| *h).collect();
     for node in &w.nodes {
         let live = node.live.as_ref().expect("every node runs at the end");
@@ -908,6 +919,7 @@ fn check_converged(w: &mut World) {
             );
         }
     }
+    relay.into_iter().map(|(h, _)| h).collect()
 }
 
 fn env_u64(name: &str, default: u64) -> u64 {
