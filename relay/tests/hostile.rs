@@ -11,7 +11,7 @@ use accordo_protocol::testkit::TestAuthor;
 use accordo_protocol::wire::{ErrorCode, Response, MAX_FRAME_BYTES};
 use accordo_relay::server::ServeLimits;
 use anyhow::{bail, Result};
-use common::{start_relay_with, Peer, NETWORK};
+use common::{start_relay_with, Peer, TestRelay, NETWORK};
 use std::time::Duration;
 
 const SLOW: Duration = Duration::from_millis(300);
@@ -24,6 +24,21 @@ fn limits() -> ServeLimits {
         hello_deadline: SLOW,
         max_connections: 64,
     }
+}
+
+/// A relay with the tight limits, and an admin peer that has said hello and
+/// written the registry's genesis: the honest party of every attack.
+async fn relay_with_honest_admin() -> Result<(TestRelay, Peer, TestAuthor)> {
+    let mut admin = TestAuthor::new(100, 1);
+    let relay = start_relay_with(&admin, limits()).await?;
+    let honest = Peer::connect(&relay, &admin).await?;
+    assert!(matches!(honest.hello().await?, Response::HelloAck(_)));
+    let genesis = admin.statement(&Statement::Genesis {
+        network: NETWORK.into(),
+        admins: vec![admin.id()],
+    });
+    assert_eq!(honest.push(vec![genesis]).await?.acks.len(), 1);
+    Ok((relay, honest, admin))
 }
 
 /// The honest admin writes one more registry statement and gets it acked.
@@ -55,15 +70,7 @@ async fn wait_connections(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_and_silent_peers_are_cut_off_while_honest_ones_sync() -> Result<()> {
-    let mut admin = TestAuthor::new(100, 1);
-    let relay = start_relay_with(&admin, limits()).await?;
-    let honest = Peer::connect(&relay, &admin).await?;
-    assert!(matches!(honest.hello().await?, Response::HelloAck(_)));
-    let genesis = admin.statement(&Statement::Genesis {
-        network: NETWORK.into(),
-        admins: vec![admin.id()],
-    });
-    assert_eq!(honest.push(vec![genesis]).await?.acks.len(), 1);
+    let (relay, honest, mut admin) = relay_with_honest_admin().await?;
 
     // Slowloris: admitted, opens streams, sends half a length prefix, stalls.
     let slow = Peer::connect(&relay, &admin).await?;
@@ -105,15 +112,7 @@ async fn slow_and_silent_peers_are_cut_off_while_honest_ones_sync() -> Result<()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bounded_handshake_flood_and_stream_abuse_leave_honest_peers_working() -> Result<()> {
-    let mut admin = TestAuthor::new(100, 1);
-    let relay = start_relay_with(&admin, limits()).await?;
-    let honest = Peer::connect(&relay, &admin).await?;
-    assert!(matches!(honest.hello().await?, Response::HelloAck(_)));
-    let genesis = admin.statement(&Statement::Genesis {
-        network: NETWORK.into(),
-        admins: vec![admin.id()],
-    });
-    assert_eq!(honest.push(vec![genesis]).await?.acks.len(), 1);
+    let (relay, honest, mut admin) = relay_with_honest_admin().await?;
 
     // A flood of handshakes by unknown keys, each saying hello: refused.
     let mut flood = tokio::task::JoinSet::new();

@@ -255,7 +255,22 @@ pub struct RowReader<'a> {
     pub errors: &'a mut Vec<RowError>,
 }
 
-impl RowReader<'_> {
+impl<'a> RowReader<'a> {
+    /// Reads row `cells` (at file `line`) of `table`, recording problems in `errors`.
+    pub fn new(
+        table: &'a Table,
+        line: usize,
+        cells: &'a [String],
+        errors: &'a mut Vec<RowError>,
+    ) -> Self {
+        RowReader {
+            table,
+            line,
+            cells,
+            errors,
+        }
+    }
+
     pub fn text(&self, names: &[&str]) -> Option<String> {
         let i = self.table.column(names)?;
         let v = self.cells.get(i)?.trim();
@@ -475,12 +490,7 @@ fn opencoesione(
     let mut projects = Vec::new();
     let mut skipped = Vec::new();
     for (line, cells) in &table.rows {
-        let mut r = RowReader {
-            table,
-            line: *line,
-            cells,
-            errors,
-        };
+        let mut r = RowReader::new(table, *line, cells, errors);
         let comuni = oc_comuni(&mut r);
         // A project located in several comuni belongs to the first listed,
         // so that the metropolitan aggregate counts it once.
@@ -592,12 +602,7 @@ fn pnrr_locations(
     )?;
     let mut out: HashMap<(String, String), Vec<String>> = HashMap::new();
     for (line, cells) in &loc.rows {
-        let mut r = RowReader {
-            table: loc,
-            line: *line,
-            cells,
-            errors,
-        };
+        let mut r = RowReader::new(loc, *line, cells, errors);
         let cup = r.text(&["cup"]).unwrap_or_default();
         let clp = r.text(&["codice locale progetto"]).unwrap_or_default();
         let (Some(prov), Some(com)) = (r.text(&["codice provincia"]), r.text(&["codice comune"]))
@@ -631,12 +636,7 @@ fn pnrr(
     let mut projects = Vec::new();
     let mut skipped = Vec::new();
     for (line, cells) in &table.rows {
-        let mut r = RowReader {
-            table,
-            line: *line,
-            cells,
-            errors,
-        };
+        let mut r = RowReader::new(table, *line, cells, errors);
         let cup_text = r.text(&["cup"]).unwrap_or_default();
         let clp = r.text(&["codice locale progetto"]).unwrap_or_default();
         let comuni = places
@@ -718,12 +718,7 @@ fn accordo(table: &Table, own: &Istat, errors: &mut Vec<RowError>) -> Result<Par
     let mut projects = Vec::new();
     let mut skipped = Vec::new();
     for (line, cells) in &table.rows {
-        let mut r = RowReader {
-            table,
-            line: *line,
-            cells,
-            errors,
-        };
+        let mut r = RowReader::new(table, *line, cells, errors);
         let comune = r.require(&["comune"]).unwrap_or_default();
         if comune != own.as_str() {
             skipped.push((*line, format!("comune {comune} is not {own}")));
