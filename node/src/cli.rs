@@ -7,6 +7,7 @@
 mod files;
 mod monitoring;
 mod project;
+mod revoke;
 
 use crate::admin;
 use crate::client::{self, SyncFailure};
@@ -198,10 +199,17 @@ enum AdminCmd {
         #[arg(long, default_value = "comune")]
         role: String,
     },
-    /// Revoke a node key; its changes this admin holds stay valid.
+    /// Revoke a node key. First pulls every document from the relay, so the
+    /// key's changes the network accepted stay valid; then pushes the revocation.
     Revoke {
         #[arg(long)]
         node: String,
+        /// Revoke on this admin's local knowledge without reaching the relay:
+        /// changes of the key it has not pulled become invalid.
+        #[arg(long)]
+        offline: bool,
+        #[arg(long, default_value_t = 30)]
+        timeout_s: u64,
     },
     /// List the keys the registry knows.
     Members {
@@ -318,7 +326,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("{}", replica.id);
         }
         Command::Id => println!("{}", Replica::open(dir)?.id),
-        Command::Admin(cmd) => admin_cmd(dir, cmd)?,
+        Command::Admin(cmd) => return admin_cmd(dir, cmd),
         Command::Indicator(cmd) => monitoring::reference(dir, cmd)?,
         Command::Plan(cmd) => monitoring::plan(dir, cmd)?,
         Command::Report {
@@ -426,7 +434,7 @@ fn sync(dir: &Path, timeout: Duration, retry_rejected: bool) -> Result<ExitCode>
         eprintln!("requeued {n} rejected change(s)");
     }
     let replica = Arc::new(Mutex::new(replica));
-    match runtime()?.block_on(client::sync_once(replica, timeout)) {
+    match runtime()?.block_on(client::sync_once(Arc::clone(&replica), timeout)) {
         Ok(report) => {
             println!(
                 "in sync: pushed {}, received {}, {} round trip(s), {} bytes on the wire for {} bytes of changes, {} ms",
@@ -437,6 +445,13 @@ fn sync(dir: &Path, timeout: Duration, retry_rejected: bool) -> Result<ExitCode>
                 report.change_bytes,
                 report.elapsed.as_millis()
             );
+            let mut replica = replica.lock().expect("replica mutex poisoned");
+            if replica.governed() {
+                let invalid = replica.verdict()?.invalid.len();
+                if invalid > 0 {
+                    println!("{invalid} change(s) held are invalid under the registry (written by retired keys after their cut, or built on such changes) and are not shown; `accordo verify` lists them");
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
@@ -523,7 +538,7 @@ fn status(dir: &Path, format: Format) -> Result<()> {
     Ok(())
 }
 
-fn admin_cmd(dir: &Path, cmd: AdminCmd) -> Result<()> {
+fn admin_cmd(dir: &Path, cmd: AdminCmd) -> Result<ExitCode> {
     if let AdminCmd::Init { relay, network } = cmd {
         let relay: RelayAddr = relay.parse().context("--relay")?;
         let network = network.unwrap_or_else(|| default_network(&relay.id));
@@ -534,7 +549,7 @@ fn admin_cmd(dir: &Path, cmd: AdminCmd) -> Result<()> {
             replica.id
         );
         println!("{}", replica.id);
-        return Ok(());
+        return Ok(ExitCode::SUCCESS);
     }
     let mut replica = Replica::open(dir)?;
     match cmd {
@@ -546,10 +561,18 @@ fn admin_cmd(dir: &Path, cmd: AdminCmd) -> Result<()> {
             admin::enroll(&mut replica, node, comune.clone(), role, now_ms())?;
             println!("enrolled {node} for {comune} as {role} (pushed by the next sync)");
         }
-        AdminCmd::Revoke { node } => {
-            let node: NodeId = node.parse().context("--node")?;
-            let (_, kept) = admin::revoke(&mut replica, node, now_ms())?;
-            println!("revoked {node}: the {kept} change(s) of it held here stay valid, any other is refused (pushed by the next sync)");
+        AdminCmd::Revoke {
+            node,
+            offline,
+            timeout_s,
+        } => {
+            let args = revoke::RevokeArgs {
+                node: node.parse().context("--node")?,
+                offline,
+                timeout: Duration::from_secs(timeout_s),
+                now_ms: now_ms(),
+            };
+            return revoke::run(replica, args);
         }
         AdminCmd::Members { format } => {
             let registry = replica.verdict()?.registry.clone();
@@ -587,7 +610,7 @@ fn admin_cmd(dir: &Path, cmd: AdminCmd) -> Result<()> {
             println!("{token}");
         }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `init --invite`: checks the token, creates the node, and redeems the

@@ -31,6 +31,8 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const REQUEST_SLACK: Duration = Duration::from_secs(30);
 /// How often `run` looks for edits made by other processes on the same store.
 const OUTBOX_POLL: Duration = Duration::from_millis(200);
+/// Node setting: when this node last stored a response of the relay (UNIX ms).
+pub const LAST_CONTACT_META: &str = "last_contact_ms";
 /// Backoff bounds between reconnection attempts (RESEARCH: 10 ms to ~16 s).
 const BACKOFF_MIN: Duration = Duration::from_millis(10);
 const BACKOFF_MAX: Duration = Duration::from_secs(16);
@@ -418,6 +420,7 @@ async fn store_response(
             for p in &resp.progress {
                 tx.advance_cursor(&p.scope, p.reached)?;
             }
+            tx.set_meta(LAST_CONTACT_META, &now_unix_ms().to_string())?;
             Ok((accepted.stored.len(), rejected))
         })
     })
@@ -516,6 +519,14 @@ pub async fn sync_on(
         return Err(SyncFailure::Rejected(rejected));
     }
     Ok(report)
+}
+
+/// Wall-clock time for the last-contact record (display only: no protocol
+/// decision depends on it).
+fn now_unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn random_u64() -> u64 {

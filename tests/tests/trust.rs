@@ -121,11 +121,18 @@ fn a_revoked_key_is_cut_off_and_its_late_changes_are_refused_everywhere() -> Res
     admin.sync()?.ok()?;
 
     // Concurrently: the office writes offline, and the admin (who holds only
-    // the first change) revokes the key.
+    // the first change) revokes the key on local knowledge.
     office.add("F27H21001230006", "Dopo il taglio")?;
-    admin
-        .cmd(&["admin", "revoke", "--node", &office.id])?
+    let revoked = admin
+        .cmd(&["admin", "revoke", "--node", &office.id, "--offline"])?
         .ok()?;
+    assert!(
+        revoked.stdout.contains("on local knowledge")
+            // its redemption of the invitation and its first project
+            && revoked.stdout.contains("the 2 change(s) of it held here stay valid"),
+        "{}",
+        revoked.stdout
+    );
     // The late change reaches the relay before the revocation does...
     office.sync()?.ok()?;
     // ...and the revocation then invalidates it everywhere.
@@ -218,6 +225,79 @@ fn rotation_keeps_old_history_valid_and_audit_names_both_keys() -> Result<()> {
     assert_eq!(
         member(&members, &new_id).context("new")?["status"],
         "active"
+    );
+    Ok(())
+}
+
+/// Issue 11.1: an admin that has not pulled a comune's latest changes
+/// revokes its key; what the network accepted from that key stays valid.
+#[test]
+fn revoking_a_key_keeps_what_the_network_accepted_from_it() -> Result<()> {
+    let (mut relay, admin) = governed()?;
+    let office = invited(&admin, CAGLIARI, "comune")?;
+    let metro = invited(&admin, CAGLIARI, "metro")?;
+    admin.sync()?.ok()?;
+    // The office writes and syncs; the metro receives it; the admin does not sync.
+    office.add("F21B21000310006", "Accettato dalla rete")?;
+    office.sync()?.ok()?;
+    metro.sync()?.ok()?;
+
+    let revoked = admin
+        .cmd(&["admin", "revoke", "--node", &office.id])?
+        .ok()?;
+    assert!(
+        revoked
+            .stdout
+            // its redemption of the invitation and the project
+            .contains("the 2 change(s) of it the network had accepted stay valid")
+            && revoked.stdout.contains("0 change(s) it made concurrently"),
+        "{}",
+        revoked.stdout
+    );
+    metro.sync()?.ok()?;
+    let seen: Vec<String> = metro.projects(true)?.into_iter().map(|p| p.2).collect();
+    assert_eq!(seen, vec!["Accettato dalla rete".to_owned()]);
+    metro.cmd(&["verify"])?.ok()?;
+    // The key itself is cut off.
+    assert_eq!(office.sync()?.code, Some(4));
+
+    // Without the relay, an admin refuses to revoke on stale knowledge...
+    let other = invited(&admin, QUARTU, "comune")?;
+    admin.sync()?.ok()?;
+    other.add("H81B22000120001", "Pista ciclabile")?;
+    other.sync()?.ok()?;
+    relay.stop()?;
+    let refused = admin.cmd(&["admin", "revoke", "--node", &other.id, "--timeout-s", "2"])?;
+    assert_eq!(refused.code, Some(3), "{}", refused.stderr);
+    assert!(refused.stderr.contains("--offline"), "{}", refused.stderr);
+    let members = admin
+        .cmd(&["admin", "members", "--format", "json"])?
+        .ok()?
+        .json()?;
+    assert_eq!(
+        member(&members, &other.id).context("other")?["status"],
+        "active",
+        "nothing was signed"
+    );
+    // ...and with --offline says what it does not know, then sync counts it.
+    let offline = admin
+        .cmd(&["admin", "revoke", "--node", &other.id, "--offline"])?
+        .ok()?;
+    assert!(
+        offline
+            .stdout
+            .contains("the 1 change(s) of it held here stay valid"),
+        "{}",
+        offline.stdout
+    );
+    relay.start()?;
+    let synced = admin.sync()?.ok()?;
+    assert!(
+        synced
+            .stdout
+            .contains("1 change(s) held are invalid under the registry"),
+        "{}",
+        synced.stdout
     );
     Ok(())
 }
