@@ -56,12 +56,19 @@ pub enum SyncFailure {
     Store(#[from] StoreError),
     #[error("local task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+    #[error("this node's key was rotated by `accordo key rotate`; reconnecting with the new key")]
+    KeyRotated,
+    #[error("local key file: {0}")]
+    Replica(String),
 }
 
 impl SyncFailure {
     /// Failures worth retrying on a new connection.
     fn is_transient(&self) -> bool {
-        matches!(self, SyncFailure::Unreachable { .. })
+        matches!(
+            self,
+            SyncFailure::Unreachable { .. } | SyncFailure::KeyRotated
+        )
     }
 }
 
@@ -563,6 +570,7 @@ pub async fn run_with(
     let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
     loop {
         let attempt = async {
+            take_up_rotated_key(&replica).await?;
             let relay_addr = resolve(&host_port).await?;
             let endpoint = {
                 let r = replica.lock().expect("replica mutex poisoned");
@@ -628,6 +636,9 @@ async fn connected(link: &Link, replica: &SharedReplica) -> Result<(), SyncFailu
                 }
             }
             tokio::time::sleep(OUTBOX_POLL).await;
+            if take_up_rotated_key(replica).await? {
+                return Err(SyncFailure::KeyRotated);
+            }
         }
     };
     tokio::select! {
@@ -635,6 +646,20 @@ async fn connected(link: &Link, replica: &SharedReplica) -> Result<(), SyncFailu
         r = puller => r,
         r = pusher => r,
     }
+}
+
+/// Reloads the key if another process rotated it; whether it did.
+async fn take_up_rotated_key(replica: &SharedReplica) -> Result<bool, SyncFailure> {
+    with_replica(replica, |r| {
+        let rotated = r
+            .reload_if_rotated()
+            .map_err(|e| SyncFailure::Replica(e.to_string()))?;
+        if rotated {
+            info!(node = %r.id, "key rotated: continuing with the new key");
+        }
+        Ok(rotated)
+    })
+    .await
 }
 
 /// Whether a role follows every document.

@@ -265,8 +265,25 @@ impl Replica {
         now_ms: i64,
         f: impl FnOnce(&mut AutoCommit) -> Result<T, ReplicaError>,
     ) -> Result<(T, Option<ChangeHash>), ReplicaError> {
+        self.reload_if_rotated()?;
         self.refuse_while_rotating()?;
         self.edit_with_message(doc, now_ms, None, f)
+    }
+
+    /// Takes up the key `accordo key rotate` installed from another process,
+    /// with a fresh actor nonce. A long-running process (`run`) would
+    /// otherwise go on signing and connecting with the retired key. Returns
+    /// whether the key changed.
+    pub fn reload_if_rotated(&mut self) -> Result<bool, ReplicaError> {
+        let key = keyfile::load(&self.dir.join(KEY_FILE))?;
+        let id = NodeId::from_signing_key(&key);
+        if id == self.id {
+            return Ok(false);
+        }
+        self.nonce = fresh_nonce()?;
+        self.key = key;
+        self.id = id;
+        Ok(true)
     }
 
     /// Records one registry statement, signed by this node's key.

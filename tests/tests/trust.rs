@@ -2,9 +2,10 @@
 //! binaries — invitations, revocation with a causal cut, key rotation,
 //! audit and verify.
 
-use accordo_tests::{Node, Relay};
+use accordo_tests::{wait_until, Node, Relay};
 use anyhow::{Context, Result};
 use serde_json::Value;
+use std::time::Duration;
 
 const CAGLIARI: &str = "092009";
 const QUARTU: &str = "092051";
@@ -227,6 +228,54 @@ fn rotation_keeps_old_history_valid_and_audit_names_both_keys() -> Result<()> {
         "active"
     );
     Ok(())
+}
+
+/// A running `accordo run` takes up the key `key rotate` installed, without
+/// a restart: edits signed by the new key reach the relay through it.
+#[test]
+fn a_running_node_takes_up_its_rotated_key() -> Result<()> {
+    let (_relay, admin) = governed()?;
+    let office = invited(&admin, CAGLIARI, "comune")?;
+    let metro = invited(&admin, CAGLIARI, "metro")?;
+    let mut running = office.spawn_run()?;
+    let result = (|| {
+        office.add("F21B21000310006", "Mercato")?;
+        let new_id = office.cmd(&["key", "rotate"])?.ok()?.last_line();
+        office
+            .cmd(&[
+                "project",
+                "set",
+                "F21B21000310006",
+                "--title",
+                "Mercato nuovo",
+            ])?
+            .ok()?;
+        wait_until(Duration::from_secs(20), || {
+            metro.sync()?.ok()?;
+            Ok(metro.projects(true)?.iter().any(|p| p.2 == "Mercato nuovo"))
+        })?;
+        assert_eq!(office.status()?["outbox_pending"], 0);
+        let audit = metro
+            .cmd(&[
+                "audit",
+                "F21B21000310006",
+                "--comune",
+                CAGLIARI,
+                "--format",
+                "json",
+            ])?
+            .ok()?
+            .json()?;
+        let last = audit
+            .as_array()
+            .and_then(|a| a.last())
+            .context("audit rows")?;
+        assert_eq!(last["author"], new_id.as_str());
+        anyhow::Ok(())
+    })();
+    let _ = running.kill();
+    let _ = running.wait();
+    result
 }
 
 /// Issue 11.1: an admin that has not pulled a comune's latest changes
