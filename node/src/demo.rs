@@ -1,12 +1,15 @@
 //! `accordo demo`: a whole network on loopback with no configuration.
 //!
-//! It starts a real `accordo-relay` process (found next to this binary), a
-//! metropolitan node and three comuni of the Città Metropolitana di Cagliari
-//! (one with two offices), syncs once, stops the relay, lets the offices keep
+//! It starts a real `accordo-relay` process (found next to this binary), an
+//! admin that governs the network by a signed registry (as the README's
+//! quick start does), a metropolitan node and three comuni of the Città
+//! Metropolitana di Cagliari (one with two offices), all enrolled by the admin; syncs once, stops the relay, lets the offices keep
 //! editing offline (two of them on the same project), restarts the relay,
 //! reconnects everyone and prints the converged, aggregated portfolio as the
 //! metropolitan office sees it, with the time convergence took.
 
+use crate::admin;
+use crate::cli::now_ms;
 use crate::client::{self, SharedReplica, SyncFailure};
 use crate::money::format_eur;
 use crate::portfolio;
@@ -14,6 +17,7 @@ use crate::replica::{default_network, Replica, Settings};
 use accordo_protocol::codes::Cup;
 use accordo_protocol::doc::DocId;
 use accordo_protocol::identity::{NodeId, RelayAddr, Role};
+use accordo_protocol::registry::RegistryRole;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -141,6 +145,74 @@ fn relay_binary() -> Result<PathBuf> {
     Ok(bin)
 }
 
+/// A network governed by a signed registry, as the README's quick start
+/// builds it: an admin key pinned on the relay founds the registry and
+/// enrolls every office's key; nodes pin the admin key and judge every change
+/// against the registry themselves. Returns the admin and the offices (the
+/// metro first).
+fn governed_network(
+    rt: &tokio::runtime::Runtime,
+    base: &Path,
+    relay_bin: &Path,
+    relay_dir: &str,
+    addr: &RelayAddr,
+) -> Result<(Office, Vec<Office>)> {
+    let network = default_network(&addr.id);
+    let mut admin = admin::init(&base.join("admin"), addr.clone(), network.clone(), now_ms())?;
+    let admin_id = admin.id;
+    relay_cli(
+        relay_bin,
+        &[
+            "allow",
+            "--dir",
+            relay_dir,
+            "--node",
+            &admin_id.to_string(),
+            "--role",
+            "admin",
+        ],
+    )?;
+    println!(
+        "  admin {} pinned on the relay; it signs the registry",
+        admin_id.short()
+    );
+    let mut offices = Vec::new();
+    for (name, istat, label, role) in OFFICES {
+        let settings = Settings {
+            comune: istat.parse()?,
+            role: *role,
+            relay: addr.clone(),
+            network: network.clone(),
+            anchors: vec![admin_id],
+        };
+        let replica = Replica::init(&base.join(name), settings)?;
+        let as_role = match role {
+            Role::Metro => RegistryRole::Metro,
+            _ => RegistryRole::Comune,
+        };
+        admin::enroll(&mut admin, replica.id, istat.parse()?, as_role, now_ms())?;
+        println!(
+            "  node {} for {label} ({istat}, {role}) enrolled by the admin",
+            replica.id.short()
+        );
+        offices.push(Office {
+            label,
+            replica: Arc::new(Mutex::new(replica)),
+        });
+    }
+    let admin = Office {
+        label: "admin",
+        replica: Arc::new(Mutex::new(admin)),
+    };
+    // The enrollments reach the relay before any office connects.
+    rt.block_on(client::sync_once(
+        Arc::clone(&admin.replica),
+        DEMO_SYNC_TIMEOUT,
+    ))
+    .context("sync of the admin")?;
+    Ok((admin, offices))
+}
+
 struct Office {
     label: &'static str,
     replica: SharedReplica,
@@ -148,7 +220,7 @@ struct Office {
 
 fn edit(office: &Office, f: impl FnOnce(&mut Replica, i64) -> Result<()>) -> Result<()> {
     let mut r = office.replica.lock().expect("replica mutex poisoned");
-    f(&mut r, crate::cli::now_ms())
+    f(&mut r, now_ms())
 }
 
 fn add(office: &Office, cup: &str, title: &str, cost_eur: i64) -> Result<()> {
@@ -269,41 +341,10 @@ fn demo(base: &Path) -> Result<()> {
     let relay = RelayProcess::start(&relay_bin, &relay_dir, "127.0.0.1:0")?;
     println!("relay {} listening on {}", relay_id.short(), relay.addr);
     let addr: RelayAddr = format!("{relay_id}@{}", relay.addr).parse()?;
-
-    let mut offices = Vec::new();
-    for (name, istat, label, role) in OFFICES {
-        let settings = Settings {
-            comune: istat.parse()?,
-            role: *role,
-            relay: addr.clone(),
-            network: default_network(&relay_id),
-            anchors: Vec::new(),
-        };
-        let replica = Replica::init(&base.join(name), settings)?;
-        let id = replica.id.to_string();
-        relay_cli(
-            &relay_bin,
-            &[
-                "allow",
-                "--dir",
-                &relay_dir_s,
-                "--node",
-                &id,
-                "--comune",
-                istat,
-                "--role",
-                role.as_str(),
-            ],
-        )?;
-        println!("  node {} for {label} ({istat}, {role}) admitted", &id[..8]);
-        offices.push(Office {
-            label,
-            replica: Arc::new(Mutex::new(replica)),
-        });
-    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let (admin, offices) = governed_network(&rt, base, &relay_bin, &relay_dir_s, &addr)?;
 
     println!("\n== 1. Online: each comune records its first projects and syncs");
     add(
@@ -393,6 +434,18 @@ fn demo(base: &Path) -> Result<()> {
         bail!("the two Cagliari offices disagree: {cagliari_a:?} vs {cagliari_b:?}");
     }
     println!("\nConcurrent retitle resolved identically on both Cagliari offices: {cagliari_a:?}");
+    let (checked, findings) = {
+        let mut r = offices[0].replica.lock().expect("replica mutex poisoned");
+        admin::verify(&mut r)?
+    };
+    println!(
+        "The metropolitan office verified {checked} change(s) (signatures and authority under the registry): {} problem(s)",
+        findings.len()
+    );
+    if !findings.is_empty() {
+        bail!("verification found problems: {findings:?}");
+    }
+    drop(admin);
     relay.stop()?;
     println!("Converged in {} ms. Demo finished.", took.as_millis());
     Ok(())
