@@ -3,8 +3,9 @@
 //! It starts a real `accordo-relay` process (found next to this binary), an
 //! admin that governs the network by a signed registry (as the README's
 //! quick start does), a metropolitan node and three comuni of the Città
-//! Metropolitana di Cagliari (one with two offices), all enrolled by the admin; syncs once, stops the relay, lets the offices keep
-//! editing offline (two of them on the same project), restarts the relay,
+//! Metropolitana di Cagliari (one with two offices), all enrolled by the
+//! admin; syncs once, stops the relay, lets the offices keep editing offline
+//! (two of them on the same project), restarts the relay,
 //! reconnects everyone and prints the converged, aggregated portfolio as the
 //! metropolitan office sees it, with the time convergence took.
 
