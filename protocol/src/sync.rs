@@ -10,10 +10,10 @@
 //! node calls after the pulled entries are durably stored: a crash between
 //! receiving and storing re-pulls, never skips.
 
-use crate::envelope::{ChangeHash, SignedChange};
+use crate::envelope::{ChangeHash, SignedChange, VerifiedChange};
 use crate::log::{admit, Admitted, LogStore, RejectReason};
 use crate::wire::{Cursor, CursorProgress, LogEntry, Scope, SyncRequest, SyncResponse};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SyncError {
@@ -118,13 +118,32 @@ impl SyncSession {
 }
 
 /// What a node did with pulled entries.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone)]
 pub struct Accepted {
     pub stored: Vec<ChangeHash>,
     pub duplicates: usize,
     /// Entries refused: their relay position and why. A correct relay never
     /// causes these; they mean the relay (or the path to it) is faulty.
     pub refused: Vec<(u64, RejectReason)>,
+    /// Verified changes whose author the node cannot place (or that build on
+    /// such a change): kept out of the log, for the node's quarantine.
+    pub set_aside: Vec<VerifiedChange>,
+}
+
+/// Whether a node can place the author of a pulled change: a key it knows
+/// for that document, from the registry it holds or the relay's allowlist.
+/// A change it cannot place never enters its log (so it is never shown).
+pub trait Placement {
+    fn places(&self, change: &VerifiedChange) -> bool;
+}
+
+/// Places every author: for callers that judge authority elsewhere.
+pub struct PlaceAll;
+
+impl Placement for PlaceAll {
+    fn places(&self, _: &VerifiedChange) -> bool {
+        true
+    }
 }
 
 /// Verifies pulled entries again and admits them to the node's own log.
@@ -134,7 +153,20 @@ pub fn accept_entries<S: LogStore>(
     store: &mut S,
     entries: Vec<LogEntry>,
 ) -> Result<Accepted, S::Error> {
+    accept_placed(store, entries, &PlaceAll, &BTreeSet::new())
+}
+
+/// [`accept_entries`] that sets aside, instead of admitting, a change whose
+/// author `placement` cannot place or that depends on a change set aside
+/// (in `aside`, already held apart, or earlier in this batch).
+pub fn accept_placed<S: LogStore>(
+    store: &mut S,
+    entries: Vec<LogEntry>,
+    placement: &dyn Placement,
+    aside: &BTreeSet<ChangeHash>,
+) -> Result<Accepted, S::Error> {
     let mut out = Accepted::default();
+    let mut new_aside = BTreeSet::new();
     for entry in entries {
         let verified = match entry.change.verify() {
             Ok(v) => v,
@@ -143,6 +175,22 @@ pub fn accept_entries<S: LogStore>(
                 continue;
             }
         };
+        if store
+            .position(&verified.envelope.doc, &verified.hash)?
+            .is_some()
+        {
+            out.duplicates += 1;
+            continue;
+        }
+        let builds_on_aside = verified
+            .deps
+            .iter()
+            .any(|d| aside.contains(d) || new_aside.contains(d));
+        if builds_on_aside || !placement.places(&verified) {
+            new_aside.insert(verified.hash);
+            out.set_aside.push(verified);
+            continue;
+        }
         match admit(store, &verified)? {
             Ok(Admitted::Stored(_)) => out.stored.push(verified.hash),
             Ok(Admitted::Duplicate(_)) => out.duplicates += 1,
@@ -150,6 +198,54 @@ pub fn accept_entries<S: LogStore>(
         }
     }
     Ok(out)
+}
+
+/// What [`promote`] did with changes held apart.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Promoted {
+    /// Now placed, with their dependencies held: admitted to the log.
+    pub admitted: Vec<ChangeHash>,
+    /// Refused by the log rules (an equivocation): to be dropped.
+    pub dropped: Vec<(ChangeHash, RejectReason)>,
+}
+
+/// Admits changes held apart that `placement` now places and whose
+/// dependencies the log holds, repeating until none moves (a change may
+/// wait on another held apart). `held` is in arrival order.
+pub fn promote<S: LogStore>(
+    store: &mut S,
+    held: &[VerifiedChange],
+    placement: &dyn Placement,
+) -> Result<Promoted, S::Error> {
+    let mut out = Promoted::default();
+    let mut waiting: Vec<&VerifiedChange> = held.iter().collect();
+    loop {
+        let before = waiting.len();
+        let mut still = Vec::new();
+        for change in waiting {
+            if !placement.places(change) {
+                still.push(change);
+                continue;
+            }
+            let doc = &change.envelope.doc;
+            let mut deps_held = true;
+            for dep in &change.deps {
+                deps_held &= store.position(doc, dep)?.is_some();
+            }
+            if !deps_held {
+                still.push(change);
+                continue;
+            }
+            match admit(store, change)? {
+                Ok(_) => out.admitted.push(change.hash),
+                Err(reason) => out.dropped.push((change.hash, reason)),
+            }
+        }
+        waiting = still;
+        if waiting.len() == before || waiting.is_empty() {
+            return Ok(out);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -27,6 +27,9 @@ pub const MAX_CURSORS: usize = 1_024;
 /// Longest a relay holds a long-poll open; below the 30 s idle timeout so
 /// keep-alives, not the poll, keep the connection up.
 pub const MAX_WAIT_MS: u32 = 20_000;
+/// Most keys in an allowlist answer: every comune of Italy (7,896) with a
+/// few offices each.
+pub const MAX_MEMBERS: usize = 50_000;
 /// Longest free-text field (network name, software string, error message).
 pub const MAX_TEXT_BYTES: usize = 256;
 
@@ -136,6 +139,24 @@ pub enum Request {
     /// Redeems an invitation: a key not yet enrolled sends its signed
     /// redeem statement, without a hello.
     Redeem(RedeemRequest),
+    /// The relay's allowlist (a network without an admin): who may write
+    /// what, as the relay decides it. Nodes of such a network place the
+    /// authors of pulled changes with it.
+    Members,
+}
+
+/// One key of the relay's allowlist. A removed key writes nothing more, but
+/// what the relay stored from it before its removal stays its.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListedMember {
+    pub member: Member,
+    pub removed: bool,
+}
+
+/// The relay's allowlist, in answer to [`Request::Members`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberList {
+    pub members: Vec<ListedMember>,
 }
 
 /// An invitation's redemption, sent by the invited key.
@@ -159,6 +180,7 @@ pub enum Response {
     Sync(SyncResponse),
     Error(ErrorResponse),
     Redeemed(RedeemAck),
+    Members(MemberList),
 }
 
 /// The versioned outer envelope of a request body.
@@ -247,6 +269,14 @@ impl Response {
     /// Decodes a response. Never panics.
     pub fn decode(bytes: &[u8]) -> Result<Response, WireError> {
         let WireResponse::V1(resp) = decode(bytes)?;
+        if let Response::Members(list) = &resp {
+            if list.members.len() > MAX_MEMBERS {
+                return Err(WireError::Bounds(format!(
+                    "{} members (max {MAX_MEMBERS})",
+                    list.members.len()
+                )));
+            }
+        }
         Ok(resp)
     }
 

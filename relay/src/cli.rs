@@ -1,4 +1,4 @@
-//! The `accordo-relay` command line: init, id, allow, members, serve.
+//! The `accordo-relay` command line: init, id, allow, remove, members, serve.
 //!
 //! A relay directory holds `relay.key` (the relay's secret key) and
 //! `relay.db` (members and the change log). `--dir` may also come from
@@ -66,6 +66,12 @@ enum Command {
         comune: Option<Istat>,
         #[arg(long, default_value = "comune")]
         role: Role,
+    },
+    /// Remove a key from the allowlist (a network without an admin): it may
+    /// no longer connect or write; what it wrote before stays valid.
+    Remove {
+        #[arg(long)]
+        node: NodeId,
     },
     /// List admitted members.
     Members {
@@ -169,6 +175,19 @@ fn run(cli: Cli) -> Result<()> {
             let member = Member { node, comune, role };
             store.allow(&member, now_ms())?;
             println!("admitted {node} for comune {} as {role}", member.comune);
+        }
+        Command::Remove { node } => {
+            let (_, store) = open_existing(dir)?;
+            if store.trust().governed() {
+                bail!("this relay follows a signed registry: revoke the key with `accordo admin revoke --node {node}` from an admin's node");
+            }
+            match store.remove(&node, now_ms())? {
+                Some(m) => println!(
+                    "removed {node} (comune {}, {}): it can no longer connect or write; the changes of it already stored stay valid",
+                    m.comune, m.role
+                ),
+                None => bail!("--node {node}: not an active member of this relay"),
+            }
         }
         Command::Members { format } => {
             let (_, store) = open_existing(dir)?;

@@ -15,8 +15,8 @@ use accordo_protocol::identity::NodeId;
 use accordo_protocol::log::{ingest_push, serve_pull, serve_sync};
 use accordo_protocol::registry::{InviteError, RegistryChange, Statement};
 use accordo_protocol::wire::{
-    ErrorCode, Hello, HelloAck, RedeemAck, RedeemRequest, Request, Response, SyncRequest,
-    SyncResponse, MAX_FRAME_BYTES, MAX_WAIT_MS,
+    ErrorCode, Hello, HelloAck, MemberList, RedeemAck, RedeemRequest, Request, Response,
+    SyncRequest, SyncResponse, MAX_FRAME_BYTES, MAX_WAIT_MS,
 };
 use accordo_protocol::PROTOCOL_VERSION;
 use accordo_store::StoreError;
@@ -314,6 +314,13 @@ async fn handle_stream(
             Some(_) => handle_sync(req, node, &relay, &shutdown).await,
         },
         Ok(Request::Redeem(req)) => handle_redeem(req, node, &relay).await,
+        Ok(Request::Members) => match admitted.get() {
+            None => Response::error(ErrorCode::HelloRequired, "send a hello first"),
+            Some(_) => match relay.with_store(|s| s.listed()).await {
+                Ok(members) => Response::Members(MemberList { members }),
+                Err(e) => internal(e),
+            },
+        },
     };
     let refused = matches!(&response, Response::Error(e) if e.code == ErrorCode::NotAdmitted);
     if let Err(e) = accordo_net::write_frame(&mut send, &response.encode()).await {

@@ -7,6 +7,7 @@ use crate::trust::{Trust, TrustView};
 use accordo_protocol::authority::{Member, Membership};
 use accordo_protocol::codes::Istat;
 use accordo_protocol::identity::{NodeId, Role};
+use accordo_protocol::wire::ListedMember;
 use accordo_store::{SqlLog, StoreError, LOG_SCHEMA};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::cell::RefCell;
@@ -14,7 +15,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 /// Each entry upgrades the schema by one version.
-fn migrations() -> [String; 2] {
+fn migrations() -> [String; 3] {
     [
         format!(
             "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
@@ -32,6 +33,9 @@ fn migrations() -> [String; 2] {
             added_ms INTEGER NOT NULL
         ) STRICT;"
             .to_owned(),
+        // `accordo-relay remove`: a removed key writes and connects no more;
+        // its row stays so what it wrote before stays placeable (issue 11.5).
+        "ALTER TABLE members ADD COLUMN removed_ms INTEGER;".to_owned(),
     ]
 }
 
@@ -80,7 +84,8 @@ impl RelayStore {
     pub fn allow(&self, member: &Member, now_ms: i64) -> Result<(), StoreError> {
         self.conn.execute(
             "INSERT INTO members (node, comune, role, added_ms) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (node) DO UPDATE SET comune = excluded.comune, role = excluded.role",
+             ON CONFLICT (node) DO UPDATE SET comune = excluded.comune, role = excluded.role,
+                 removed_ms = NULL",
             params![
                 &member.node.0[..],
                 member.comune.as_str(),
@@ -89,6 +94,43 @@ impl RelayStore {
             ],
         )?;
         Ok(())
+    }
+
+    /// Removes a member key from the allowlist: it may no longer connect or
+    /// write. What the relay stored from it stays, and stays its. Returns
+    /// the member removed, or `None` if the key was not an active member.
+    pub fn remove(&self, node: &NodeId, now_ms: i64) -> Result<Option<Member>, StoreError> {
+        let Some(member) = self.member(node)? else {
+            return Ok(None);
+        };
+        self.conn.execute(
+            "UPDATE members SET removed_ms = ?2 WHERE node = ?1",
+            params![&node.0[..], now_ms],
+        )?;
+        Ok(Some(member))
+    }
+
+    /// The allowlist with removed keys, for nodes to place authors.
+    pub fn listed(&self) -> Result<Vec<ListedMember>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT node, comune, role, removed_ms IS NOT NULL FROM members ORDER BY comune, node",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, bool>(3)?,
+            ))
+        })?;
+        rows.map(|row| {
+            let (node, comune, role, removed) = row?;
+            Ok(ListedMember {
+                member: member_from_row(&node, comune, &role)?,
+                removed,
+            })
+        })
+        .collect()
     }
 
     /// Pins an admin key: from now on the registry alone governs the network.
@@ -134,9 +176,9 @@ impl RelayStore {
     }
 
     pub fn members(&self) -> Result<Vec<Member>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT node, comune, role FROM members ORDER BY comune, node")?;
+        let mut stmt = self.conn.prepare(
+            "SELECT node, comune, role FROM members WHERE removed_ms IS NULL ORDER BY comune, node",
+        )?;
         let rows = stmt.query_map([], |r| {
             Ok((
                 r.get::<_, Vec<u8>>(0)?,
@@ -226,7 +268,7 @@ fn member_from_row(node: &[u8], comune: String, role: &str) -> Result<Member, St
 fn lookup_member(conn: &Connection, node: &NodeId) -> Result<Option<Member>, StoreError> {
     let row = conn
         .query_row(
-            "SELECT comune, role FROM members WHERE node = ?1",
+            "SELECT comune, role FROM members WHERE node = ?1 AND removed_ms IS NULL",
             [&node.0[..]],
             |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
         )
@@ -264,5 +306,31 @@ mod tests {
         assert_eq!(store.members().unwrap(), vec![m.clone()]);
         assert_eq!(store.member(&m.node).unwrap(), Some(m));
         assert_eq!(store.member(&NodeId([2; 32])).unwrap(), None);
+    }
+
+    #[test]
+    fn a_removed_key_is_no_member_but_stays_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir.path().join("relay.db")).unwrap();
+        let m = Member {
+            node: NodeId([1; 32]),
+            comune: "092009".parse().unwrap(),
+            role: Role::Comune,
+        };
+        store.allow(&m, 0).unwrap();
+        assert_eq!(store.remove(&m.node, 1).unwrap(), Some(m.clone()));
+        assert_eq!(store.member(&m.node).unwrap(), None);
+        assert!(store.members().unwrap().is_empty());
+        assert_eq!(store.remove(&m.node, 2).unwrap(), None, "already removed");
+        assert_eq!(
+            store.listed().unwrap(),
+            vec![ListedMember {
+                member: m.clone(),
+                removed: true
+            }]
+        );
+        // Allowed again: a member again.
+        store.allow(&m, 3).unwrap();
+        assert_eq!(store.member(&m.node).unwrap(), Some(m));
     }
 }

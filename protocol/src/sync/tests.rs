@@ -346,3 +346,49 @@ fn nodes_refuse_forged_entries_from_the_relay() {
     assert_eq!(got.refused.len(), 1);
     assert!(got.stored.is_empty());
 }
+
+/// Places only the keys in the set.
+struct Known(BTreeSet<NodeId>);
+
+impl Placement for Known {
+    fn places(&self, change: &VerifiedChange) -> bool {
+        self.0.contains(&change.envelope.author)
+    }
+}
+
+#[test]
+fn changes_of_unplaced_authors_are_set_aside_and_promoted_once_placed() {
+    use crate::testkit::{comune_doc, TestAuthor};
+    let mut stranger = TestAuthor::new(9, 1);
+    let mut member = TestAuthor::new(3, 1);
+    let first = stranger.edit(comune_doc(), "a", "1");
+    // The member builds on the stranger's change.
+    member.learn(&mut stranger);
+    let second = member.edit(comune_doc(), "b", "2");
+    let own = member.edit(comune_doc(), "c", "3");
+    let entries: Vec<LogEntry> = [first, second, own]
+        .into_iter()
+        .enumerate()
+        .map(|(i, change)| LogEntry {
+            seq: i as u64 + 1,
+            change,
+        })
+        .collect();
+    let mut log = MemLog::default();
+    let known = Known([member.id()].into());
+    let got = accept_placed(&mut log, entries, &known, &BTreeSet::new()).unwrap();
+    assert!(got.refused.is_empty(), "{:?}", got.refused);
+    assert!(got.stored.is_empty(), "all three build on the stranger");
+    assert_eq!(got.set_aside.len(), 3);
+    assert_eq!(log.all().count(), 0);
+
+    // Still unknown: nothing moves.
+    let none = promote(&mut log, &got.set_aside, &known).unwrap();
+    assert!(none.admitted.is_empty());
+    // Once the stranger is placed, all three enter the log in causal order.
+    let placed = Known([member.id(), stranger.id()].into());
+    let moved = promote(&mut log, &got.set_aside, &placed).unwrap();
+    assert_eq!(moved.admitted.len(), 3);
+    assert!(moved.dropped.is_empty());
+    assert_eq!(log.all().count(), 3);
+}

@@ -131,6 +131,44 @@ fn redeem_bytes() {
 }
 
 #[test]
+fn members_bytes() {
+    check_request(Request::Members, expect!["0003"]);
+    check_response(
+        Response::Members(MemberList {
+            members: vec![ListedMember {
+                member: Member {
+                    node: NodeId([7; 32]),
+                    comune: "092051".parse().unwrap(),
+                    role: Role::Comune,
+                },
+                removed: true,
+            }],
+        }),
+        expect!["0004010707070707070707070707070707070707070707070707070707070707070707063039323035310001"],
+    );
+}
+
+#[test]
+fn too_many_members_are_refused() {
+    let listed = ListedMember {
+        member: Member {
+            node: NodeId([7; 32]),
+            comune: "092051".parse().unwrap(),
+            role: Role::Comune,
+        },
+        removed: false,
+    };
+    let bytes = Response::Members(MemberList {
+        members: vec![listed; MAX_MEMBERS + 1],
+    })
+    .encode();
+    assert!(matches!(
+        Response::decode(&bytes),
+        Err(WireError::Bounds(_))
+    ));
+}
+
+#[test]
 fn error_bytes() {
     check_response(
         Response::error(ErrorCode::NotAdmitted, "node 0a0b0c0d is not admitted"),
@@ -267,6 +305,7 @@ fn arb_request() -> impl Strategy<Value = Request> {
             ),
         (".{0,30}", arb_change())
             .prop_map(|(network, change)| Request::Redeem(RedeemRequest { network, change })),
+        Just(Request::Members),
     ]
 }
 
@@ -327,6 +366,23 @@ fn arb_response() -> impl Strategy<Value = Response> {
         ".{0,40}".prop_map(|m| Response::error(ErrorCode::Refused, m)),
         any::<[u8; 32]>().prop_map(|h| Response::Redeemed(RedeemAck {
             hash: ChangeHash(h)
+        })),
+        proptest::collection::vec(
+            (any::<[u8; 32]>(), "[0-9]{6}", any::<bool>(), any::<bool>()),
+            0..3
+        )
+        .prop_map(|rows| Response::Members(MemberList {
+            members: rows
+                .into_iter()
+                .map(|(n, c, metro, removed)| ListedMember {
+                    member: Member {
+                        node: NodeId(n),
+                        comune: c.parse().unwrap(),
+                        role: if metro { Role::Metro } else { Role::Comune },
+                    },
+                    removed,
+                })
+                .collect(),
         })),
     ]
 }
