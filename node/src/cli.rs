@@ -486,9 +486,16 @@ fn run_node(dir: &Path) -> Result<()> {
 
 fn status(dir: &Path, format: Format) -> Result<()> {
     let mut replica = Replica::open(dir)?;
-    let (pending, rejected_n, rejected, cursors, docs) = replica.store.read(|tx| {
+    let (pending, rejected_n, rejected, cursors, docs, quarantined) = replica.store.read(|tx| {
         let (p, r) = tx.outbox_counts()?;
-        Ok::<_, StoreError>((p, r, tx.rejected()?, tx.cursors()?, tx.log().docs()?))
+        Ok::<_, StoreError>((
+            p,
+            r,
+            tx.rejected()?,
+            tx.cursors()?,
+            tx.log().docs()?,
+            tx.quarantine_counts()?.0,
+        ))
     })?;
     let mut doc_rows = Vec::new();
     for (doc, changes) in docs {
@@ -519,6 +526,8 @@ fn status(dir: &Path, format: Format) -> Result<()> {
         "rejected": rejected.iter().map(|(h, why)| json!({"hash": h.to_string(), "reason": why})).collect::<Vec<_>>(),
         "cursors": cursors,
         "docs": doc_rows,
+        "quarantined": quarantined,
+        "last_contact_ms": replica.store.meta(client::LAST_CONTACT_META)?.and_then(|v| v.parse::<u64>().ok()),
     });
     if format == Format::Json {
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -527,6 +536,9 @@ fn status(dir: &Path, format: Format) -> Result<()> {
         println!("comune   {} ({})", s.comune, s.role);
         println!("relay    {}", s.relay);
         println!("outbox   {pending} pending, {rejected_n} rejected");
+        if quarantined > 0 {
+            println!("held     {quarantined} change(s) of authors this node cannot place (quarantine, not shown)");
+        }
         for d in &doc_rows {
             println!(
                 "doc      {} ({} changes)",

@@ -7,12 +7,13 @@
 //! Every request is idempotent, so after a broken connection the same
 //! exchange is simply sent again.
 
+use crate::placement::{admit_pulled, AdmitError, Placer};
 use crate::replica::Replica;
 use accordo_net::{Backoff, TransportLimits};
 use accordo_protocol::authority::Member;
 use accordo_protocol::envelope::ChangeHash;
 use accordo_protocol::identity::Role;
-use accordo_protocol::sync::{accept_entries, SyncError, SyncSession};
+use accordo_protocol::sync::{SyncError, SyncSession};
 use accordo_protocol::wire::{
     ErrorCode, Hello, Request, Response, SyncResponse, MAX_BATCH_BYTES, MAX_FRAME_BYTES,
     MAX_PUSH_CHANGES, MAX_WAIT_MS,
@@ -371,11 +372,61 @@ pub async fn exchange(
                 .sum::<usize>(),
         ..Exchange::default()
     };
+    refresh_allowlist_if_needed(link, replica, &resp).await?;
     let (received, rejected) = store_response(replica, resp.clone(), pushed_hashes).await?;
     session.commit_progress(&resp.progress);
     out.received = received;
     out.rejected = rejected;
     Ok(out)
+}
+
+/// Without an admin the relay's allowlist decides who may write: fetch it
+/// again when a response holds a change of an author (or for a document)
+/// the list this node holds does not admit.
+async fn refresh_allowlist_if_needed(
+    link: &Link,
+    replica: &SharedReplica,
+    resp: &SyncResponse,
+) -> Result<(), SyncFailure> {
+    if resp.entries.is_empty() {
+        return Ok(());
+    }
+    let wanted: Vec<_> = resp
+        .entries
+        .iter()
+        .map(|e| (e.change.author, e.change.doc.clone()))
+        .collect();
+    let stale = with_replica(replica, move |r| {
+        if r.governed() {
+            return Ok(false);
+        }
+        let placer = r
+            .store
+            .read(|tx| Placer::load(tx, &[]).map_err(SyncFailure::Store))?;
+        Ok(wanted.iter().any(|(a, d)| !placer.places_author(a, d)))
+    })
+    .await?;
+    if !stale {
+        return Ok(());
+    }
+    let list = match link.call(&Request::Members, Duration::ZERO).await?.0 {
+        Response::Members(list) => list,
+        Response::Error(e) => {
+            return Err(SyncFailure::RelayFault(format!(
+                "allowlist refused: {:?}: {}",
+                e.code, e.message
+            )))
+        }
+        other => {
+            return Err(SyncFailure::RelayFault(format!(
+                "unexpected answer to the allowlist request: {other:?}"
+            )))
+        }
+    };
+    with_replica(replica, move |r| {
+        Ok(r.store.write(|tx| tx.set_relay_members(&list.members))?)
+    })
+    .await
 }
 
 /// The relay's head went behind our cursor: it lost data (restored from an
@@ -397,23 +448,28 @@ async fn handle_session_error(
     SyncFailure::RelayFault(e.to_string())
 }
 
-/// Stores one response in one transaction: verified entries, acks, rejects
-/// and the cursors they cover. Returns (changes stored, rejections).
+/// Stores one response in one transaction: verified entries (changes of
+/// authors this node cannot place go to its quarantine), acks, rejects and
+/// the cursors they cover. Returns (changes stored, rejections).
 async fn store_response(
     replica: &SharedReplica,
     resp: SyncResponse,
     pushed: Vec<ChangeHash>,
 ) -> Result<(usize, Vec<(ChangeHash, String)>), SyncFailure> {
     with_replica(replica, move |r| {
+        let anchors = r.settings.anchors.clone();
         r.store.write(|tx| {
-            let mut log = tx.log();
-            let accepted = accept_entries(&mut log, resp.entries)?;
-            if let Some((seq, reason)) = accepted.refused.first() {
+            let admitted = match admit_pulled(tx, &anchors, resp.entries) {
+                Ok(a) => a,
                 // Nothing is committed: cursors stay, the entries are pulled again.
-                return Err(SyncFailure::RelayFault(format!(
-                    "relay sent {} change(s) that fail verification; first at seq {seq}: {reason}",
-                    accepted.refused.len()
-                )));
+                Err(AdmitError::Store(e)) => return Err(SyncFailure::Store(e)),
+                Err(e) => return Err(SyncFailure::RelayFault(e.to_string())),
+            };
+            if admitted.quarantined > 0 {
+                warn!(
+                    count = admitted.quarantined,
+                    "changes of authors this node cannot place held in quarantine"
+                );
             }
             tx.acknowledge(&resp.acks)?;
             let mut rejected = Vec::new();
@@ -428,7 +484,7 @@ async fn store_response(
                 tx.advance_cursor(&p.scope, p.reached)?;
             }
             tx.set_meta(LAST_CONTACT_META, &now_unix_ms().to_string())?;
-            Ok((accepted.stored.len(), rejected))
+            Ok((admitted.stored, rejected))
         })
     })
     .await

@@ -11,6 +11,7 @@ pub mod client;
 pub mod demo;
 pub mod domain;
 pub mod money;
+pub mod placement;
 pub mod portfolio;
 pub mod replica;
 pub mod signal;

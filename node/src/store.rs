@@ -11,6 +11,10 @@
 //! Several processes may use one directory at once (`run` plus edits): SQLite
 //! serialises writers, and every write is one short IMMEDIATE transaction.
 
+mod quarantine;
+
+pub use quarantine::{MAX_QUARANTINE_BYTES, MAX_QUARANTINE_CHANGES};
+
 use accordo_protocol::envelope::{ChangeHash, SignedChange};
 use accordo_protocol::wire::Scope;
 use accordo_store::{decode_envelope, hash_column, SqlLog, StoreError, LOG_SCHEMA};
@@ -19,9 +23,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Each entry upgrades the schema by one version.
-fn migrations() -> [String; 1] {
-    [format!(
-        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
+fn migrations() -> [String; 2] {
+    [
+        format!(
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
         {LOG_SCHEMA}
         CREATE TABLE outbox (
             seq INTEGER PRIMARY KEY REFERENCES log (seq),
@@ -30,7 +35,10 @@ fn migrations() -> [String; 1] {
         ) STRICT;
         CREATE INDEX outbox_hash ON outbox (hash);
         CREATE TABLE cursors (scope TEXT PRIMARY KEY, after_seq INTEGER NOT NULL) STRICT;"
-    )]
+        ),
+        // Issue 11.5: changes of authors a node cannot place are held apart.
+        quarantine::QUARANTINE_SCHEMA.to_owned(),
+    ]
 }
 
 pub struct NodeStore {

@@ -114,6 +114,11 @@ pub fn integrity_check(conn: &Connection) -> Result<String, StoreError> {
     Ok(conn.pragma_query_value(None, "integrity_check", |r| r.get(0))?)
 }
 
+/// Encodes an envelope as stored in `log.envelope`.
+pub fn encode_envelope(envelope: &SignedChange) -> Result<Vec<u8>, StoreError> {
+    postcard::to_stdvec(envelope).map_err(|e| StoreError::Corrupt(format!("envelope encode: {e}")))
+}
+
 /// Decodes an envelope as stored in `log.envelope`.
 pub fn decode_envelope(blob: &[u8]) -> Result<SignedChange, StoreError> {
     postcard::from_bytes(blob).map_err(|e| StoreError::Corrupt(format!("stored envelope: {e}")))
@@ -199,8 +204,7 @@ impl LogStore for SqlLog<'_> {
     }
 
     fn append(&mut self, change: &VerifiedChange) -> Result<u64, StoreError> {
-        let envelope = postcard::to_stdvec(&change.envelope)
-            .map_err(|e| StoreError::Corrupt(format!("envelope encode: {e}")))?;
+        let envelope = encode_envelope(&change.envelope)?;
         let mut stmt = self.tx.prepare_cached(
             "INSERT INTO log (doc, hash, actor, actor_seq, author, envelope)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
