@@ -72,16 +72,16 @@ fn opencoesione_file(rows: usize) -> String {
     s
 }
 
-fn rss_peak_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
+/// Peak resident memory of this process (`VmHWM`), in KiB; an error where
+/// /proc does not say, so that no made-up figure is printed.
+fn rss_peak_kib() -> Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .context("no VmHWM in /proc/self/status")
 }
 
 fn bench_import(rows: usize) -> Result<()> {
@@ -122,12 +122,30 @@ fn bench_import(rows: usize) -> Result<()> {
         rows as f64 / whole.as_secs_f64()
     );
     let again = Instant::now();
-    std::process::Command::new(accordo_bin())
+    let out = std::process::Command::new(accordo_bin())
         .args(["--dir", &path(node.dir.path()), "import", &path(&file)])
         .output()?;
+    let took = again.elapsed();
+    if !out.status.success() {
+        bail!(
+            "second accordo import failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // "imported ... : A added, U updated, N unchanged; ..."
+    let report = String::from_utf8_lossy(&out.stdout);
+    let words: Vec<&str> = report.split_whitespace().collect();
+    let unchanged: usize = words
+        .iter()
+        .position(|w| w.starts_with("unchanged"))
+        .and_then(|i| words[i - 1].parse().ok())
+        .with_context(|| format!("no unchanged count in {report:?}"))?;
+    if unchanged != rows {
+        bail!("the same file again left {unchanged} of {rows} projects unchanged");
+    }
     println!(
-        "import, the same file again (all unchanged): {:.2} s",
-        again.elapsed().as_secs_f64()
+        "import, the same file again ({unchanged} of {rows} unchanged): {:.2} s",
+        took.as_secs_f64()
     );
     Ok(())
 }
@@ -235,7 +253,7 @@ fn bench_report(comuni: usize, projects: usize) -> Result<()> {
         seeded.elapsed().as_secs_f64(),
         change_bytes as f64 / 1e6
     );
-    let before = rss_peak_kib();
+    let before = rss_peak_kib()?;
     let started = Instant::now();
     let mut metro = Replica::open(&node_dir)?;
     let input = report::gather(&mut metro, Date::new(2025, 1, 1).expect("date"), None)?;
@@ -258,8 +276,8 @@ fn bench_report(comuni: usize, projects: usize) -> Result<()> {
         r.late_milestones.len()
     );
     println!(
-        "report memory: peak RSS {} MB (before: {} MB)",
-        rss_peak_kib() / 1024,
+        "report memory: peak RSS {} MiB (before: {} MiB)",
+        rss_peak_kib()? / 1024,
         before / 1024
     );
     Ok(())

@@ -168,8 +168,17 @@ fn ingest_in_process(n: usize) -> Result<()> {
     Ok(())
 }
 
-/// Parses "in sync: ... N bytes on the wire for M bytes of changes, T ms".
-fn sync_figures(stdout: &str) -> Result<(f64, f64, f64)> {
+/// What `accordo sync` reports on its last line.
+struct SyncFigures {
+    round_trips: f64,
+    wire_bytes: f64,
+    change_bytes: f64,
+    ms: f64,
+}
+
+/// Parses "in sync: pushed P, received R, N round trip(s), W bytes on the
+/// wire for C bytes of changes, T ms".
+fn sync_figures(stdout: &str) -> Result<SyncFigures> {
     let line = stdout
         .lines()
         .find(|l| l.starts_with("in sync:"))
@@ -179,14 +188,15 @@ fn sync_figures(stdout: &str) -> Result<(f64, f64, f64)> {
         let pos = words
             .iter()
             .position(|w| w.starts_with(before))
-            .context("field")?;
+            .with_context(|| format!("no `{before}` in {line:?}"))?;
         Ok(words[pos - 1].trim_end_matches(',').parse()?)
     };
-    Ok((
-        num("bytes")?,
-        num("ms")?,
-        words[words.iter().position(|w| *w == "for").context("for")? + 1].parse()?,
-    ))
+    Ok(SyncFigures {
+        round_trips: num("round")?,
+        wire_bytes: num("bytes")?,
+        change_bytes: words[words.iter().position(|w| *w == "for").context("for")? + 1].parse()?,
+        ms: num("ms")?,
+    })
 }
 
 fn wire_and_ratios(n: usize) -> Result<()> {
@@ -195,29 +205,36 @@ fn wire_and_ratios(n: usize) -> Result<()> {
     let node = Node::admitted(&relay, "092051", "comune")?;
     let metro = Node::admitted(&relay, "092009", "metro")?;
     let change_bytes = seed_node(node.dir.path(), 1, n)?;
-    let push = node.sync()?.ok()?;
-    let (wire, ms, _) = sync_figures(&push.stdout)?;
+    let push = sync_figures(&node.sync()?.ok()?.stdout)?;
     println!(
-        "relay ingest over QUIC (one node pushes {n} changes, `accordo sync`): {:.0} changes/s ({ms:.0} ms, wire/change bytes {:.2})",
-        n as f64 / (ms / 1000.0),
-        wire / change_bytes as f64
+        "relay ingest over QUIC (one node pushes {n} changes, `accordo sync`): {:.0} changes/s ({:.0} ms, wire/change bytes {:.2})",
+        n as f64 / (push.ms / 1000.0),
+        push.ms,
+        push.wire_bytes / change_bytes as f64
     );
-    let cold = metro.sync()?.ok()?;
-    let (wire, ms, changes) = sync_figures(&cold.stdout)?;
+    let cold = sync_figures(&metro.sync()?.ok()?.stdout)?;
     println!(
-        "cold sync (new metro node pulls {n} changes): {wire:.0} wire bytes / {changes:.0} change bytes = {:.3} ({ms:.0} ms)",
-        wire / changes
+        "cold sync (new metro node pulls {n} changes): {:.0} wire bytes / {:.0} change bytes = {:.3} ({:.0} ms, {:.0} round trip(s))",
+        cold.wire_bytes,
+        cold.change_bytes,
+        cold.wire_bytes / cold.change_bytes,
+        cold.ms,
+        cold.round_trips
     );
-    let warm = metro.sync()?.ok()?;
-    let (wire, _, _) = sync_figures(&warm.stdout)?;
-    println!("warm sync (nothing new): {wire:.0} wire bytes in one round trip");
+    let warm = sync_figures(&metro.sync()?.ok()?.stdout)?;
+    println!(
+        "warm sync (nothing new): {:.0} wire bytes in {:.0} round trip(s)",
+        warm.wire_bytes, warm.round_trips
+    );
     node.add("H81B22000120001", "Una modifica in più")?;
     node.sync()?.ok()?;
-    let one = metro.sync()?.ok()?;
-    let (wire, _, changes) = sync_figures(&one.stdout)?;
+    let one = sync_figures(&metro.sync()?.ok()?.stdout)?;
     println!(
-        "warm sync (one new change): {wire:.0} wire bytes / {changes:.0} change bytes = {:.2}",
-        wire / changes
+        "warm sync (one new change): {:.0} wire bytes / {:.0} change bytes = {:.2} ({:.0} round trip(s))",
+        one.wire_bytes,
+        one.change_bytes,
+        one.wire_bytes / one.change_bytes,
+        one.round_trips
     );
     Ok(())
 }

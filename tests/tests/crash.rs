@@ -1,7 +1,9 @@
 //! Crash loops with the real binaries: `kill -9` a node during `sync` and
 //! `run`, and the relay during ingest, at random moments. After every kill
 //! and restart both stores pass `PRAGMA integrity_check` and every change the
-//! relay acknowledged to the node is in the relay's log.
+//! node has ever held as acknowledged is in the relay's log. The summary
+//! counts what was lost — acknowledged changes missing at the relay, projects
+//! added but missing at the end — and the test asserts both counts are zero.
 //!
 //! `ACCORDO_CRASH_ITERATIONS` sets the kills per test (default 12 in
 //! `cargo test`; run with 100+ for the full loop); `ACCORDO_CRASH_SEED`
@@ -67,21 +69,41 @@ fn hashes(conn: &Connection, sql: &str) -> Result<HashSet<Vec<u8>>> {
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// Every change in the node's log that is not waiting in its outbox — its
-/// own changes the relay acknowledged, and changes it pulled — is in the
-/// relay's log.
-fn acknowledged_are_held(node_db: &Path, relay_db: &Path) -> Result<usize> {
-    let node = open_ro(node_db)?;
-    let acked = hashes(
-        &node,
-        "SELECT hash FROM log WHERE hash NOT IN (SELECT hash FROM outbox)",
-    )?;
-    let relay = hashes(&open_ro(relay_db)?, "SELECT hash FROM log")?;
-    let missing = acked.iter().filter(|h| !relay.contains(*h)).count();
-    if missing > 0 {
-        bail!("{missing} acknowledged change(s) missing from the relay");
+/// Every change the node has held as acknowledged at any check: its log
+/// minus its outbox — its own changes the relay acknowledged, and changes it
+/// pulled.
+#[derive(Default)]
+struct Acknowledged(HashSet<Vec<u8>>);
+
+impl Acknowledged {
+    /// Adds what the node now holds as acknowledged, then counts the changes
+    /// ever acknowledged that the relay's log lacks — lost writes.
+    fn lost(&mut self, node_db: &Path, relay_db: &Path) -> Result<usize> {
+        self.0.extend(hashes(
+            &open_ro(node_db)?,
+            "SELECT hash FROM log WHERE hash NOT IN (SELECT hash FROM outbox)",
+        )?);
+        let relay = hashes(&open_ro(relay_db)?, "SELECT hash FROM log")?;
+        Ok(self.0.iter().filter(|h| !relay.contains(*h)).count())
     }
-    Ok(acked.len())
+
+    /// As `lost`, failing on any loss.
+    fn check(&mut self, node_db: &Path, relay_db: &Path) -> Result<()> {
+        let lost = self.lost(node_db, relay_db)?;
+        if lost > 0 {
+            bail!("{lost} acknowledged change(s) missing from the relay");
+        }
+        Ok(())
+    }
+}
+
+/// Titles in `added` that `held` (a `projects` listing) lacks.
+fn missing_titles(added: &[String], held: &[(String, String, String)]) -> usize {
+    let titles: HashSet<&str> = held.iter().map(|(_, _, t)| t.as_str()).collect();
+    added
+        .iter()
+        .filter(|t| !titles.contains(t.as_str()))
+        .count()
 }
 
 fn spawn(node: &Node, args: &[&str]) -> Result<Child> {
@@ -108,12 +130,13 @@ fn a_node_killed_during_sync_or_run_loses_nothing_acknowledged() -> Result<()> {
     let node_db = node.node_dir().join("node.db");
     let relay_db = relay.dir.path().join("relay.db");
     let n = iterations();
+    let mut acked = Acknowledged::default();
+    let mut added = Vec::new();
     for i in 0..n {
         for k in 0..=rng.below(3) {
-            node.add(
-                &format!("F21B{:011}", i * 10 + k as usize),
-                &format!("Progetto {i}.{k}"),
-            )?;
+            let title = format!("Progetto {i}.{k}");
+            node.add(&format!("F21B{:011}", i * 10 + k as usize), &title)?;
+            added.push(title);
         }
         let mode = if i % 2 == 0 {
             vec!["sync", "--timeout-s", "5"]
@@ -125,14 +148,27 @@ fn a_node_killed_during_sync_or_run_loses_nothing_acknowledged() -> Result<()> {
         kill9(&mut child);
         integrity_ok(&node_db).with_context(|| format!("iteration {i}"))?;
         integrity_ok(&relay_db)?;
-        acknowledged_are_held(&node_db, &relay_db).with_context(|| format!("iteration {i}"))?;
+        acked
+            .check(&node_db, &relay_db)
+            .with_context(|| format!("iteration {i}"))?;
     }
     // Afterwards a plain sync completes and the relay holds everything.
     node.sync()?.ok()?;
-    let held = acknowledged_are_held(&node_db, &relay_db)?;
-    assert!(held >= n, "{held} changes for {n} iterations");
     assert_eq!(node.status()?["outbox_pending"], 0);
-    println!("node kill loop: {n} kills survived, {held} changes acknowledged, 0 lost");
+    let lost = acked.lost(&node_db, &relay_db)?;
+    let held = acked.0.len();
+    assert!(
+        held >= added.len(),
+        "{held} changes acknowledged for {} projects added",
+        added.len()
+    );
+    let lost_projects = missing_titles(&added, &node.projects(false)?);
+    println!(
+        "node kill loop: {n} kills survived, {held} changes acknowledged, {lost} of them missing at the relay; {} projects added, {lost_projects} of them missing on the node",
+        added.len()
+    );
+    assert_eq!(lost, 0, "acknowledged changes lost");
+    assert_eq!(lost_projects, 0, "committed projects lost");
     Ok(())
 }
 
@@ -146,12 +182,13 @@ fn a_relay_killed_during_ingest_loses_nothing_acknowledged() -> Result<()> {
     let node_db = node.node_dir().join("node.db");
     let relay_db = relay.dir.path().join("relay.db");
     let n = iterations();
+    let mut acked = Acknowledged::default();
+    let mut added = Vec::new();
     for i in 0..n {
         for k in 0..=rng.below(4) {
-            node.add(
-                &format!("F27B{:011}", i * 10 + k as usize),
-                &format!("Opera {i}.{k}"),
-            )?;
+            let title = format!("Opera {i}.{k}");
+            node.add(&format!("F27B{:011}", i * 10 + k as usize), &title)?;
+            added.push(title);
         }
         let mut sync = spawn(&node, &["sync", "--timeout-s", "3"])?;
         std::thread::sleep(Duration::from_millis(rng.below(120)));
@@ -159,21 +196,28 @@ fn a_relay_killed_during_ingest_loses_nothing_acknowledged() -> Result<()> {
         let _ = sync.wait();
         integrity_ok(&relay_db).with_context(|| format!("iteration {i}"))?;
         integrity_ok(&node_db)?;
-        acknowledged_are_held(&node_db, &relay_db).with_context(|| format!("iteration {i}"))?;
+        acked
+            .check(&node_db, &relay_db)
+            .with_context(|| format!("iteration {i}"))?;
         relay.start()?;
     }
     node.sync()?.ok()?;
     metro.sync()?.ok()?;
-    let held = acknowledged_are_held(&node_db, &relay_db)?;
-    let projects = node.projects(false)?;
-    assert_eq!(
-        metro.projects(true)?,
-        projects,
-        "the metro node holds every project"
-    );
+    let lost = acked.lost(&node_db, &relay_db)?;
+    let held = acked.0.len();
+    let on_metro = metro.projects(true)?;
+    let lost_projects = missing_titles(&added, &on_metro);
     println!(
-        "relay kill loop: {n} kills survived, {held} changes acknowledged, {} projects, 0 lost",
-        projects.len()
+        "relay kill loop: {n} kills survived, {held} changes acknowledged, {lost} of them missing at the relay; {} projects added, {} on the metro node, {lost_projects} of them missing there",
+        added.len(),
+        on_metro.len()
+    );
+    assert_eq!(lost, 0, "acknowledged changes lost");
+    assert_eq!(lost_projects, 0, "the metro node lacks projects");
+    assert_eq!(
+        on_metro,
+        node.projects(false)?,
+        "the metro node holds exactly the comune's projects"
     );
     Ok(())
 }

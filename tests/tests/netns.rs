@@ -1,12 +1,14 @@
 //! Multi-host: the relay and three nodes in their own network namespaces,
-//! joined by veth links to the root namespace, where a user-space UDP proxy
+//! joined by veth links to a hub namespace, where a user-space UDP proxy
 //! forwards between them with packet loss and delay (kernel netem is not
 //! available). Partitions are made by taking a node's link down and healed
 //! by bringing it back; the nodes converge after each heal.
 //!
-//! Needs root (CI runs as root). Without it the test prints `SKIPPED: ...`
-//! and returns — unless `ACCORDO_REQUIRE_NETNS` is set (as `.ci/run` does
-//! when it runs as root), in which case it fails.
+//! The test needs no root: it re-runs itself inside a private user, network
+//! and mount namespace (`unshare --user --map-root-user --net --mount`), where
+//! it may create namespaces and links that nobody else sees and that vanish
+//! with it. Where that is impossible (no `unshare`, user namespaces disabled)
+//! it fails, saying what is missing; it never passes without running.
 
 use accordo_tests::{accordo_bin, path, relay_bin, run};
 use anyhow::{bail, Context, Result};
@@ -262,123 +264,201 @@ impl Host {
     }
 }
 
-fn can_run() -> Result<(), String> {
-    // Creating a namespace needs CAP_SYS_ADMIN: try it.
-    let probe = format!("accprobe{}", std::process::id() % 100_000);
-    match Command::new("ip").args(["netns", "add", &probe]).output() {
-        Ok(o) if o.status.success() => {
-            let _ = Command::new("ip").args(["netns", "del", &probe]).output();
-            Ok(())
-        }
-        Ok(o) => Err(String::from_utf8_lossy(&o.stderr).trim().to_owned()),
-        Err(e) => Err(format!("no `ip` command: {e}")),
-    }
-}
+/// Set in the copy of this test that runs inside the private namespaces.
+const INSIDE: &str = "ACCORDO_NETNS_INSIDE";
+/// This test's name, for re-running it alone.
+const TEST: &str = "nodes_in_separate_namespaces_converge_after_partitions_over_a_lossy_link";
+/// What the environment must offer, named in every failure to get it.
+const NEEDS: &str = "this test needs `unshare` and `mount` (util-linux), `ip` (iproute2), \
+and leave to create a user namespace: run it as root, or allow unprivileged user namespaces \
+(user.max_user_namespaces > 0; kernel.unprivileged_userns_clone=1 where that sysctl exists; \
+no AppArmor restriction on them)";
 
 #[test]
 fn nodes_in_separate_namespaces_converge_after_partitions_over_a_lossy_link() -> Result<()> {
-    if let Err(why) = can_run() {
-        if std::env::var_os("ACCORDO_REQUIRE_NETNS").is_some() {
-            bail!("network namespaces are required here (ACCORDO_REQUIRE_NETNS) but unavailable: {why}");
-        }
-        eprintln!("SKIPPED: network namespaces unavailable here ({why}); run as root to include this test");
-        return Ok(());
+    if std::env::var_os(INSIDE).is_some() {
+        return converge_in_namespaces();
     }
-    let mut net = Net::new();
-    let relay_ns = net.host("r", 2)?;
-    let names = [
-        ("a", 11u8, "092009", "comune"),
-        ("b", 12, "092051", "comune"),
-        ("m", 13, "092009", "metro"),
-    ];
-    let mut hosts = Vec::new();
-    for (name, subnet, ..) in &names {
-        hosts.push((net.host(name, *subnet)?, *subnet));
+    // Re-run this test alone as root of a fresh user namespace that owns a
+    // fresh network and mount namespace: there it may make namespaces and
+    // links, whoever runs `cargo test`.
+    // Build the binaries out here, where cargo has the network and the
+    // caller's rights; the copy inside finds them up to date.
+    accordo_bin();
+    let exe = std::env::current_exe()?;
+    let out = Command::new("unshare")
+        .args(["--user", "--map-root-user", "--net", "--mount", "--"])
+        .arg(&exe)
+        .args(["--exact", TEST, "--nocapture", "--test-threads=1"])
+        .env(INSIDE, "1")
+        .output()
+        .with_context(|| format!("running `unshare`: {NEEDS}"))?;
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    print!("{stdout}");
+    eprint!("{stderr}");
+    if stderr.starts_with("unshare:") {
+        bail!(
+            "private namespaces are unavailable ({}): {NEEDS}",
+            stderr.trim()
+        );
     }
+    if !out.status.success() {
+        bail!("the test failed inside its namespaces ({})", out.status);
+    }
+    // A filter that matched nothing would also exit 0: the copy must have run
+    // this test, and it must have got to the end.
+    if !stdout.contains("test result: ok. 1 passed") || !stdout.contains("netns: ") {
+        bail!("the copy inside the namespaces did not run the test:\n{stdout}");
+    }
+    Ok(())
+}
 
-    let relay_dir = tempfile::tempdir()?;
-    let relay_id = run(&relay_bin(), &["init", "--dir", &path(relay_dir.path())])?
-        .ok()?
-        .last_line();
-    let mut relay: Child = in_ns(
-        &relay_ns,
-        &relay_bin(),
-        &[
-            "serve",
-            "--dir",
-            &path(relay_dir.path()),
-            "--listen",
-            "10.77.2.2:4433",
-        ],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null())
-    .spawn()?;
-    let mut lines = BufReader::new(relay.stdout.take().context("stdout")?).lines();
+/// The relay process, killed when the test ends, however it ends.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the relay in `ns` on 10.77.2.2:4433; returns once it listens.
+fn start_relay(ns: &str, dir: &std::path::Path) -> Result<Running> {
+    let mut relay = Running(
+        in_ns(
+            ns,
+            &relay_bin(),
+            &["serve", "--dir", &path(dir), "--listen", "10.77.2.2:4433"],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?,
+    );
+    let mut lines = BufReader::new(relay.0.stdout.take().context("stdout")?).lines();
     if !lines
         .next()
         .and_then(Result::ok)
         .is_some_and(|l| l.starts_with("listening on"))
     {
-        let _ = relay.kill();
         bail!("relay did not start in its namespace");
     }
-    let _proxy = Proxy::start("0.0.0.0:4433".parse()?, "10.77.2.2:4433".parse()?, 7)?;
+    Ok(relay)
+}
 
-    let mut nodes = Vec::new();
-    for ((ns, subnet), (_, _, comune, role)) in hosts.into_iter().zip(names) {
-        let host = Host {
-            ns,
-            dir: tempfile::tempdir()?,
-        };
-        let relay_addr = format!("{relay_id}@10.77.{subnet}.1:4433");
-        let out = in_ns(
-            &host.ns,
-            &accordo_bin(),
-            &[
-                "init",
-                "--dir",
-                &path(host.dir.path()),
-                "--comune",
-                comune,
-                "--relay",
-                &relay_addr,
-                "--role",
-                role,
-            ],
-        )
-        .output()?;
-        let id = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .last()
-            .unwrap_or_default()
-            .to_owned();
-        run(
-            &relay_bin(),
-            &[
-                "allow",
-                "--dir",
-                &path(relay_dir.path()),
-                "--node",
-                &id,
-                "--comune",
-                comune,
-                "--role",
-                role,
-            ],
-        )?
-        .ok()?;
-        nodes.push(host);
+/// Initialises a node in `ns` that reaches the relay through the proxy on
+/// its link's root side, and admits it at the relay.
+fn admitted_host(
+    ns: String,
+    subnet: u8,
+    comune: &str,
+    role: &str,
+    relay_id: &str,
+    relay_dir: &std::path::Path,
+) -> Result<Host> {
+    let host = Host {
+        ns,
+        dir: tempfile::tempdir()?,
+    };
+    let relay_addr = format!("{relay_id}@10.77.{subnet}.1:4433");
+    let out = in_ns(
+        &host.ns,
+        &accordo_bin(),
+        &[
+            "init",
+            "--dir",
+            &path(host.dir.path()),
+            "--comune",
+            comune,
+            "--relay",
+            &relay_addr,
+            "--role",
+            role,
+        ],
+    )
+    .output()?;
+    if !out.status.success() {
+        bail!("accordo init: {}", String::from_utf8_lossy(&out.stderr));
     }
+    let id = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_owned();
+    run(
+        &relay_bin(),
+        &[
+            "allow",
+            "--dir",
+            &path(relay_dir),
+            "--node",
+            &id,
+            "--comune",
+            comune,
+            "--role",
+            role,
+        ],
+    )?
+    .ok()?;
+    Ok(host)
+}
+
+/// The test proper, as root of its own user namespace.
+fn converge_in_namespaces() -> Result<()> {
+    // `ip netns` keeps its namespaces under /run/netns: a tmpfs private to
+    // this mount namespace keeps them from everyone else's.
+    sh(&["mount", "-t", "tmpfs", "accordo-netns", "/run"]).context(NEEDS)?;
+    sh(&["ip", "link", "set", "lo", "up"]).context(NEEDS)?;
+    let mut net = Net::new();
+    let relay_ns = net.host("r", 2).context(NEEDS)?;
+    let names = [
+        ("a", 11u8, "092009", "comune"),
+        ("b", 12, "092051", "comune"),
+        ("m", 13, "092009", "metro"),
+    ];
+    let relay_dir = tempfile::tempdir()?;
+    let relay_id = run(&relay_bin(), &["init", "--dir", &path(relay_dir.path())])?
+        .ok()?
+        .last_line();
+    let _relay = start_relay(&relay_ns, relay_dir.path())?;
+    let _proxy = Proxy::start("0.0.0.0:4433".parse()?, "10.77.2.2:4433".parse()?, 7)?;
+    let mut nodes = Vec::new();
+    for (name, subnet, comune, role) in names {
+        let ns = net.host(name, subnet)?;
+        nodes.push(admitted_host(
+            ns,
+            subnet,
+            comune,
+            role,
+            &relay_id,
+            relay_dir.path(),
+        )?);
+    }
+    let started = Instant::now();
+    partition_and_heal(&net, &nodes)?;
+    println!(
+        "netns: {ROUNDS} partition/heal rounds over a link with {} % loss and {} ms delay each way converged in {:.1} s",
+        LOSS_PER_MILLE / 10,
+        DELAY.as_millis(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Each round: A is cut off, A and B edit, A's sync reports the relay
+/// unreachable, B syncs; then A's link heals and the metro office must hold
+/// every project made so far.
+fn partition_and_heal(net: &Net, nodes: &[Host]) -> Result<()> {
     let (a, b, metro) = (&nodes[0], &nodes[1], &nodes[2]);
     let mut expected = Vec::new();
-    let started = Instant::now();
     for round in 0..ROUNDS {
-        // Partition A; both offices edit; B and the metro office sync.
         net.link(&a.ns, false)?;
         for (node, tag, cup) in [(a, "A", "F21B"), (b, "B", "H81B")] {
             let title = format!("Round {round} {tag}");
-            node.accordo(&[
+            let out = node.accordo(&[
                 "project",
                 "add",
                 "--cup",
@@ -386,6 +466,7 @@ fn nodes_in_separate_namespaces_converge_after_partitions_over_a_lossy_link() ->
                 "--title",
                 &title,
             ])?;
+            assert!(out.status.success(), "project add: {out:?}");
             expected.push(title);
         }
         let cut_off = a.sync("2")?;
@@ -395,7 +476,6 @@ fn nodes_in_separate_namespaces_converge_after_partitions_over_a_lossy_link() ->
             "a partitioned node reports the relay unreachable"
         );
         assert!(b.sync("60")?.status.success());
-        // Heal: everyone converges.
         net.link(&a.ns, true)?;
         for n in [a, b, metro] {
             let out = n.sync("60")?;
@@ -412,13 +492,5 @@ fn nodes_in_separate_namespaces_converge_after_partitions_over_a_lossy_link() ->
             "round {round}: the metro office holds every project"
         );
     }
-    let _ = relay.kill();
-    let _ = relay.wait();
-    println!(
-        "netns: {ROUNDS} partition/heal rounds over a link with {} % loss and {} ms delay each way converged in {:.1} s",
-        LOSS_PER_MILLE / 10,
-        DELAY.as_millis(),
-        started.elapsed().as_secs_f64()
-    );
     Ok(())
 }

@@ -82,7 +82,11 @@ struct Outcome {
     relay_partitions: usize,
     forgeries_refused: usize,
     datagrams: u64,
-    lost: u64,
+    datagrams_lost: u64,
+    /// Changes the nodes held as acknowledged at the final check.
+    acknowledged: u64,
+    /// Of those, how many the relay's store lacked (asserted zero).
+    acknowledged_lost: u64,
 }
 
 struct Live {
@@ -503,21 +507,29 @@ impl World {
     }
 
     /// Every change a node holds as acknowledged (its own, out of the
-    /// outbox) must be in the relay's store.
-    fn check_acknowledged(&self) {
+    /// outbox) must be in the relay's store. Records how many there are and
+    /// how many the relay lacks, then fails if any is missing.
+    fn check_acknowledged(&mut self) {
         let relay: BTreeSet<ChangeHash> = log_of(&self.relay_db())
             .into_iter()
             .map(|(h, _)| h)
             .collect();
+        let (mut held, mut missing) = (0, Vec::new());
         for node in &self.nodes {
             for hash in acknowledged(&node.dir.join("node.db"), &node.member.node) {
-                assert!(
-                    relay.contains(&hash),
-                    "node {}: acknowledged change {hash} is not at the relay",
-                    node.index
-                );
+                held += 1;
+                if !relay.contains(&hash) {
+                    missing.push((node.index, hash));
+                }
             }
         }
+        self.outcome.acknowledged = held;
+        self.outcome.acknowledged_lost = missing.len() as u64;
+        assert!(
+            missing.is_empty(),
+            "{} of {held} acknowledged change(s) are not at the relay (node, change): {missing:?}",
+            missing.len()
+        );
     }
 }
 
@@ -819,7 +831,7 @@ async fn simulate(seed: u64, nodes_n: usize, steps: usize, dir: &Path) -> Outcom
         std::fs::write(path, net.events().join("\n")).expect("write events");
     }
     w.outcome.datagrams = stats.sent;
-    w.outcome.lost = stats.lost;
+    w.outcome.datagrams_lost = stats.lost;
     for node in &mut w.nodes {
         if let Some((stop, task)) = node.live.as_mut().and_then(|l| l.run.take()) {
             stop.cancel();
@@ -1006,7 +1018,7 @@ fn the_network_converges_through_real_quic_under_faults() {
     let outcomes = run_seeds(seeds, nodes, steps);
     let sum = |f: fn(&Outcome) -> u64| outcomes.iter().map(f).sum::<u64>();
     eprintln!(
-        "quic simulation: {n} seeds × {nodes} nodes × {steps} steps in {:.1} s: {} edits, {} syncs ok, {} failed under faults, {} node crashes, {} relay crashes, {} partitions of a node and {} of the relay, {} forgeries refused, {} datagrams ({} lost); lost acknowledged writes: 0",
+        "quic simulation: {n} seeds × {nodes} nodes × {steps} steps in {:.1} s: {} edits, {} syncs ok, {} failed under faults, {} node crashes, {} relay crashes, {} partitions of a node and {} of the relay, {} forgeries refused, {} datagrams ({} lost); {} acknowledged writes at the end, {} of them lost",
         started.elapsed().as_secs_f64(),
         sum(|o| o.edits as u64),
         sum(|o| o.syncs_ok as u64),
@@ -1017,14 +1029,18 @@ fn the_network_converges_through_real_quic_under_faults() {
         sum(|o| o.relay_partitions as u64),
         sum(|o| o.forgeries_refused as u64),
         sum(|o| o.datagrams),
-        sum(|o| o.lost),
+        sum(|o| o.datagrams_lost),
+        sum(|o| o.acknowledged),
+        sum(|o| o.acknowledged_lost),
     );
+    assert_eq!(sum(|o| o.acknowledged_lost), 0, "acknowledged writes lost");
+    assert!(sum(|o| o.acknowledged) > 0, "nothing was acknowledged");
     // The faults really happened (a quiet generator would prove nothing).
     if n >= 20 {
         assert!(sum(|o| o.relay_crashes as u64) > 0);
         assert!(sum(|o| o.relay_partitions as u64) > 0);
         assert!(sum(|o| o.node_crashes as u64) > 0);
-        assert!(sum(|o| o.lost) > 0);
+        assert!(sum(|o| o.datagrams_lost) > 0);
         assert!(sum(|o| o.syncs_failed as u64) > 0);
         assert!(sum(|o| o.forgeries_refused as u64) > 0);
     }
