@@ -38,7 +38,8 @@ fn init(relay: &Relay, comune: &str) -> Result<Run> {
 
 #[test]
 fn init_refuses_codes_no_comune_has_and_suggests_the_code_of_a_name() -> Result<()> {
-    let relay = Relay::init()?;
+    let mut relay = Relay::init()?;
+    relay.start()?;
     refused(
         &init(&relay, "Torino")?,
         &["--comune", "did you mean 001272 (Torino)?"],
@@ -67,7 +68,8 @@ fn init_refuses_codes_no_comune_has_and_suggests_the_code_of_a_name() -> Result<
 
 #[test]
 fn lists_status_show_and_exports_name_the_comune() -> Result<()> {
-    let relay = Relay::init()?;
+    let mut relay = Relay::init()?;
+    relay.start()?;
     let node = Node::init(&relay, TORINO, "comune")?;
     let status = node.cmd(&["status"])?.ok()?;
     assert!(
@@ -192,10 +194,12 @@ fn exports_append_the_name_and_read_back(node: &Node) -> Result<()> {
 
 #[test]
 fn admin_and_plan_refuse_unknown_comuni_and_name_known_ones() -> Result<()> {
-    let relay = Relay::init()?;
+    let mut relay = Relay::init()?;
+    relay.start()?;
     let dir = tempfile::tempdir()?;
     let admin = path(dir.path());
-    let id = run(
+    let metro = Node::init(&relay, GENOVA, "metro")?;
+    run(
         &accordo_bin(),
         &[
             "admin",
@@ -206,15 +210,14 @@ fn admin_and_plan_refuse_unknown_comuni_and_name_known_ones() -> Result<()> {
             &relay.address(),
         ],
     )?
-    .ok()?
-    .last_line();
+    .ok()?;
     let admin_cmd = |args: &[&str]| {
         let mut all = vec!["--dir", admin.as_str(), "admin"];
         all.extend_from_slice(args);
         run(&accordo_bin(), &all)
     };
     refused(
-        &admin_cmd(&["enroll", "--node", &id, "--comune", "torino"])?,
+        &admin_cmd(&["enroll", "--node", &metro.id, "--comune", "torino"])?,
         &["--comune", "did you mean 001272 (Torino)?"],
     );
     refused(
@@ -222,7 +225,7 @@ fn admin_and_plan_refuse_unknown_comuni_and_name_known_ones() -> Result<()> {
         &["unknown ISTAT code 999999"],
     );
     let enrolled = admin_cmd(&[
-        "enroll", "--node", &id, "--comune", GENOVA, "--role", "metro",
+        "enroll", "--node", &metro.id, "--comune", GENOVA, "--role", "metro",
     ])?
     .ok()?;
     assert!(
@@ -241,7 +244,6 @@ fn admin_and_plan_refuse_unknown_comuni_and_name_known_ones() -> Result<()> {
         Some("Genova".into())
     );
 
-    let metro = Node::init(&relay, GENOVA, "metro")?;
     let zone = |comuni: &str| {
         metro.cmd(&[
             "plan", "zone", "add", "--code", "Z1", "--name", "Levante", "--comuni", comuni,

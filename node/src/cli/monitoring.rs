@@ -353,6 +353,7 @@ pub fn plan(dir: &Path, cmd: PlanCmd) -> Result<()> {
                             Membership {
                                 valid_from: from,
                                 valid_to: to,
+                                ..Membership::default()
                             },
                         );
                     }
