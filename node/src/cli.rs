@@ -11,6 +11,7 @@ mod revoke;
 
 use crate::admin;
 use crate::client::{self, SyncFailure};
+use crate::domain::comuni;
 use crate::money::format_eur;
 use crate::portfolio;
 use crate::replica::{default_network, Replica, Settings};
@@ -300,7 +301,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             admin,
             ..
         } => {
-            let comune: Istat = comune.unwrap_or_default().parse().context("--comune")?;
+            let comune = comune_in_force(&comune.unwrap_or_default(), "--comune")?;
             let relay: RelayAddr = relay.unwrap_or_default().parse().context("--relay")?;
             let anchors = admin
                 .iter()
@@ -318,9 +319,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 },
             )?;
             println!(
-                "node created in {} for comune {} ({})",
+                "node created in {} for comune {}, role {}",
                 dir.display(),
-                replica.settings.comune,
+                comuni::label(replica.settings.comune.as_str()),
                 replica.settings.role
             );
             println!("{}", replica.id);
@@ -371,6 +372,23 @@ pub(crate) fn parse_cup(s: &str) -> Result<Cup> {
     Ok(cup)
 }
 
+/// A comune typed by the user that must be in force (a node, an
+/// enrolment, an invitation): the code of a comune of the ISTAT list.
+pub(crate) fn comune_in_force(typed: &str, flag: &str) -> Result<Istat> {
+    let comune = comuni::parse_current(typed).with_context(|| flag.to_owned())?;
+    Ok(comune.istat())
+}
+
+/// A comune typed by the user, in force or of past years (a location, a
+/// zone's membership): a suppressed one is accepted with a warning.
+pub(crate) fn comune_any(typed: &str, flag: &str) -> Result<Istat> {
+    let known = comuni::parse(typed).with_context(|| flag.to_owned())?;
+    if let Some(gone) = known.suppressed() {
+        eprintln!("warning: {flag}: {}", gone.describe());
+    }
+    Ok(known.istat())
+}
+
 pub(crate) fn comune_of(doc: &DocId) -> String {
     match doc {
         DocId::Comune(c) => c.to_string(),
@@ -378,6 +396,10 @@ pub(crate) fn comune_of(doc: &DocId) -> String {
         DocId::Registry => "registry".into(),
     }
 }
+
+/// Width of the COMUNE column of project lists: `Name (ISTAT)` for most
+/// comuni (longer names push the row, they are not cut).
+const COMUNE_WIDTH: usize = 28;
 
 pub(crate) fn print_projects(
     docs: &[(DocId, automerge::AutoCommit)],
@@ -399,6 +421,7 @@ pub(crate) fn print_projects(
             .iter()
             .map(|(comune, p)| {
                 json!({"id": p.id, "cup": p.cup, "title": p.title, "comune": comune,
+                    "comune_name": comuni::name(comune),
                     "cost_cents": p.cost_cents, "financed_cents": p.financed_cents,
                     "committed_cents": p.committed_cents, "paid_cents": p.paid_cents,
                     "procedural_state": p.procedural_state().code(), "archived": p.archived})
@@ -407,11 +430,15 @@ pub(crate) fn print_projects(
         println!("{}", serde_json::to_string_pretty(&items)?);
         return Ok(());
     }
-    println!("{:<7} {:<16} {:>16}  TITLE", "COMUNE", "CUP", "COST EUR");
+    println!(
+        "{:<COMUNE_WIDTH$} {:<16} {:>16}  TITLE",
+        "COMUNE", "CUP", "COST EUR"
+    );
     for (comune, p) in &rows {
         let cost = p.cost_cents.map(format_eur).unwrap_or_else(|| "-".into());
         println!(
-            "{comune:<7} {:<16} {cost:>16}  {}",
+            "{:<COMUNE_WIDTH$} {:<16} {cost:>16}  {}",
+            comuni::label(comune),
             p.cup.as_deref().unwrap_or("-"),
             p.title
         );
@@ -502,7 +529,11 @@ fn status(dir: &Path, format: Format) -> Result<()> {
         let mut am = replica.materialise(&doc)?;
         let mut heads: Vec<String> = am.get_heads().iter().map(|h| h.to_string()).collect();
         heads.sort();
-        doc_rows.push(json!({"doc": doc.to_string(), "changes": changes, "heads": heads}));
+        let name = match &doc {
+            DocId::Comune(c) => comuni::name(c.as_str()),
+            _ => None,
+        };
+        doc_rows.push(json!({"doc": doc.to_string(), "comune_name": name, "changes": changes, "heads": heads}));
     }
     let cursors: serde_json::Map<_, _> = cursors
         .iter()
@@ -518,6 +549,7 @@ fn status(dir: &Path, format: Format) -> Result<()> {
     let out = json!({
         "node_id": replica.id.to_string(),
         "comune": s.comune.as_str(),
+        "comune_name": comuni::name(s.comune.as_str()),
         "role": s.role.as_str(),
         "relay": s.relay.to_string(),
         "network": s.network,
@@ -533,15 +565,23 @@ fn status(dir: &Path, format: Format) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         println!("node     {}", replica.id);
-        println!("comune   {} ({})", s.comune, s.role);
+        println!(
+            "comune   {}, role {}",
+            comuni::label(s.comune.as_str()),
+            s.role
+        );
         println!("relay    {}", s.relay);
         println!("outbox   {pending} pending, {rejected_n} rejected");
         if quarantined > 0 {
             println!("held     {quarantined} change(s) of authors this node cannot place (quarantine, not shown)");
         }
         for d in &doc_rows {
+            let name = d["comune_name"]
+                .as_str()
+                .map(|n| format!(" {n}"))
+                .unwrap_or_default();
             println!(
-                "doc      {} ({} changes)",
+                "doc      {}{name} ({} changes)",
                 d["doc"].as_str().unwrap_or(""),
                 d["changes"]
             );
@@ -568,10 +608,13 @@ fn admin_cmd(dir: &Path, cmd: AdminCmd) -> Result<ExitCode> {
         AdminCmd::Init { .. } => unreachable!("handled above"),
         AdminCmd::Enroll { node, comune, role } => {
             let node: NodeId = node.parse().context("--node")?;
-            let comune: Istat = comune.parse().context("--comune")?;
+            let comune = comune_in_force(&comune, "--comune")?;
             let role: RegistryRole = role.parse().map_err(anyhow::Error::msg).context("--role")?;
             admin::enroll(&mut replica, node, comune.clone(), role, now_ms())?;
-            println!("enrolled {node} for {comune} as {role} (pushed by the next sync)");
+            println!(
+                "enrolled {node} for {} as {role} (pushed by the next sync)",
+                comuni::label(comune.as_str())
+            );
         }
         AdminCmd::Revoke {
             node,
@@ -588,15 +631,19 @@ fn admin_cmd(dir: &Path, cmd: AdminCmd) -> Result<ExitCode> {
         }
         AdminCmd::Members { format } => {
             let registry = replica.verdict()?.registry.clone();
-            let rows = admin::members_json(&registry);
+            let mut rows = admin::members_json(&registry);
+            for r in &mut rows {
+                let name = r["comune"].as_str().and_then(comuni::name);
+                r["comune_name"] = json!(name);
+            }
             if format == Format::Json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
                 for r in rows {
                     println!(
-                        "{}  {:6}  {:6}  {}",
+                        "{}  {:<COMUNE_WIDTH$}  {:6}  {}",
                         r["node"].as_str().unwrap_or(""),
-                        r["comune"].as_str().unwrap_or("-"),
+                        r["comune"].as_str().map_or("-".into(), comuni::label),
                         r["role"].as_str().unwrap_or(""),
                         r["status"].as_str().unwrap_or("")
                     );
@@ -613,7 +660,7 @@ fn admin_cmd(dir: &Path, cmd: AdminCmd) -> Result<ExitCode> {
             role,
             expires_in,
         } => {
-            let comune: Istat = comune.parse().context("--comune")?;
+            let comune = comune_in_force(&comune, "--comune")?;
             let ttl = humantime::parse_duration(&expires_in).with_context(|| {
                 format!("--expires-in {expires_in:?}: expected e.g. 7d, 12h, 30m")
             })?;
@@ -668,9 +715,9 @@ fn init_from_invite(dir: &Path, token: &str, timeout: Duration) -> Result<ExitCo
     match runtime()?.block_on(client::redeem(shared, change, timeout)) {
         Ok(()) => {
             println!(
-                "node created in {} for comune {} ({}), enrolled by invitation",
+                "node created in {} for comune {}, role {}, enrolled by invitation",
                 dir.display(),
-                invite.comune,
+                comuni::label(invite.comune.as_str()),
                 invite.role
             );
             println!("{id}");

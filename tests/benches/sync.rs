@@ -243,9 +243,16 @@ fn converge(nodes: usize, projects: usize) -> Result<()> {
     let mut relay = Relay::init()?;
     relay.start()?;
     let metro = Node::admitted(&relay, "092009", "metro")?;
+    // Real codes (`init` refuses codes no comune has): the Città
+    // metropolitana di Torino's 312 comuni.
+    let codes = accordo_node::domain::comuni::of_uts("201");
     let mut comuni = Vec::new();
     for i in 0..nodes {
-        let node = Node::admitted(&relay, &format!("{:06}", 100_001 + i), "comune")?;
+        let code = codes
+            .get(i)
+            .context("more nodes than comuni of Torino")?
+            .code;
+        let node = Node::admitted(&relay, code, "comune")?;
         seed_node(node.dir.path(), i, projects)?;
         comuni.push(node);
     }

@@ -148,6 +148,9 @@ pub fn run_import(
             return Ok(std::process::ExitCode::FAILURE);
         }
     };
+    for w in &outcome.warnings {
+        eprintln!("warning: {w}");
+    }
     let skipped = outcome.skipped.len();
     let first_skip = outcome
         .skipped

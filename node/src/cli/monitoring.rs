@@ -2,16 +2,16 @@
 //! indicator catalog and data, the plan's structure, and the monitoring
 //! report over every document this node holds.
 
-use super::{now_ms, Format};
+use super::{comune_any, now_ms, Format};
+use crate::domain::comuni;
 use crate::domain::indicator::{self, IndicatorDef, Observation, Reference};
 use crate::domain::model::{parse_sdg, Date, Dimension, FieldError};
 use crate::domain::plan::{self, Kind, Membership, PlanItem};
 use crate::domain::report;
 use crate::replica::{Replica, ReplicaError};
-use accordo_protocol::codes::Istat;
 use accordo_protocol::doc::DocId;
 use accordo_protocol::identity::Role;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::{Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
 
@@ -347,12 +347,13 @@ pub fn plan(dir: &Path, cmd: PlanCmd) -> Result<()> {
             match kind {
                 Kind::Zone => {
                     for c in &comuni {
-                        let c: Istat = c.parse().with_context(|| format!("--comuni {c:?}"))?;
+                        let c = comune_any(c, &format!("--comuni {c:?}"))?;
                         item.comuni.insert(
                             c.to_string(),
                             Membership {
                                 valid_from: from,
                                 valid_to: to,
+                                ..Membership::default()
                             },
                         );
                     }
@@ -377,6 +378,9 @@ pub fn plan(dir: &Path, cmd: PlanCmd) -> Result<()> {
                     .map(|i| {
                         let mut v = serde_json::to_value(i).unwrap_or_default();
                         v["code"] = serde_json::json!(i.code);
+                        if !i.comuni.is_empty() {
+                            v["comune_names"] = serde_json::json!(zone_names(i));
+                        }
                         v
                     })
                     .collect();
@@ -392,11 +396,34 @@ pub fn plan(dir: &Path, cmd: PlanCmd) -> Result<()> {
                             .map(|p| format!("(in {p})"))
                             .unwrap_or_default()
                     );
+                    for (code, m) in &i.comuni {
+                        println!("           {}{}", comuni::label(code), validity(m));
+                    }
                 }
             }
         }
     }
     Ok(())
+}
+
+/// Zone members' names by ISTAT code (JSON `comune_names`).
+fn zone_names(zone: &PlanItem) -> std::collections::BTreeMap<&str, Option<&'static str>> {
+    zone.comuni
+        .keys()
+        .map(|c| (c.as_str(), comuni::name(c)))
+        .collect()
+}
+
+/// ` from 2020-01-01 to 2025-12-31`, or what of it is known.
+fn validity(m: &Membership) -> String {
+    let mut s = String::new();
+    if let Some(f) = m.valid_from {
+        s.push_str(&format!(" from {f}"));
+    }
+    if let Some(t) = m.valid_to {
+        s.push_str(&format!(" to {t}"));
+    }
+    s
 }
 
 pub fn run_report(

@@ -2,7 +2,8 @@
 //! the domain model is reachable; every refused value names its field and the
 //! form expected. Edits are local (offline) and reach the relay on `sync`.
 
-use super::{now_ms, Format};
+use super::{comune_any, now_ms, Format};
+use crate::domain::comuni;
 use crate::domain::model::{
     parse_due, parse_sdg, Date, Dimension, FieldError, FundingLine, FundingSource, Location,
     Milestone, Phase, PnrrMeasure, ProceduralState, Project,
@@ -10,7 +11,7 @@ use crate::domain::model::{
 use crate::money::{format_eur, parse_eur_cents};
 use crate::portfolio;
 use crate::replica::Replica;
-use accordo_protocol::codes::{Cup, Istat};
+use accordo_protocol::codes::Cup;
 use accordo_protocol::doc::DocId;
 use anyhow::{bail, Context, Result};
 use automerge::AutoCommit;
@@ -318,11 +319,11 @@ fn parse_locations(items: &[String]) -> Result<std::collections::BTreeMap<String
         let comune = match code.trim() {
             "national" | "000" | "nazionale" => None,
             c => Some(
-                c.parse::<Istat>()
-                    .with_context(|| {
-                        format!("invalid location {item:?}: expected ISTAT:PERCENT or `national`")
-                    })?
-                    .to_string(),
+                comune_any(
+                    c,
+                    &format!("invalid location {item:?} (expected ISTAT:PERCENT or `national`)"),
+                )?
+                .to_string(),
             ),
         };
         let key = comune.clone().unwrap_or_else(|| "000".into());
@@ -409,7 +410,8 @@ pub fn run(dir: &Path, cmd: ProjectCmd) -> Result<()> {
             let label = p.cup.as_deref().unwrap_or("without CUP");
             println!(
                 "added project {label} (id {}) to comune {}",
-                p.id, replica.settings.comune
+                p.id,
+                comuni::label(replica.settings.comune.as_str())
             );
         }
         ProjectCmd::Set {
@@ -506,7 +508,7 @@ pub fn run(dir: &Path, cmd: ProjectCmd) -> Result<()> {
             format,
         } => {
             let doc_id = match comune {
-                Some(c) => DocId::Comune(c.parse::<Istat>().context("--comune")?),
+                Some(c) => DocId::Comune(comune_any(&c, "--comune")?),
                 None => own,
             };
             let doc = replica.materialise(&doc_id)?;
@@ -615,6 +617,15 @@ fn milestone(replica: &mut Replica, cmd: MilestoneCmd) -> Result<()> {
     Ok(())
 }
 
+/// A location's share in basis points as a percentage, e.g. `60 %`, `33.33 %`.
+fn location_share(share_bp: i64) -> String {
+    if share_bp % 100 == 0 {
+        format!("{} %", share_bp / 100)
+    } else {
+        format!("{}.{:02} %", share_bp / 100, share_bp % 100)
+    }
+}
+
 /// Top-level fields whose concurrent values `show` reports.
 const CONFLICT_FIELDS: &[&str] = &[
     "title",
@@ -653,6 +664,7 @@ fn show(doc: &AutoCommit, doc_id: &DocId, id: &str, format: Format) -> Result<()
         let mut out = serde_json::to_value(&project)?;
         out["id"] = json!(project.id);
         out["comune"] = json!(comune);
+        out["comune_name"] = json!(comuni::name(&comune));
         out["procedural_state"] = json!(state.code());
         out["conflicts"] = json!(conflicts);
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -664,7 +676,11 @@ fn show(doc: &AutoCommit, doc_id: &DocId, id: &str, format: Format) -> Result<()
         project.cup.as_deref().unwrap_or("-"),
         project.id
     );
-    println!("  comune:     {comune}");
+    println!("  comune:     {}", comuni::label(&comune));
+    for l in project.locations.values() {
+        let place = l.comune.as_deref().map_or("national".into(), comuni::label);
+        println!("  location:   {place} {}", location_share(l.share_bp));
+    }
     println!("  title:      {}", project.title);
     println!(
         "  state:      {state}{}",

@@ -18,6 +18,11 @@
 //! | `stato_procedurale` | derived state (export only) |
 //! | `stato_forzato` | state set by hand, if any |
 //! | `avanzamento_fisico_pct`, `responsabile`, `note`, `archiviato` (`si`/`no`), `creato_ms` | |
+//! | `denominazione_comune` | name of `comune` in the ISTAT list (export only; empty for a code it lacks) |
+//!
+//! Columns are only ever appended, so files written by older versions still
+//! import and readers that pick columns by position keep working. The JSON
+//! export carries the same name as `comune_name`.
 
 use super::import::RowReader;
 use super::model::{Dimension, Location, PnrrMeasure, ProceduralState, Project};
@@ -55,6 +60,7 @@ pub const ACCORDO_COLUMNS: &[&str] = &[
     "note",
     "archiviato",
     "creato_ms",
+    "denominazione_comune",
 ];
 
 fn plain_eur(cents: Option<i64>) -> String {
@@ -142,6 +148,7 @@ pub fn project_row(comune: &str, p: &Project) -> Vec<String> {
         opt(&p.notes),
         if p.archived { "si" } else { "no" }.to_owned(),
         p.created_ms.to_string(),
+        super::comuni::name(comune).unwrap_or_default().to_owned(),
     ]
 }
 
@@ -297,6 +304,7 @@ pub fn json_bytes(rows: &[(String, Project)]) -> Result<Vec<u8>> {
             let mut v = serde_json::to_value(p).unwrap_or_default();
             v["id"] = serde_json::json!(p.id);
             v["comune"] = serde_json::json!(comune);
+            v["comune_name"] = serde_json::json!(super::comuni::name(comune));
             v["procedural_state"] = serde_json::json!(p.procedural_state().code());
             v
         })
@@ -315,6 +323,7 @@ pub fn report_xlsx(r: &Report) -> Result<Vec<u8>> {
         "finanziato_eur",
         "impegnato_eur",
         "pagato_eur",
+        "denominazione_comune",
     ]
     .iter()
     .enumerate()
@@ -328,6 +337,9 @@ pub fn report_xlsx(r: &Report) -> Result<Vec<u8>> {
         sheet.write_number(y, 2, row.money.financed_cents as f64 / 100.0)?;
         sheet.write_number(y, 3, row.money.committed_cents as f64 / 100.0)?;
         sheet.write_number(y, 4, row.money.paid_cents as f64 / 100.0)?;
+        if let Some(name) = &row.comune_name {
+            sheet.write_string(y, 5, name)?;
+        }
     }
     let sheet = book.add_worksheet();
     sheet.set_name("per fonte")?;

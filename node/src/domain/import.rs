@@ -87,6 +87,8 @@ pub struct Outcome {
     pub projects: Vec<Imported>,
     /// (line, why) of rows left out: other comuni.
     pub skipped: Vec<(usize, String)>,
+    /// Imported all the same: locations in comuni suppressed since.
+    pub warnings: Vec<RowError>,
 }
 
 /// Decodes file bytes: UTF-8 (BOM stripped) or, failing that, Windows-1252.
@@ -397,6 +399,7 @@ pub fn import(
         }
         Format::Accordo | Format::Auto => accordo(&table, own, &mut errors)?,
     };
+    let warnings = check_comuni(&projects, format, &mut errors);
     if !errors.is_empty() {
         return Err(ImportErrors(errors));
     }
@@ -421,7 +424,47 @@ pub fn import(
         rows: table.rows.len(),
         projects,
         skipped,
+        warnings,
     })
+}
+
+/// Checks every location against the ISTAT list: a code no comune ever had
+/// is an error; a suppressed comune's is imported with a warning (files
+/// of past years name comuni merged since).
+fn check_comuni(
+    projects: &[Imported],
+    format: Format,
+    errors: &mut Vec<RowError>,
+) -> Vec<RowError> {
+    let column = match format {
+        Format::Opencoesione => "cod_comune",
+        Format::Pnrr => "codice comune",
+        Format::Accordo | Format::Auto => "localizzazioni",
+    };
+    let mut warnings = Vec::new();
+    for item in projects {
+        for code in item
+            .project
+            .locations
+            .values()
+            .filter_map(|l| l.comune.as_deref())
+        {
+            let (to, problem) = match super::comuni::parse(code) {
+                Ok(known) => match known.suppressed() {
+                    Some(gone) => (&mut warnings, gone.describe()),
+                    None => continue,
+                },
+                Err(e) => (&mut *errors, e.to_string()),
+            };
+            to.push(RowError {
+                line: item.line,
+                column: column.to_owned(),
+                value: code.to_owned(),
+                problem,
+            });
+        }
+    }
+    warnings
 }
 
 type Parsed = (Vec<Imported>, Vec<(usize, String)>);

@@ -45,13 +45,26 @@ impl Kind {
 }
 
 /// A comune's membership of a zone, with validity dates.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Membership {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub valid_from: Option<Date>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub valid_to: Option<Date>,
+    /// Always `true`: an undated membership would otherwise be an empty
+    /// map, which the flat codec does not store, and the comune would be lost.
+    pub member: bool,
+}
+
+impl Default for Membership {
+    fn default() -> Self {
+        Membership {
+            valid_from: None,
+            valid_to: None,
+            member: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,6 +132,7 @@ mod tests {
             Membership {
                 valid_from: Date::new(2020, 1, 1),
                 valid_to: Date::new(2025, 12, 31),
+                ..Membership::default()
             },
         );
         save(&mut doc, Kind::Zone, &zone).unwrap();
@@ -131,5 +145,24 @@ mod tests {
             None
         );
         assert_eq!(items(&doc, Kind::Zone)[0], zone);
+    }
+
+    #[test]
+    fn a_zone_keeps_its_undated_comuni() {
+        let mut doc = AutoCommit::new();
+        let mut zone = PlanItem {
+            code: "Z2".into(),
+            name: "Levante".into(),
+            ..PlanItem::default()
+        };
+        for c in ["010025", "010001"] {
+            zone.comuni.insert(c.into(), Membership::default());
+        }
+        save(&mut doc, Kind::Zone, &zone).unwrap();
+        assert_eq!(items(&doc, Kind::Zone)[0].comuni.len(), 2);
+        assert_eq!(
+            zone_of(&doc, "010001", Date::new(2024, 6, 1).unwrap()).as_deref(),
+            Some("Z2")
+        );
     }
 }

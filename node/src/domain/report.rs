@@ -3,6 +3,7 @@
 //! indicator progress — built from typed data only, rendered as JSON,
 //! Markdown or a self-contained HTML page in Italian with SVG charts.
 
+use super::comuni;
 use super::indicator::{progress, IndicatorData, IndicatorDef};
 use super::model::{Date, ProceduralState, Project};
 use crate::money::format_eur;
@@ -42,6 +43,8 @@ impl Money {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ComuneRow {
     pub comune: String,
+    /// From the ISTAT list; `None` for a code it does not hold.
+    pub comune_name: Option<String>,
     #[serde(flatten)]
     pub money: Money,
 }
@@ -62,6 +65,7 @@ pub struct StateRow {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LateMilestone {
     pub comune: String,
+    pub comune_name: Option<String>,
     pub project_id: String,
     pub cup: Option<String>,
     pub title: String,
@@ -84,6 +88,8 @@ pub struct IndicatorRow {
     pub unit: String,
     pub polarity: i8,
     pub territory: String,
+    /// The comune's name when the territory is a comune.
+    pub territory_name: Option<String>,
     pub baseline: Option<f64>,
     pub target: Option<f64>,
     pub latest: Option<Latest>,
@@ -161,6 +167,7 @@ pub fn build(input: &Input) -> Report {
         }
         by_comune.push(ComuneRow {
             comune: comune.clone(),
+            comune_name: comune_name(comune),
             money,
         });
     }
@@ -195,6 +202,7 @@ fn late_milestones(comune: &str, p: &Project, as_of: Date) -> Vec<LateMilestone>
         .filter(|(_, m)| m.due < as_of && m.achieved_date.is_none())
         .map(|(mid, m)| LateMilestone {
             comune: comune.to_owned(),
+            comune_name: comune_name(comune),
             project_id: p.id.clone(),
             cup: p.cup.clone(),
             title: p.title.clone(),
@@ -204,6 +212,15 @@ fn late_milestones(comune: &str, p: &Project, as_of: Date) -> Vec<LateMilestone>
             due: m.due.to_string(),
         })
         .collect()
+}
+
+fn comune_name(code: &str) -> Option<String> {
+    comuni::name(code).map(str::to_owned)
+}
+
+/// `Cagliari (092009)` when the ISTAT list names the code, else the code.
+fn shown(code: &str) -> String {
+    comuni::label(code)
 }
 
 fn within(period: &str, limit: &Option<String>) -> bool {
@@ -240,6 +257,7 @@ fn indicator_rows(input: &Input) -> Vec<IndicatorRow> {
                 unit: def.unit.clone(),
                 polarity: def.polarity,
                 territory: territory.clone(),
+                territory_name: comune_name(territory),
                 baseline,
                 target,
                 latest,
@@ -282,7 +300,7 @@ pub fn markdown(r: &Report) -> String {
         let _ = writeln!(
             s,
             "| {} | {} | {} | {} | {} |",
-            c.comune,
+            shown(&c.comune),
             m.projects,
             format_eur(m.financed_cents),
             format_eur(m.committed_cents),
@@ -314,7 +332,7 @@ pub fn markdown(r: &Report) -> String {
         let _ = writeln!(
             s,
             "- {} · {} {} — {} (scadenza {})",
-            m.comune,
+            shown(&m.comune),
             m.cup.as_deref().unwrap_or("-"),
             m.code,
             m.description,
@@ -333,7 +351,7 @@ pub fn markdown(r: &Report) -> String {
             "| {} {} | {} | {} | {} | {} | {} |",
             i.code,
             i.name,
-            i.territory,
+            shown(&i.territory),
             opt(i.baseline),
             opt(i.target),
             latest,
@@ -399,10 +417,10 @@ fn bars(title: &str, labels: &[String], series: &[(&str, &str, Vec<f64>)]) -> St
 /// external resources), readable offline.
 pub fn html(r: &Report) -> String {
     let eur = |c: i64| c as f64 / 100.0;
-    let comuni: Vec<String> = r.by_comune.iter().map(|c| c.comune.clone()).collect();
+    let labels: Vec<String> = r.by_comune.iter().map(|c| shown(&c.comune)).collect();
     let financial = bars(
         "Avanzamento finanziario per comune (€)",
-        &comuni,
+        &labels,
         &[
             (
                 "Finanziato",
@@ -458,7 +476,7 @@ pub fn html(r: &Report) -> String {
         "Avanzamento degli indicatori verso il target (%)",
         &r.indicators
             .iter()
-            .map(|i| format!("{} · {}", i.code, i.territory))
+            .map(|i| format!("{} · {}", i.code, shown(&i.territory)))
             .collect::<Vec<_>>(),
         &[(
             "Avanzamento",
@@ -481,7 +499,7 @@ fn markdown_tables_html(r: &Report) -> String {
     s.push_str("<h2>Per comune</h2><table><tr><th>Comune</th><th>Progetti</th><th>Finanziato €</th><th>Impegnato €</th><th>Pagato €</th></tr>");
     for c in &r.by_comune {
         let m = &c.money;
-        let _ = write!(s, "<tr><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td></tr>", esc(&c.comune), m.projects, format_eur(m.financed_cents), format_eur(m.committed_cents), format_eur(m.paid_cents));
+        let _ = write!(s, "<tr><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td></tr>", esc(&shown(&c.comune)), m.projects, format_eur(m.financed_cents), format_eur(m.committed_cents), format_eur(m.paid_cents));
     }
     s.push_str("</table>");
     let _ = write!(
@@ -493,7 +511,7 @@ fn markdown_tables_html(r: &Report) -> String {
         let _ = write!(
             s,
             "<li>{} · {} {} — {} (scadenza {})</li>",
-            esc(&m.comune),
+            esc(&shown(&m.comune)),
             esc(m.cup.as_deref().unwrap_or("-")),
             esc(&m.code),
             esc(&m.description),
@@ -640,7 +658,18 @@ mod tests {
             !page.contains("<script") && !page.contains("src="),
             "self-contained"
         );
-        assert!(markdown(&r).contains("| 092009 | 1 | 100,00 |"));
+        let md = markdown(&r);
+        assert!(md.contains("| Cagliari (092009) | 1 | 100,00 |"), "{md}");
+        assert!(md.contains("- Cagliari (092009) · "), "{md}");
+        assert!(
+            page.contains("<td>Quartu Sant'Elena (092051)</td>"),
+            "{page}"
+        );
+        assert_eq!(
+            r.by_comune[1].comune_name.as_deref(),
+            Some("Quartu Sant'Elena")
+        );
+        assert_eq!(r.indicators[0].territory_name.as_deref(), Some("Cagliari"));
     }
 }
 
