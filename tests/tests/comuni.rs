@@ -150,7 +150,7 @@ fn lists_status_show_and_exports_name_the_comune() -> Result<()> {
 }
 
 /// The export keeps every existing column in place and appends
-/// `denominazione_comune`; `import` reads the file back unchanged, warning
+/// `comune_name`; `import` reads the file back unchanged, warning
 /// about the suppressed comune it locates a project in.
 fn exports_append_the_name_and_read_back(node: &Node) -> Result<()> {
     let out = node.node_dir().join("export.csv");
@@ -161,7 +161,7 @@ fn exports_append_the_name_and_read_back(node: &Node) -> Result<()> {
     assert_eq!(header[..3], ["id_progetto", "comune", "cup"]);
     assert_eq!(
         header[header.len() - 2..],
-        ["creato_ms", "denominazione_comune"]
+        ["creato_ms", "comune_name"]
     );
     assert!(
         lines.next().unwrap_or_default().ends_with(";Torino"),

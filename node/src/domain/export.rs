@@ -18,7 +18,7 @@
 //! | `stato_procedurale` | derived state (export only) |
 //! | `stato_forzato` | state set by hand, if any |
 //! | `avanzamento_fisico_pct`, `responsabile`, `note`, `archiviato` (`si`/`no`), `creato_ms` | |
-//! | `denominazione_comune` | name of `comune` in the ISTAT list (export only; empty for a code it lacks) |
+//! | `comune_name` | name of `comune` in the ISTAT list (export only; empty for a code it lacks) |
 //!
 //! Columns are only ever appended, so files written by older versions still
 //! import and readers that pick columns by position keep working. The JSON
@@ -60,7 +60,7 @@ pub const ACCORDO_COLUMNS: &[&str] = &[
     "note",
     "archiviato",
     "creato_ms",
-    "denominazione_comune",
+    "comune_name",
 ];
 
 fn plain_eur(cents: Option<i64>) -> String {
@@ -323,7 +323,7 @@ pub fn report_xlsx(r: &Report) -> Result<Vec<u8>> {
         "finanziato_eur",
         "impegnato_eur",
         "pagato_eur",
-        "denominazione_comune",
+        "comune_name",
     ]
     .iter()
     .enumerate()
