@@ -159,10 +159,7 @@ fn exports_append_the_name_and_read_back(node: &Node) -> Result<()> {
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap_or_default().split(';').collect();
     assert_eq!(header[..3], ["id_progetto", "comune", "cup"]);
-    assert_eq!(
-        header[header.len() - 2..],
-        ["creato_ms", "comune_name"]
-    );
+    assert_eq!(header[header.len() - 2..], ["creato_ms", "comune_name"]);
     assert!(
         lines.next().unwrap_or_default().ends_with(";Torino"),
         "{text}"

@@ -275,3 +275,50 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// Issue 11.5: without an admin a key can be removed from the relay's
+/// allowlist; what it wrote before stays, nodes place its authors with the
+/// list the relay serves, and the removed key can no longer sync.
+#[test]
+fn a_key_removed_from_the_allowlist_writes_no_more_and_keeps_its_history() -> Result<()> {
+    let mut relay = Relay::init()?;
+    relay.start()?;
+    let a = Node::admitted(&relay, CAGLIARI, "comune")?;
+    let b = Node::admitted(&relay, QUARTU, "comune")?;
+    b.add("H81B22000120001", "Prima della rimozione")?;
+    b.sync()?.ok()?;
+    a.add("F21B21000310006", "Mercato")?;
+    a.sync()?.ok()?;
+
+    let relay_cmd = |args: &[&str]| {
+        let mut all = args.to_vec();
+        let dir = accordo_tests::path(relay.dir.path());
+        all.extend(["--dir", dir.as_str()]);
+        accordo_tests::run(&accordo_tests::relay_bin(), &all)
+    };
+    let removed = relay_cmd(&["remove", "--node", &b.id])?.ok()?;
+    assert!(
+        removed.stdout.contains("can no longer connect"),
+        "{}",
+        removed.stdout
+    );
+    let again = relay_cmd(&["remove", "--node", &b.id])?;
+    assert_ne!(again.code, Some(0), "a key removed twice is an error");
+    let members = relay_cmd(&["members", "--format", "json"])?.ok()?.json()?;
+    assert!(!members.to_string().contains(&b.id), "{members}");
+
+    b.add("H88I22000050006", "Dopo la rimozione")?;
+    assert_eq!(b.sync()?.code, Some(4), "a removed key is not admitted");
+
+    // A metro node created afterwards still places the removed key's history.
+    let metro = Node::admitted(&relay, CAGLIARI, "metro")?;
+    metro.sync()?.ok()?;
+    let mut titles: Vec<String> = metro.projects(true)?.into_iter().map(|p| p.2).collect();
+    titles.sort();
+    assert_eq!(
+        titles,
+        vec!["Mercato".to_owned(), "Prima della rimozione".to_owned()]
+    );
+    assert_eq!(metro.status()?["quarantined"], 0);
+    Ok(())
+}
