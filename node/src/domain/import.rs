@@ -142,9 +142,49 @@ pub fn normalise_header(h: &str) -> String {
         .to_lowercase()
 }
 
-/// Parses CSV text, guessing `;` or `,` from the header line.
+/// Turns byte offsets into the line numbers an editor shows: a line break is
+/// `\n`, `\r\n` or a lone `\r`. Offsets must be asked for in increasing
+/// order (records are read in order), so the text is scanned once.
+struct LineCounter<'a> {
+    text: &'a [u8],
+    offset: usize,
+    line: usize,
+}
+
+impl<'a> LineCounter<'a> {
+    fn new(text: &'a str) -> Self {
+        LineCounter {
+            text: text.as_bytes(),
+            offset: 0,
+            line: 1,
+        }
+    }
+
+    /// The 1-based line of the first byte at or after `offset` that is not
+    /// a line break. The csv crate places a record just after the previous
+    /// record's `\r` (before its `\n`) and before any blank lines skipped.
+    fn record_line(&mut self, offset: usize) -> usize {
+        let mut offset = offset.min(self.text.len());
+        while matches!(self.text.get(offset), Some(b'\r' | b'\n')) {
+            offset += 1;
+        }
+        debug_assert!(offset >= self.offset, "offsets are asked for in order");
+        for i in self.offset..offset {
+            let lone_cr = self.text[i] == b'\r' && self.text.get(i + 1) != Some(&b'\n');
+            if self.text[i] == b'\n' || lone_cr {
+                self.line += 1;
+            }
+        }
+        self.offset = self.offset.max(offset);
+        self.line
+    }
+}
+
+/// Parses CSV text, guessing `;` or `,` from the header line. Each row
+/// carries the line its record starts on, counted as an editor counts
+/// (the csv crate's own line count is off for CR LF files).
 pub fn parse_csv(text: &str) -> Result<Table, ImportErrors> {
-    let first = text.lines().next().unwrap_or("");
+    let first = text.split(['\r', '\n']).next().unwrap_or("");
     let delimiter = if first.matches(';').count() >= first.matches(',').count() {
         b';'
     } else {
@@ -160,11 +200,14 @@ pub fn parse_csv(text: &str) -> Result<Table, ImportErrors> {
         .iter()
         .map(normalise_header)
         .collect();
+    let mut lines = LineCounter::new(text);
     let mut rows = Vec::new();
     for record in reader.records() {
         let record =
             record.map_err(|e| file_error(format!("the file does not parse as CSV: {e}")))?;
-        let line = record.position().map_or(0, |p| p.line() as usize);
+        let line = record
+            .position()
+            .map_or(0, |p| lines.record_line(p.byte() as usize));
         if record.iter().all(|c| c.trim().is_empty()) {
             continue;
         }
@@ -182,6 +225,9 @@ pub fn parse_xlsx(bytes: &[u8]) -> Result<Table, ImportErrors> {
         .worksheet_range_at(0)
         .ok_or_else(|| file_error("the workbook has no sheet"))?
         .map_err(|e| file_error(format!("the first sheet does not read: {e}")))?;
+    // The range starts at the first used cell, not at A1: rows are
+    // numbered from its start so errors name the row the spreadsheet shows.
+    let first_row = range.start().map_or(0, |(row, _)| row as usize);
     let mut rows = range.rows();
     let headers = rows
         .next()
@@ -191,7 +237,10 @@ pub fn parse_xlsx(bytes: &[u8]) -> Result<Table, ImportErrors> {
         .collect();
     let rows = rows
         .enumerate()
-        .map(|(i, r)| (i + 2, r.iter().map(cell_text).collect::<Vec<_>>()))
+        .map(|(i, r)| {
+            let sheet_row = first_row + i + 2;
+            (sheet_row, r.iter().map(cell_text).collect::<Vec<_>>())
+        })
         .filter(|(_, r)| r.iter().any(|c| !c.trim().is_empty()))
         .collect();
     Ok(Table::new(headers, rows))

@@ -320,3 +320,117 @@ fn fuzz_found_inputs_do_not_panic() {
         }
     }
 }
+
+/// An OpenCoesione file whose record starting on line 4 (header on line 1)
+/// has a bad CUP; line 3 holds a quoted summary spanning `extra` more lines.
+fn bad_cup_on_record_4(extra: usize, eol: &str) -> String {
+    let header = "COD_LOCALE_PROGETTO;CUP;OC_TITOLO_PROGETTO;OC_SINTESI_PROGETTO;COD_COMUNE";
+    let summary = (0..=extra)
+        .map(|i| format!("riga {i} della sintesi"))
+        .collect::<Vec<_>>()
+        .join(eol);
+    [
+        header.to_owned(),
+        "A1;F21B21000310006;Scuola;Semplice;020092009".to_owned(),
+        format!("A2;F27H21001230006;Parco;\"{summary}\";020092009"),
+        "A3;F27H2100123;Via Roma;Breve;020092009".to_owned(),
+        String::new(),
+    ]
+    .join(eol)
+}
+
+fn error_lines(bytes: &[u8]) -> Vec<(usize, String)> {
+    let e = import(bytes, false, Format::Auto, None, &cagliari()).unwrap_err();
+    e.0.iter().map(|r| (r.line, r.column.clone())).collect()
+}
+
+/// Regression (issue 11 item 2): with CR LF endings the error named line 3
+/// for a bad CUP on line 4. The line is the one an editor shows, for LF,
+/// CR LF, a BOM, Windows-1252 and quoted cells holding line breaks.
+#[test]
+fn errors_name_the_line_an_editor_shows_for_every_line_ending() {
+    for eol in ["\n", "\r\n", "\r"] {
+        let plain = bad_cup_on_record_4(0, eol);
+        assert_eq!(
+            error_lines(plain.as_bytes()),
+            vec![(4, "cup".into())],
+            "{eol:?}"
+        );
+        let with_bom = [b"\xEF\xBB\xBF".as_slice(), plain.as_bytes()].concat();
+        assert_eq!(
+            error_lines(&with_bom),
+            vec![(4, "cup".into())],
+            "BOM {eol:?}"
+        );
+        // Windows-1252: "è" is one byte (0xE8), invalid as UTF-8.
+        let accented = plain.replace("Semplice", "Semplice è");
+        let (cp1252, _, _) = encoding_rs::WINDOWS_1252.encode(&accented);
+        assert!(std::str::from_utf8(&cp1252).is_err());
+        assert_eq!(
+            error_lines(&cp1252),
+            vec![(4, "cup".into())],
+            "1252 {eol:?}"
+        );
+        // A quoted summary on line 3 spanning lines 3..=5: the bad record
+        // starts on line 6.
+        let multi = bad_cup_on_record_4(2, eol);
+        assert_eq!(
+            error_lines(multi.as_bytes()),
+            vec![(6, "cup".into())],
+            "multi-line {eol:?}"
+        );
+    }
+}
+
+/// A record whose own quoted cell spans lines is named by the line it starts on.
+#[test]
+fn a_multi_line_record_is_named_by_its_first_line() {
+    for eol in ["\n", "\r\n", "\r"] {
+        let text = [
+            "COD_LOCALE_PROGETTO;CUP;OC_TITOLO_PROGETTO;OC_SINTESI_PROGETTO;COD_COMUNE",
+            "A1;F21B21000310006;Scuola;Semplice;020092009",
+            "",
+            &format!("A2;F27H2100123;Parco;\"uno{eol}due{eol}tre\";020092009"),
+            "A3;F27H21001230006;Via Roma;Breve;02009200X",
+            "",
+        ]
+        .join(eol);
+        assert_eq!(
+            error_lines(text.as_bytes()),
+            vec![(4, "cup".into()), (7, "cod_comune".into())],
+            "{eol:?}"
+        );
+    }
+}
+
+/// The XLSX path names the spreadsheet row, also when the table does not
+/// start on the first row.
+#[test]
+fn xlsx_errors_name_the_spreadsheet_row() {
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    let rows: [&[&str]; 3] = [
+        &[
+            "COD_LOCALE_PROGETTO",
+            "CUP",
+            "OC_TITOLO_PROGETTO",
+            "COD_COMUNE",
+        ],
+        &["A1", "F21B21000310006", "Scuola", "020092009"],
+        &["A2", "F27H2100123", "Parco", "020092009"],
+    ];
+    // Two empty rows above the header: the header is on row 3.
+    for (r, cells) in rows.iter().enumerate() {
+        for (c, v) in cells.iter().enumerate() {
+            sheet.write_string(r as u32 + 2, c as u16, *v).unwrap();
+        }
+    }
+    let bytes = book.save_to_buffer().unwrap();
+    let e = import(&bytes, true, Format::Auto, None, &cagliari()).unwrap_err();
+    assert_eq!(
+        e.0.iter()
+            .map(|r| (r.line, r.column.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(5, "cup")]
+    );
+}
