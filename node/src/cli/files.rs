@@ -128,7 +128,7 @@ pub fn apply(replica: &mut Replica, outcome: &Outcome) -> Result<Applied> {
     let mut next = 0;
     // Ids of projects added by earlier changes, found again by import key.
     let mut by_key = HashMap::new();
-    // At most one change per project; calls after the last project make none.
+    // At most one change per project; `apply` stops after the last one.
     replica.edit_chunks(&own, now, items.len().max(1), |doc, i| {
         if i == 0 {
             by_key = portfolio::import_keys(doc);
@@ -164,7 +164,7 @@ pub fn apply(replica: &mut Replica, outcome: &Outcome) -> Result<Applied> {
                 b.inc(1);
             }
         }
-        Ok(())
+        Ok(next < items.len())
     })?;
     if let Some(b) = bar {
         b.finish_and_clear();
