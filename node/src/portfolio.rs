@@ -90,6 +90,50 @@ pub fn save(
     codec::reconcile(doc, &obj, &before, &codec::to_object(new)).map_err(codec_err)
 }
 
+/// Bytes one operation takes in an encoded change besides its key and value
+/// (object id, action, value metadata, predecessors, as LEB128 columns):
+/// measured at under 16 in the test below; 32 leaves a margin.
+const OP_OVERHEAD_BYTES: usize = 32;
+/// Bytes a number takes at most (LEB128 of an i64/u64).
+const NUMBER_BYTES: usize = 10;
+
+/// An upper bound of the bytes [`save`]`(old, new)` adds to the pending
+/// change: one operation per path key written (with its value) or deleted,
+/// one per list item, and the project's map when it is new. Used to split
+/// an import into changes under `MAX_CHANGE_BYTES`.
+pub fn estimated_save_bytes(old: Option<&Project>, new: &Project) -> usize {
+    use serde_json::Value as Json;
+    fn value_bytes(v: &Json) -> usize {
+        match v {
+            Json::String(s) => s.len(),
+            Json::Number(_) => NUMBER_BYTES,
+            Json::Bool(_) | Json::Null => 1,
+            Json::Array(items) => items
+                .iter()
+                .map(|i| value_bytes(i) + OP_OVERHEAD_BYTES)
+                .sum(),
+            Json::Object(_) => v.to_string().len(),
+        }
+    }
+    let before = codec::flatten(&old.map(codec::to_object).unwrap_or_default());
+    let after = codec::flatten(&codec::to_object(new));
+    let map = match old {
+        None => PROJECT_PREFIX.len() + new.id.len() + OP_OVERHEAD_BYTES,
+        Some(_) => 0,
+    };
+    let deleted: usize = before
+        .keys()
+        .filter(|k| !after.contains_key(*k))
+        .map(|k| k.len() + OP_OVERHEAD_BYTES)
+        .sum();
+    let written: usize = after
+        .iter()
+        .filter(|(k, v)| before.get(*k) != Some(*v))
+        .map(|(k, v)| k.len() + value_bytes(v) + OP_OVERHEAD_BYTES)
+        .sum();
+    map + deleted + written
+}
+
 /// One project by id.
 pub fn get(doc: &AutoCommit, id: &str) -> Result<Project, ReplicaError> {
     let obj = project_obj(doc, id)?;
@@ -269,6 +313,88 @@ mod tests {
         assert_eq!(projects[0].title, "Scuola Media");
         assert_eq!(projects[0].cost_cents, Some(15_000_000));
         assert!(find_one(&doc, &cup("J51B21000120007")).is_err());
+    }
+
+    /// The bytes of the change `save` makes, committed alone.
+    fn change_bytes(doc: &mut AutoCommit, old: Option<&Project>, new: &Project) -> usize {
+        save(doc, old, new).unwrap();
+        doc.commit();
+        doc.get_last_local_change().unwrap().raw_bytes().len()
+    }
+
+    fn long_text(seed: usize, bytes: usize) -> String {
+        (0..)
+            .map(|i: usize| format!("parola{} ", (i * 7919 + seed) % 10007))
+            .flat_map(|w| w.chars().collect::<Vec<_>>())
+            .take(bytes)
+            .collect()
+    }
+
+    /// The estimate splitting imports by size is an upper bound of the real
+    /// change, for new projects, updates and deletions, and not far above
+    /// it when text dominates.
+    #[test]
+    fn estimated_save_bytes_bounds_the_real_change() {
+        use crate::domain::model::{FundingLine, FundingSource, Milestone, ProceduralState};
+        let mut doc = AutoCommit::new();
+        let mut p = Project {
+            id: "0123456789abcdef".into(),
+            cup: Some("J51B21000120006".into()),
+            title: "Scuola".into(),
+            summary: Some(long_text(1, 20_000)),
+            stated_state: Some(ProceduralState::Esecuzione),
+            sdgs: [3, 4, 11].into(),
+            financed_cents: Some(123_456_789),
+            ..Project::default()
+        };
+        p.source_fields
+            .insert("oc_stato_progetto".into(), "In corso".into());
+        for i in 0..30 {
+            p.funding.insert(
+                format!("line{i}"),
+                FundingLine {
+                    source: FundingSource::ALL[i % FundingSource::ALL.len()],
+                    programme: Some("2014IT001FSC".into()),
+                    amount_cents: i as i64 * 1_000_003,
+                },
+            );
+            p.milestones.insert(
+                format!("m{i}"),
+                Milestone {
+                    code: format!("M5C2-{i}"),
+                    description: "Aggiudicazione lavori".into(),
+                    unit: None,
+                    baseline: None,
+                    target: None,
+                    due: crate::domain::model::Date::new(2026, 6, 30).unwrap(),
+                    achieved_date: None,
+                    achieved_value: None,
+                },
+            );
+        }
+        let estimate = estimated_save_bytes(None, &p);
+        let real = change_bytes(&mut doc, None, &p);
+        assert!(real <= estimate, "new: {real} > {estimate}");
+        assert!(estimate < real * 2, "new: {estimate} is far above {real}");
+
+        let mut q = p.clone();
+        q.summary = Some(long_text(2, 30_000));
+        q.funding.retain(|k, _| k.ends_with('1'));
+        q.milestones.clear();
+        q.sdgs = [5].into();
+        let estimate = estimated_save_bytes(Some(&p), &q);
+        let real = change_bytes(&mut doc, Some(&p), &q);
+        assert!(real <= estimate, "update: {real} > {estimate}");
+        assert!(
+            estimate < real * 2,
+            "update: {estimate} is far above {real}"
+        );
+        assert_eq!(estimated_save_bytes(Some(&q), &q), 0, "no change, no bytes");
+        assert_eq!(
+            get(&doc, &q.id).unwrap(),
+            q,
+            "stated state and source fields stored"
+        );
     }
 
     #[test]

@@ -356,26 +356,31 @@ impl Replica {
         })
     }
 
-    /// Applies `f` to `doc` `chunks` times, each call's edits becoming one
-    /// signed change, all committed in one store transaction: a large edit
-    /// (an import) stays atomic while no change exceeds the size limit.
+    /// Applies `f` to `doc` up to `chunks` times, each call's edits becoming
+    /// one signed change, all committed in one store transaction: a large
+    /// edit (an import) stays atomic while no change exceeds the size limit.
+    /// `f` returns whether more calls are needed (each commit costs time in
+    /// proportion to the document, so calls stop when `f` is done).
     /// Returns the number of changes made.
     pub fn edit_chunks(
         &mut self,
         doc: &DocId,
         now_ms: i64,
         chunks: usize,
-        mut f: impl FnMut(&mut AutoCommit, usize) -> Result<(), ReplicaError>,
+        mut f: impl FnMut(&mut AutoCommit, usize) -> Result<bool, ReplicaError>,
     ) -> Result<usize, ReplicaError> {
         self.refuse_while_rotating()?;
         self.write_doc(doc, |tx, am, key, nonce| {
             let mut made = 0;
             for i in 0..chunks {
-                f(am, i)?;
+                let more = f(am, i)?;
                 let options =
                     automerge::transaction::CommitOptions::default().with_time(now_ms / 1000);
                 if commit_signed(am, options, doc, key, nonce, tx)?.is_some() {
                     made += 1;
+                }
+                if !more {
+                    break;
                 }
             }
             Ok(made)

@@ -158,12 +158,41 @@ fn exports_append_the_name_and_read_back(node: &Node) -> Result<()> {
     let text = std::fs::read_to_string(&out)?;
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap_or_default().split(';').collect();
-    assert_eq!(header[..3], ["id_progetto", "comune", "cup"]);
-    assert_eq!(header[header.len() - 2..], ["creato_ms", "comune_name"]);
-    assert!(
-        lines.next().unwrap_or_default().ends_with(";Torino"),
-        "{text}"
-    );
+    // The columns of the first release, in their order, then the new ones.
+    let first_release = [
+        "id_progetto",
+        "comune",
+        "cup",
+        "codice_locale",
+        "chiave_import",
+        "titolo",
+        "sintesi",
+        "soggetto_attuatore",
+        "localizzazioni",
+        "collegamenti_psm",
+        "zona",
+        "sdg",
+        "dimensioni",
+        "misura_pnrr",
+        "costo_eur",
+        "finanziato_eur",
+        "impegnato_eur",
+        "pagato_eur",
+        "fonti_finanziamento",
+        "fasi",
+        "milestone",
+        "stato_procedurale",
+        "stato_forzato",
+        "avanzamento_fisico_pct",
+        "responsabile",
+        "note",
+        "archiviato",
+        "creato_ms",
+    ];
+    assert_eq!(header[..first_release.len()], first_release);
+    assert_eq!(header[first_release.len()], "comune_name");
+    let row: Vec<&str> = lines.next().unwrap_or_default().split(';').collect();
+    assert_eq!(row.get(first_release.len()), Some(&"Torino"), "{text}");
     let json_out = node.node_dir().join("export.json");
     node.cmd(&["export", "--format", "json", "--out", &path(&json_out)])?
         .ok()?;

@@ -56,6 +56,12 @@ fn three_comuni_import_sync_and_the_metro_report_adds_them_up() -> Result<()> {
     let oc = fixture("opencoesione_progetti_esteso.csv");
     let out = cagliari.cmd(&["import", &oc])?.ok()?;
     assert!(out.stdout.contains("2 added"), "{}", out.stdout);
+    // The format by the name users know, not a debug value (issue 11).
+    assert!(
+        out.stdout.contains("(OpenCoesione, UTF-8)"),
+        "{}",
+        out.stdout
+    );
     assert!(
         out.stdout.contains("2 row(s) of other comuni skipped"),
         "{}",
@@ -405,5 +411,95 @@ fn export_then_import_on_a_fresh_node_gives_the_same_projects() -> Result<()> {
         );
         assert_eq!(ja, jb, "{format}: export then import is identical");
     }
+    Ok(())
+}
+
+/// The state OpenCoesione publishes is kept (no phase dates needed), synced,
+/// editable, exported and read back, and the metro report says per state
+/// and per project whether it was stated or derived.
+#[test]
+fn the_stated_procedural_state_is_kept_synced_and_reported() -> Result<()> {
+    let mut relay = Relay::init()?;
+    relay.start()?;
+    let metro = Node::admitted(&relay, CAGLIARI, "metro")?;
+    let office = Node::admitted(&relay, CAGLIARI, "comune")?;
+    let out = office
+        .cmd(&["import", &fixture("opencoesione_stated_state.csv")])?
+        .ok()?;
+    assert!(
+        out.stdout.contains("1 column(s) not kept: oc_cod_ciclo"),
+        "{}",
+        out.stdout
+    );
+    office.sync()?.ok()?;
+    metro.sync()?.ok()?;
+    let r = report(&metro, &[])?;
+    let states: Vec<(String, i64, i64)> = r["by_state"]
+        .as_array()
+        .context("by_state")?
+        .iter()
+        .map(|s| {
+            (
+                s["state"].as_str().unwrap_or("").to_owned(),
+                s["stated"].as_i64().unwrap_or(-1),
+                s["derived"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            ("In affidamento".into(), 1, 0),
+            ("In esecuzione".into(), 1, 0),
+            ("Eseguito".into(), 0, 1),
+        ]
+    );
+    let bases = r["project_states"].as_array().context("project_states")?;
+    assert_eq!(bases.len(), 3);
+
+    let show = |node: &Node| -> Result<Value> {
+        node.cmd(&["project", "show", "F21B21000310006", "--format", "json"])?
+            .ok()?
+            .json()
+    };
+    let shown = show(&office)?;
+    assert_eq!(shown["procedural_state_basis"], "stated");
+    assert_eq!(shown["source_fields"]["oc_stato_progetto"], "In corso");
+    office
+        .cmd(&[
+            "project",
+            "set",
+            "F21B21000310006",
+            "--stated-state",
+            "In corso di progettazione",
+        ])?
+        .ok()?;
+    assert_eq!(
+        show(&office)?["procedural_state"],
+        "In corso di progettazione"
+    );
+
+    let file = office.dir.path().join("out.csv").display().to_string();
+    office
+        .cmd(&["export", "--format", "csv", "--out", &file])?
+        .ok()?;
+    let fresh = Node::init(&relay, CAGLIARI, "comune")?;
+    fresh.cmd(&["import", &file])?.ok()?;
+    let back = show(&fresh)?;
+    assert_eq!(back["stated_state"], "In corso di progettazione");
+    assert_eq!(back["source_fields"], shown["source_fields"]);
+
+    office
+        .cmd(&[
+            "project",
+            "set",
+            "F21B21000310006",
+            "--stated-state",
+            "none",
+        ])?
+        .ok()?;
+    let cleared = show(&office)?;
+    assert_eq!(cleared["procedural_state"], "Non avviato");
+    assert_eq!(cleared["procedural_state_basis"], "derived");
     Ok(())
 }

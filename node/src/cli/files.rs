@@ -1,17 +1,21 @@
 //! `accordo import` and `accordo export`: project files in and out.
 //!
 //! An import is parsed and checked whole before anything is written; the
-//! projects then go in as one signed change (one invalid row: nothing is
-//! imported). Re-importing updates projects found by their import key.
+//! projects then go in within one store transaction, as signed changes split
+//! by size under `MAX_CHANGE_BYTES` (one invalid row: nothing is imported).
+//! Re-importing updates projects found by their import key.
 
 use super::now_ms;
 use crate::domain::export;
-use crate::domain::import::{self, Format, ImportErrors, Outcome};
-use crate::portfolio;
+use crate::domain::import::{self, Format, ImportErrors, Imported, Outcome};
+use crate::portfolio::{self, Project};
 use crate::replica::{Replica, ReplicaError};
 use accordo_protocol::doc::DocId;
+use accordo_protocol::envelope::MAX_CHANGE_BYTES;
 use anyhow::{bail, Context, Result};
+use automerge::AutoCommit;
 use clap::ValueEnum;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// Rows above which `import` shows a progress bar.
@@ -50,59 +54,107 @@ pub struct Applied {
     pub unchanged: usize,
 }
 
-/// Projects per signed change: keeps each change well under the envelope
-/// size limit (`MAX_CHANGE_BYTES`, 1 MiB) while an import stays one
-/// transaction.
-const PROJECTS_PER_CHANGE: usize = 400;
+/// Bytes of project edits per signed change, by [`portfolio::estimated_save_bytes`]
+/// (an upper bound): half of `MAX_CHANGE_BYTES`, leaving room for the
+/// change's header and for any growth of automerge's encoding.
+const CHANGE_BUDGET_BYTES: usize = MAX_CHANGE_BYTES / 2;
 
-/// Writes the parsed projects into this comune's document: one signed change
-/// per [`PROJECTS_PER_CHANGE`] projects, all in one store transaction.
+/// Fields that OpenCoesione and PNRR files do not carry: a re-import of such
+/// a file keeps what the office entered (a state set by hand, links to the
+/// plan, notes …) instead of clearing it.
+fn keep_local_fields(old: &Project, new: &mut Project) {
+    new.psm_links.clone_from(&old.psm_links);
+    new.zone.clone_from(&old.zone);
+    new.sdgs.clone_from(&old.sdgs);
+    new.dimensions.clone_from(&old.dimensions);
+    new.milestones.clone_from(&old.milestones);
+    new.state_override = old.state_override;
+    new.physical_progress_pct = old.physical_progress_pct;
+    new.cost_cents = old.cost_cents;
+    new.officer.clone_from(&old.officer);
+    new.notes.clone_from(&old.notes);
+    new.archived = old.archived;
+}
+
+/// The project as stored before this import (if any) and as it will be.
+fn resolve(
+    doc: &AutoCommit,
+    item: &Imported,
+    format: Format,
+    by_key: &HashMap<String, String>,
+    now: i64,
+) -> Result<(Option<Project>, Project), ReplicaError> {
+    let existing = match &item.id {
+        Some(id) if portfolio::get(doc, id).is_ok() => Some(id.clone()),
+        _ => by_key.get(&item.key).cloned(),
+    };
+    let mut new = item.project.clone();
+    let Some(id) = existing else {
+        new.id = match &item.id {
+            Some(id) => id.clone(),
+            None => portfolio::new_project_id()?,
+        };
+        if new.created_ms == 0 {
+            new.created_ms = now;
+        }
+        return Ok((None, new));
+    };
+    let old = portfolio::get(doc, &id)?;
+    new.id = id;
+    new.created_ms = old.created_ms;
+    if new.import_key.is_none() {
+        new.import_key.clone_from(&old.import_key);
+    }
+    if format != Format::Accordo {
+        keep_local_fields(&old, &mut new);
+    }
+    Ok((Some(old), new))
+}
+
+/// Writes the parsed projects into this comune's document, all in one store
+/// transaction, as signed changes of at most [`CHANGE_BUDGET_BYTES`] of
+/// estimated edits each (a project larger than `MAX_CHANGE_BYTES` alone is
+/// refused, naming its line, and nothing is written).
 pub fn apply(replica: &mut Replica, outcome: &Outcome) -> Result<Applied> {
     let own = replica.own_doc();
     let now = now_ms();
-    let bar = (outcome.projects.len() > PROGRESS_ROWS).then(|| {
-        let bar = indicatif::ProgressBar::new(outcome.projects.len() as u64);
+    let items = &outcome.projects;
+    let bar = (items.len() > PROGRESS_ROWS).then(|| {
+        let bar = indicatif::ProgressBar::new(items.len() as u64);
         bar.set_message("importing");
         bar
     });
     let mut applied = Applied::default();
-    let chunks: Vec<&[crate::domain::import::Imported]> =
-        outcome.projects.chunks(PROJECTS_PER_CHANGE).collect();
-    // Ids of projects added by earlier chunks, found again by import key.
-    let mut by_key: std::collections::HashMap<String, String> = std::collections::HashMap::new();
-    replica.edit_chunks(&own, now, chunks.len(), |doc, i| {
+    let mut next = 0;
+    // Ids of projects added by earlier changes, found again by import key.
+    let mut by_key = HashMap::new();
+    // At most one change per project; `apply` stops after the last one.
+    replica.edit_chunks(&own, now, items.len().max(1), |doc, i| {
         if i == 0 {
             by_key = portfolio::import_keys(doc);
         }
-        for item in chunks[i] {
-            let existing = match &item.id {
-                Some(id) if portfolio::get(doc, id).is_ok() => Some(id.clone()),
-                _ => by_key.get(&item.key).cloned(),
-            };
-            let mut new = item.project.clone();
-            match existing {
-                Some(id) => {
-                    let old = portfolio::get(doc, &id)?;
-                    new.id = id;
-                    new.created_ms = old.created_ms;
-                    if new.import_key.is_none() {
-                        new.import_key = old.import_key.clone();
-                    }
-                    if new == old {
-                        applied.unchanged += 1;
-                    } else {
-                        portfolio::save(doc, Some(&old), &new)?;
-                        applied.updated += 1;
-                    }
+        let mut used_bytes = 0;
+        while let Some(item) = items.get(next) {
+            let (old, new) = resolve(doc, item, outcome.format, &by_key, now)?;
+            let bytes = portfolio::estimated_save_bytes(old.as_ref(), &new);
+            if used_bytes > 0 && used_bytes + bytes > CHANGE_BUDGET_BYTES {
+                break;
+            }
+            if bytes > MAX_CHANGE_BYTES {
+                return Err(ReplicaError::Edit(format!(
+                    "line {}: the project needs about {bytes} bytes, more than one change may hold ({MAX_CHANGE_BYTES}); nothing imported",
+                    item.line
+                )));
+            }
+            used_bytes += bytes;
+            next += 1;
+            match old {
+                Some(old) if old == new => applied.unchanged += 1,
+                Some(old) => {
+                    portfolio::save(doc, Some(&old), &new)?;
+                    applied.updated += 1;
                 }
                 None => {
-                    new.id = match &item.id {
-                        Some(id) => id.clone(),
-                        None => portfolio::new_project_id()?,
-                    };
-                    if new.created_ms == 0 {
-                        new.created_ms = now;
-                    }
                     portfolio::save(doc, None, &new)?;
                     by_key.insert(item.key.clone(), new.id.clone());
                     applied.added += 1;
@@ -112,7 +164,7 @@ pub fn apply(replica: &mut Replica, outcome: &Outcome) -> Result<Applied> {
                 b.inc(1);
             }
         }
-        Ok::<(), ReplicaError>(())
+        Ok(next < items.len())
     })?;
     if let Some(b) = bar {
         b.finish_and_clear();
@@ -157,25 +209,52 @@ pub fn run_import(
         .first()
         .map(|(l, why)| format!(" (first: line {l}, {why})"))
         .unwrap_or_default();
+    let not_kept = not_kept_note(&outcome);
     if dry_run {
         println!(
-            "dry run: {} rows read ({:?}, {}), {} project(s) of comune {own} would be imported, {skipped} row(s) of other comuni skipped{first_skip}; nothing written",
-            outcome.rows, outcome.format, outcome.encoding, outcome.projects.len()
+            "dry run: {} rows read ({}), {} project(s) of comune {own} would be imported, {skipped} row(s) of other comuni skipped{first_skip}; nothing written{not_kept}",
+            outcome.rows,
+            outcome.describe(),
+            outcome.projects.len()
         );
         return Ok(std::process::ExitCode::SUCCESS);
     }
     let applied = apply(&mut replica, &outcome)?;
     println!(
-        "imported {} project(s) of comune {own} from {} rows ({:?}, {}): {} added, {} updated, {} unchanged; {skipped} row(s) of other comuni skipped{first_skip}",
+        "imported {} project(s) of comune {own} from {} rows ({}): {} added, {} updated, {} unchanged; {skipped} row(s) of other comuni skipped{first_skip}{not_kept}",
         outcome.projects.len(),
         outcome.rows,
-        outcome.format,
-        outcome.encoding,
+        outcome.describe(),
         applied.added,
         applied.updated,
         applied.unchanged
     );
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// Columns shown by name before the rest are counted.
+const NAMED_COLUMNS: usize = 20;
+
+/// `; N column(s) not kept: a, b, …` when the file had columns that were
+/// neither mapped nor kept, so that no value is dropped silently.
+fn not_kept_note(outcome: &Outcome) -> String {
+    let cols = &outcome.not_kept;
+    if cols.is_empty() {
+        return String::new();
+    }
+    let named = cols
+        .iter()
+        .take(NAMED_COLUMNS)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    let more = cols.len().saturating_sub(NAMED_COLUMNS);
+    let more = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    format!("; {} column(s) not kept: {named}{more}", cols.len())
 }
 
 pub fn run_export(dir: &Path, format: ExportFormat, all: bool, out: &Path) -> Result<()> {
@@ -203,4 +282,132 @@ pub fn run_export(dir: &Path, format: ExportFormat, all: bool, out: &Path) -> Re
     export::write_atomically(out, &bytes)?;
     println!("exported {} project(s) to {}", rows.len(), out.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::model::ProceduralState;
+    use crate::replica::Settings;
+    use accordo_protocol::identity::{NodeId, Role};
+
+    fn replica(dir: &Path) -> Replica {
+        let relay = NodeId::from_signing_key(&ed25519_dalek::SigningKey::from_bytes(&[7; 32]));
+        let settings = Settings {
+            comune: "092009".parse().unwrap(),
+            role: Role::Comune,
+            relay: format!("{relay}@127.0.0.1:4433").parse().unwrap(),
+            network: "test".into(),
+            anchors: Vec::new(),
+        };
+        Replica::init(dir, settings).unwrap()
+    }
+
+    /// A distinct, hardly compressible description of about `bytes` bytes.
+    fn description(seed: usize, bytes: usize) -> String {
+        let mut text = String::new();
+        let mut x = seed as u64 + 1;
+        while text.len() < bytes {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            text.push_str(&format!("{:x} ", x >> 20));
+        }
+        text
+    }
+
+    /// An OpenCoesione file of `n` projects of Cagliari with long summaries.
+    fn opencoesione(n: usize, summary_bytes: usize, state: &str) -> Vec<u8> {
+        let mut text = String::from(
+            "COD_LOCALE_PROGETTO;CUP;OC_TITOLO_PROGETTO;OC_SINTESI_PROGETTO;COD_COMUNE;OC_STATO_PROCEDURALE\n",
+        );
+        for i in 0..n {
+            text.push_str(&format!(
+                "L{summary_bytes}-{i:05};;Progetto {i};{};020092009;{state}\n",
+                description(i, summary_bytes)
+            ));
+        }
+        text.into_bytes()
+    }
+
+    fn parse(bytes: &[u8]) -> Outcome {
+        import::import(bytes, false, Format::Auto, None, &"092009".parse().unwrap()).unwrap()
+    }
+
+    /// Regression (issue 11 item 7): 400 projects per change made changes
+    /// over `MAX_CHANGE_BYTES` with long descriptions, and the whole import
+    /// failed. Changes are now split by size, all in one transaction.
+    #[test]
+    fn an_import_of_long_descriptions_is_split_by_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = replica(dir.path());
+        let outcome = parse(&opencoesione(1_000, 3_000, "In esecuzione"));
+        let applied = apply(&mut r, &outcome).unwrap();
+        assert_eq!(applied.added, 1_000);
+        let own = r.own_doc();
+        let mut doc = r.materialise(&own).unwrap();
+        let sizes: Vec<usize> = doc
+            .get_changes(&[])
+            .iter()
+            .map(|c| c.raw_bytes().len())
+            .collect();
+        let total: usize = sizes.iter().sum();
+        assert!(total > 3 * MAX_CHANGE_BYTES, "the import is {total} bytes");
+        assert!(sizes.iter().all(|s| *s <= MAX_CHANGE_BYTES), "{sizes:?}");
+        // Split by size, not into one change per project.
+        assert!(sizes.len() < 20, "{} changes", sizes.len());
+        let projects = portfolio::list(&doc);
+        assert_eq!(projects.len(), 1_000);
+        assert!(projects
+            .iter()
+            .all(|p| p.summary.as_ref().is_some_and(|s| s.len() >= 2_990)));
+    }
+
+    /// A project that no change can hold is refused by line, and nothing of
+    /// the import is written.
+    #[test]
+    fn a_project_larger_than_a_change_is_refused_and_nothing_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = replica(dir.path());
+        let mut bytes = opencoesione(3, 100, "");
+        bytes.extend(
+            opencoesione(1, MAX_CHANGE_BYTES + 10, "")
+                .split(|b| *b == b'\n')
+                .nth(1)
+                .unwrap(),
+        );
+        let outcome = parse(&bytes);
+        let e = apply(&mut r, &outcome).unwrap_err().to_string();
+        assert!(e.contains("line 5: the project needs about"), "{e}");
+        let own = r.own_doc();
+        assert!(portfolio::list(&r.materialise(&own).unwrap()).is_empty());
+    }
+
+    /// A re-import of an OpenCoesione file updates what the file says and
+    /// keeps what the office set by hand (a state override, notes).
+    #[test]
+    fn a_reimport_keeps_the_state_set_by_hand() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = replica(dir.path());
+        apply(&mut r, &parse(&opencoesione(2, 50, "In affidamento"))).unwrap();
+        let own = r.own_doc();
+        r.edit(&own, 1, |doc| {
+            let old = portfolio::list(doc).remove(0);
+            let mut new = old.clone();
+            new.state_override = Some(ProceduralState::NonDeterminabile);
+            new.notes = Some("verificare".into());
+            portfolio::save(doc, Some(&old), &new)
+        })
+        .unwrap();
+        let applied = apply(&mut r, &parse(&opencoesione(2, 50, "In esecuzione"))).unwrap();
+        assert_eq!(applied.updated, 2);
+        let projects = portfolio::list(&r.materialise(&own).unwrap());
+        let edited = projects.iter().find(|p| p.notes.is_some()).unwrap();
+        assert_eq!(
+            edited.state_override,
+            Some(ProceduralState::NonDeterminabile)
+        );
+        assert_eq!(edited.stated_state, Some(ProceduralState::Esecuzione));
+        assert!(projects
+            .iter()
+            .all(|p| p.stated_state == Some(ProceduralState::Esecuzione)));
+    }
 }

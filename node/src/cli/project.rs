@@ -6,7 +6,7 @@ use super::{comune_any, now_ms, Format};
 use crate::domain::comuni;
 use crate::domain::model::{
     parse_due, parse_sdg, Date, Dimension, FieldError, FundingLine, FundingSource, Location,
-    Milestone, Phase, PnrrMeasure, ProceduralState, Project,
+    Milestone, Phase, PnrrMeasure, ProceduralState, Project, StateBasis,
 };
 use crate::money::{format_eur, parse_eur_cents};
 use crate::portfolio;
@@ -204,6 +204,10 @@ pub struct Fields {
     /// Procedural state override, or `auto` to derive it from the phases.
     #[arg(long)]
     state: Option<String>,
+    /// The state the source publishes (e.g. "In esecuzione"), used when no
+    /// override is set; `none` clears it so the state is derived.
+    #[arg(long)]
+    stated_state: Option<String>,
     #[arg(long)]
     officer: Option<String>,
     #[arg(long)]
@@ -293,6 +297,12 @@ impl Fields {
         if let Some(s) = &self.state {
             p.state_override = match s.trim() {
                 "auto" => None,
+                other => Some(field(other.parse::<ProceduralState>())?),
+            };
+        }
+        if let Some(s) = &self.stated_state {
+            p.stated_state = match s.trim() {
+                "none" | "" => None,
                 other => Some(field(other.parse::<ProceduralState>())?),
             };
         }
@@ -641,6 +651,7 @@ const CONFLICT_FIELDS: &[&str] = &[
     "zone",
     "physical_progress_pct",
     "state_override",
+    "stated_state",
     "officer",
     "notes",
     "archived",
@@ -659,13 +670,14 @@ fn show(doc: &AutoCommit, doc_id: &DocId, id: &str, format: Format) -> Result<()
         }
     }
     let comune = super::comune_of(doc_id);
-    let state = project.procedural_state();
+    let (state, basis) = project.state_and_basis();
     if format == Format::Json {
         let mut out = serde_json::to_value(&project)?;
         out["id"] = json!(project.id);
         out["comune"] = json!(comune);
         out["comune_name"] = json!(comuni::name(&comune));
         out["procedural_state"] = json!(state.code());
+        out["procedural_state_basis"] = json!(basis.code());
         out["conflicts"] = json!(conflicts);
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
@@ -683,11 +695,11 @@ fn show(doc: &AutoCommit, doc_id: &DocId, id: &str, format: Format) -> Result<()
     }
     println!("  title:      {}", project.title);
     println!(
-        "  state:      {state}{}",
-        if project.state_override.is_some() {
-            " (set by hand)"
-        } else {
-            ""
+        "  state:      {state} ({})",
+        match basis {
+            StateBasis::Override => "set by hand",
+            StateBasis::Stated => "stated by the source",
+            StateBasis::Derived => "derived from the phase dates",
         }
     );
     println!("  cost:       {}", eur(project.cost_cents));
@@ -722,6 +734,9 @@ fn show(doc: &AutoCommit, doc_id: &DocId, id: &str, format: Format) -> Result<()
             d.actual_start.map(|x| x.to_string()),
             d.actual_end.map(|x| x.to_string())
         );
+    }
+    for (column, value) in &project.source_fields {
+        println!("  source {column}: {value}");
     }
     for (field, c) in &conflicts {
         println!(

@@ -15,10 +15,13 @@
 //! | `zona`, `misura_pnrr` | zona omogenea, PNRR measure (`M5C2I2.2`) |
 //! | `costo_eur`, `finanziato_eur`, `impegnato_eur`, `pagato_eur` | amounts, `1234567.89` |
 //! | `fonti_finanziamento`, `fasi`, `milestone` | JSON objects keyed by line, phase and milestone id |
-//! | `stato_procedurale` | derived state (export only) |
+//! | `stato_procedurale` | the state in force (export only) |
 //! | `stato_forzato` | state set by hand, if any |
 //! | `avanzamento_fisico_pct`, `responsabile`, `note`, `archiviato` (`si`/`no`), `creato_ms` | |
 //! | `comune_name` | name of `comune` in the ISTAT list (export only; empty for a code it lacks) |
+//! | `stato_dichiarato` | state published by the source (`OC_STATO_PROCEDURALE`), if any |
+//! | `origine_stato` | where `stato_procedurale` comes from: `override`, `stated` or `derived` (export only) |
+//! | `campi_fonte` | source columns kept as published, a JSON object keyed by normalised header |
 //!
 //! Columns are only ever appended, so files written by older versions still
 //! import and readers that pick columns by position keep working. The JSON
@@ -60,7 +63,12 @@ pub const ACCORDO_COLUMNS: &[&str] = &[
     "note",
     "archiviato",
     "creato_ms",
+    // Appended after the columns of the first release: positional readers
+    // of earlier exports keep working.
     "comune_name",
+    "stato_dichiarato",
+    "origine_stato",
+    "campi_fonte",
 ];
 
 fn plain_eur(cents: Option<i64>) -> String {
@@ -149,6 +157,11 @@ pub fn project_row(comune: &str, p: &Project) -> Vec<String> {
         if p.archived { "si" } else { "no" }.to_owned(),
         p.created_ms.to_string(),
         super::comuni::name(comune).unwrap_or_default().to_owned(),
+        p.stated_state
+            .map(|s| s.code().to_owned())
+            .unwrap_or_default(),
+        p.state_and_basis().1.code().to_owned(),
+        json_cell(&p.source_fields),
     ]
 }
 
@@ -200,6 +213,8 @@ pub fn project_from_row(r: &mut RowReader<'_>) -> Option<Project> {
         funding: json_field(r, "fonti_finanziamento"),
         milestones: json_field(r, "milestone"),
         state_override: r.typed::<ProceduralState>(&["stato_forzato"]),
+        stated_state: r.typed::<ProceduralState>(&["stato_dichiarato"]),
+        source_fields: json_field(r, "campi_fonte"),
         officer: r.text(&["responsabile"]),
         notes: r.text(&["note"]),
         ..Project::default()
@@ -305,7 +320,9 @@ pub fn json_bytes(rows: &[(String, Project)]) -> Result<Vec<u8>> {
             v["id"] = serde_json::json!(p.id);
             v["comune"] = serde_json::json!(comune);
             v["comune_name"] = serde_json::json!(super::comuni::name(comune));
-            v["procedural_state"] = serde_json::json!(p.procedural_state().code());
+            let (state, basis) = p.state_and_basis();
+            v["procedural_state"] = serde_json::json!(state.code());
+            v["procedural_state_basis"] = serde_json::json!(basis.code());
             v
         })
         .collect();
@@ -351,11 +368,21 @@ pub fn report_xlsx(r: &Report) -> Result<Vec<u8>> {
     }
     let sheet = book.add_worksheet();
     sheet.set_name("per stato")?;
-    sheet.write_string(0, 0, "stato")?;
-    sheet.write_string(0, 1, "progetti")?;
+    for (c, h) in ["stato", "progetti", "dichiarato", "derivato", "forzato"]
+        .iter()
+        .enumerate()
+    {
+        sheet.write_string(0, c as u16, *h)?;
+    }
     for (i, row) in r.by_state.iter().enumerate() {
-        sheet.write_string(i as u32 + 1, 0, &row.state)?;
-        sheet.write_number(i as u32 + 1, 1, row.projects as f64)?;
+        let y = i as u32 + 1;
+        sheet.write_string(y, 0, &row.state)?;
+        for (c, n) in [row.projects, row.stated, row.derived, row.set_by_hand]
+            .iter()
+            .enumerate()
+        {
+            sheet.write_number(y, c as u16 + 1, *n as f64)?;
+        }
     }
     Ok(book.save_to_buffer()?)
 }

@@ -3,17 +3,61 @@
 //! `PNRR_Localizzazione`).
 //!
 //! Parsing is pure and atomic: every row is checked, every error names its
-//! line, column and value, and the caller gets either all projects of its
-//! comune (plus the rows skipped and why) or every error — never a part.
-//! Text encoding (UTF-8 with or without BOM, or Windows-1252), separator
-//! (`;` or `,`), decimal commas, `N/D`/`N/A` and both date forms are handled
-//! here; header names are matched loosely (trim, case, spaces). A project
-//! located in several comuni belongs to the first one listed, so that the
-//! metropolitan aggregate counts it once.
+//! line (the line an editor shows, where the record starts; the spreadsheet
+//! row for XLSX), column and value, and the caller gets either all projects
+//! of its comune (plus the rows skipped and why) or every error — never a
+//! part. Text encoding (UTF-8 with or without BOM, or Windows-1252), line
+//! endings (LF, CR LF, CR), separator (`;` or `,`), decimal commas,
+//! `N/D`/`N/A` and both date forms are handled here; header names are matched
+//! loosely (trim, case, spaces). A project located in several comuni belongs
+//! to the first one listed, so that the metropolitan aggregate counts it once.
+//!
+//! # What maps where
+//!
+//! A value in the file is either read into a typed field, kept as published
+//! in [`Project::source_fields`] (keyed by the normalised header), or — for
+//! columns of neither kind — left out and *named* in [`Outcome::not_kept`],
+//! which `import` prints. Nothing is dropped silently.
+//!
+//! OpenCoesione `progetti_esteso`:
+//!
+//! | column | field |
+//! | --- | --- |
+//! | `COD_LOCALE_PROGETTO` | `local_code`, import key `oc:<code>` |
+//! | `CUP` | `cup` |
+//! | `OC_TITOLO_PROGETTO`, `OC_SINTESI_PROGETTO` | `title`, `summary` |
+//! | `OC_DENOM_ATTUATORE` | `implementing_body` |
+//! | `COD_COMUNE` (9 digits, `:::`-joined) | `locations` (equal shares) |
+//! | `FINANZ_TOTALE_PUBBLICO`, `IMPEGNI`, `TOT_PAGAMENTI` | `financed_cents`, `committed_cents`, `paid_cents` |
+//! | `FINANZ_UE_FESR` … `FINANZ_DA_REPERIRE` | `funding` lines, with `OC_CODICE_PROGRAMMA` as programme |
+//! | `DATA_{INIZIO,FINE}_{PREV,EFF}_<PHASE>` | `phases` |
+//! | `OC_STATO_PROCEDURALE` | `stated_state` (the phases only derive a state when this is empty) |
+//! | `OC_STATO_PROGETTO`, `OC_COD_FONTE`, `FONDO_COMUNITARIO`, `OC_DESCRIZIONE_PROGRAMMA`, `OC_DATA_INIZIO_PROGETTO`, `OC_DATA_FINE_PROGETTO_PREVISTA`, `OC_DATA_FINE_PROGETTO_EFFETTIVA`, `COSTO_REALIZZATO`, `OC_FINANZ_TOT_PUB_NETTO`, `OC_TEMA_SINTETICO`, `CUP_DESCR_NATURA`, `CUP_DESCR_TIPOLOGIA`, `DATA_AGGIORNAMENTO` | `source_fields` |
+//! | `DEN_COMUNE` | not kept: the name of `COD_COMUNE` |
+//!
+//! Italia Domani `PNRR_Progetti`:
+//!
+//! | column | field |
+//! | --- | --- |
+//! | `Codice Univoco Submisura`, `CUP`, `Codice Locale Progetto` | import key `pnrr:<sub>\|<cup>\|<clp>`; `cup`, `local_code` |
+//! | `Titolo Progetto`, `Sintesi Progetto`, `Soggetto Attuatore` | `title`, `summary`, `implementing_body` |
+//! | `ID Misura` (or `Misura`) | `pnrr_measure` |
+//! | `Finanziamento Totale Pubblico` (else `Finanziamento Totale`) | `financed_cents` |
+//! | `Finanziamento PNRR` … `Finanziamento Altri Fondi` | `funding` lines |
+//! | `Data {Inizio,Fine} Progetto {Prevista,Effettiva}` | the `ESECUZIONE` phase (the file has no per-phase dates) |
+//! | `Missione`, `Componente`, `Codice Univoco Submisura`, `Finanziamento Totale`, `Descrizione Fase Iter di Progetto`, `Stato Avanzamento Progetto` | `source_fields` |
+//!
+//! PNRR publishes no `OC_STATO_PROCEDURALE`: its `Stato Avanzamento Progetto`
+//! (In Corso, Concluso, Da Attivare) is the project's status, not its
+//! procedural state, and the values of `Descrizione Fase Iter di Progetto`
+//! are not a published code list, so both are kept as source fields and the
+//! procedural state is derived. `PNRR_Localizzazione` gives `locations`.
+//! Accordo's own files map column by column (see `export.rs`).
 
 use super::export::ACCORDO_COLUMNS;
 use super::model::{
-    Date, FieldError, FundingLine, FundingSource, Location, Phase, PhaseDates, PnrrMeasure, Project,
+    Date, FieldError, FundingLine, FundingSource, Location, Phase, PhaseDates, PnrrMeasure,
+    ProceduralState, Project,
 };
 use accordo_protocol::codes::{Cup, Istat};
 use serde::Serialize;
@@ -28,6 +72,19 @@ pub enum Format {
     Accordo,
     Opencoesione,
     Pnrr,
+}
+
+impl Format {
+    /// The name users know, for human output.
+    pub fn name(self, xlsx: bool) -> &'static str {
+        match (self, xlsx) {
+            (Format::Opencoesione, _) => "OpenCoesione",
+            (Format::Pnrr, _) => "Italia Domani – PNRR",
+            (Format::Accordo, true) => "Accordo XLSX",
+            (Format::Accordo, false) => "Accordo CSV",
+            (Format::Auto, _) => "detected from the headers",
+        }
+    }
 }
 
 /// One problem in one cell (or the file), located for a person to fix.
@@ -89,6 +146,8 @@ pub struct Outcome {
     pub skipped: Vec<(usize, String)>,
     /// Imported all the same: locations in comuni suppressed since.
     pub warnings: Vec<RowError>,
+    /// Headers of the file whose values were neither mapped nor kept.
+    pub not_kept: Vec<String>,
 }
 
 /// Decodes file bytes: UTF-8 (BOM stripped) or, failing that, Windows-1252.
@@ -110,6 +169,25 @@ pub struct Table {
     /// Normalised header -> column (first occurrence).
     index: HashMap<String, usize>,
 }
+
+impl Outcome {
+    /// Format and encoding as users name them, e.g. `OpenCoesione, UTF-8`
+    /// or `Accordo XLSX`.
+    pub fn describe(&self) -> String {
+        let xlsx = self.encoding == XLSX_ENCODING;
+        let name = self.format.name(xlsx);
+        match (self.encoding, xlsx) {
+            (_, true) if self.format == Format::Accordo => name.to_owned(),
+            (_, true) => format!("{name}, XLSX"),
+            ("utf-8", _) => format!("{name}, UTF-8"),
+            ("windows-1252", _) => format!("{name}, Windows-1252"),
+            (other, _) => format!("{name}, {other}"),
+        }
+    }
+}
+
+/// `Outcome::encoding` of a workbook.
+const XLSX_ENCODING: &str = "xlsx";
 
 impl Table {
     pub fn new(headers: Vec<String>, rows: Vec<(usize, Vec<String>)>) -> Table {
@@ -144,9 +222,50 @@ pub fn normalise_header(h: &str) -> String {
         .to_lowercase()
 }
 
-/// Parses CSV text, guessing `;` or `,` from the header line.
+/// Turns byte offsets into the line numbers an editor shows: a line break is
+/// `\n`, `\r\n` or a lone `\r`. Records are read in order, so offsets
+/// increase and the text is scanned once.
+struct LineCounter<'a> {
+    text: &'a [u8],
+    offset: usize,
+    line: usize,
+}
+
+impl<'a> LineCounter<'a> {
+    fn new(text: &'a str) -> Self {
+        LineCounter {
+            text: text.as_bytes(),
+            offset: 0,
+            line: 1,
+        }
+    }
+
+    /// The 1-based line of the first byte at or after `offset` that is not
+    /// a line break. The csv crate places a record just after the previous
+    /// record's `\r` (before its `\n`) and before any blank lines skipped.
+    fn record_line(&mut self, offset: usize) -> usize {
+        let mut offset = offset.min(self.text.len());
+        while matches!(self.text.get(offset), Some(b'\r' | b'\n')) {
+            offset += 1;
+        }
+        // Records come in order; an offset before the scanned one (which the
+        // csv crate does not give) keeps the current line.
+        for i in self.offset..offset {
+            let lone_cr = self.text[i] == b'\r' && self.text.get(i + 1) != Some(&b'\n');
+            if self.text[i] == b'\n' || lone_cr {
+                self.line += 1;
+            }
+        }
+        self.offset = self.offset.max(offset);
+        self.line
+    }
+}
+
+/// Parses CSV text, guessing `;` or `,` from the header line. Each row
+/// carries the line its record starts on, counted as an editor counts
+/// (the csv crate's own line count is off for CR LF files).
 pub fn parse_csv(text: &str) -> Result<Table, ImportErrors> {
-    let first = text.lines().next().unwrap_or("");
+    let first = text.split(['\r', '\n']).next().unwrap_or("");
     let delimiter = if first.matches(';').count() >= first.matches(',').count() {
         b';'
     } else {
@@ -162,11 +281,14 @@ pub fn parse_csv(text: &str) -> Result<Table, ImportErrors> {
         .iter()
         .map(normalise_header)
         .collect();
+    let mut lines = LineCounter::new(text);
     let mut rows = Vec::new();
     for record in reader.records() {
         let record =
             record.map_err(|e| file_error(format!("the file does not parse as CSV: {e}")))?;
-        let line = record.position().map_or(0, |p| p.line() as usize);
+        let line = record
+            .position()
+            .map_or(0, |p| lines.record_line(p.byte() as usize));
         if record.iter().all(|c| c.trim().is_empty()) {
             continue;
         }
@@ -184,6 +306,9 @@ pub fn parse_xlsx(bytes: &[u8]) -> Result<Table, ImportErrors> {
         .worksheet_range_at(0)
         .ok_or_else(|| file_error("the workbook has no sheet"))?
         .map_err(|e| file_error(format!("the first sheet does not read: {e}")))?;
+    // The range starts at the first used cell, not at A1: rows are
+    // numbered from its start so errors name the row the spreadsheet shows.
+    let first_row = range.start().map_or(0, |(row, _)| row as usize);
     let mut rows = range.rows();
     let headers = rows
         .next()
@@ -193,7 +318,10 @@ pub fn parse_xlsx(bytes: &[u8]) -> Result<Table, ImportErrors> {
         .collect();
     let rows = rows
         .enumerate()
-        .map(|(i, r)| (i + 2, r.iter().map(cell_text).collect::<Vec<_>>()))
+        .map(|(i, r)| {
+            let sheet_row = first_row + i + 2;
+            (sheet_row, r.iter().map(cell_text).collect::<Vec<_>>())
+        })
         .filter(|(_, r)| r.iter().any(|c| !c.trim().is_empty()))
         .collect();
     Ok(Table::new(headers, rows))
@@ -327,6 +455,15 @@ impl<'a> RowReader<'a> {
         }
     }
 
+    /// Copies each of `names` that has a value into `fields`, as published.
+    pub fn keep(&self, names: &[&str], fields: &mut BTreeMap<String, String>) {
+        for name in names {
+            if let Some(v) = self.text(&[name]) {
+                fields.insert((*name).to_owned(), v);
+            }
+        }
+    }
+
     pub fn require(&mut self, names: &[&str]) -> Option<String> {
         let v = self.text(names);
         if v.is_none() {
@@ -365,6 +502,23 @@ fn require_columns(table: &Table, format: &str, needed: &[&str]) -> Result<(), I
     )))
 }
 
+/// Headers of `table` that are not among `known` (normalised names).
+fn unknown_headers<S: AsRef<str>>(
+    table: &Table,
+    known: impl IntoIterator<Item = S>,
+) -> Vec<String> {
+    let known: std::collections::HashSet<String> = known
+        .into_iter()
+        .map(|k| normalise_header(k.as_ref()))
+        .collect();
+    table
+        .headers
+        .iter()
+        .filter(|h| !h.is_empty() && !known.contains(*h))
+        .cloned()
+        .collect()
+}
+
 /// Parses `bytes` (and, for PNRR, the localizzazione file) for comune `own`.
 pub fn import(
     bytes: &[u8],
@@ -374,7 +528,7 @@ pub fn import(
     own: &Istat,
 ) -> Result<Outcome, ImportErrors> {
     let (table, encoding) = if xlsx {
-        (parse_xlsx(bytes)?, "xlsx")
+        (parse_xlsx(bytes)?, XLSX_ENCODING)
     } else {
         let (text, encoding) = decode_text(bytes);
         (parse_csv(&text)?, encoding)
@@ -400,6 +554,11 @@ pub fn import(
         Format::Accordo | Format::Auto => accordo(&table, own, &mut errors)?,
     };
     let warnings = check_comuni(&projects, format, &mut errors);
+    let not_kept = match format {
+        Format::Opencoesione => unknown_headers(&table, oc_known_columns()),
+        Format::Pnrr => unknown_headers(&table, pnrr_known_columns()),
+        Format::Accordo | Format::Auto => unknown_headers(&table, ACCORDO_COLUMNS.iter()),
+    };
     if !errors.is_empty() {
         return Err(ImportErrors(errors));
     }
@@ -425,6 +584,7 @@ pub fn import(
         projects,
         skipped,
         warnings,
+        not_kept,
     })
 }
 
@@ -490,6 +650,61 @@ const OC_FUNDING: &[(&str, FundingSource)] = &[
     ("finanz_da_reperire", FundingSource::DaReperire),
 ];
 
+/// OpenCoesione columns read into typed fields (besides funding and phases).
+const OC_MAPPED: &[&str] = &[
+    "cod_locale_progetto",
+    "cup",
+    "oc_titolo_progetto",
+    "oc_sintesi_progetto",
+    "oc_denom_attuatore",
+    "oc_denominazione_attuatore",
+    "cod_comune",
+    "finanz_totale_pubblico",
+    "impegni",
+    "tot_pagamenti",
+    "oc_codice_programma",
+    "oc_stato_procedurale",
+];
+
+/// OpenCoesione columns kept as published in `source_fields`.
+const OC_KEPT: &[&str] = &[
+    "oc_stato_progetto",
+    "oc_cod_fonte",
+    "fondo_comunitario",
+    "oc_descrizione_programma",
+    "oc_data_inizio_progetto",
+    "oc_data_fine_progetto_prevista",
+    "oc_data_fine_progetto_effettiva",
+    "costo_realizzato",
+    "oc_finanz_tot_pub_netto",
+    "oc_tema_sintetico",
+    "cup_descr_natura",
+    "cup_descr_tipologia",
+    "data_aggiornamento",
+];
+
+/// OpenCoesione columns that repeat a mapped one (`DEN_COMUNE` names `COD_COMUNE`).
+const OC_REDUNDANT: &[&str] = &["den_comune"];
+
+/// The phase-date columns `DATA_{INIZIO,FINE}_{PREV,EFF}_<PHASE>` of a phase.
+fn oc_phase_columns(phase: Phase) -> [String; 4] {
+    let c = phase.code().to_lowercase();
+    ["inizio_prev", "fine_prev", "inizio_eff", "fine_eff"].map(|k| format!("data_{k}_{c}"))
+}
+
+/// Every OpenCoesione column this importer reads or keeps.
+fn oc_known_columns() -> Vec<String> {
+    let phases = Phase::ALL.iter().flat_map(|p| oc_phase_columns(*p));
+    OC_MAPPED
+        .iter()
+        .chain(OC_KEPT)
+        .chain(OC_REDUNDANT)
+        .chain(OC_FUNDING.iter().map(|(c, _)| c))
+        .map(|c| (*c).to_owned())
+        .chain(phases)
+        .collect()
+}
+
 /// Phase dates in OpenCoesione columns `DATA_{INIZIO,FINE}_{PREV,EFF}_{PHASE}`.
 fn oc_phases(
     r: &mut RowReader<'_>,
@@ -522,12 +737,7 @@ fn opencoesione(
     )?;
     let phase_columns: Vec<(Phase, [String; 4])> = Phase::ALL
         .iter()
-        .map(|p| {
-            let c = p.code().to_lowercase();
-            let names = ["inizio_prev", "fine_prev", "inizio_eff", "fine_eff"]
-                .map(|k| format!("data_{k}_{c}"));
-            (*p, names)
-        })
+        .map(|p| (*p, oc_phase_columns(*p)))
         .filter(|(_, names)| names.iter().any(|n| table.column(&[n]).is_some()))
         .collect();
     let mut projects = Vec::new();
@@ -556,8 +766,10 @@ fn opencoesione(
             committed_cents: r.amount(&["impegni"], true),
             paid_cents: r.amount(&["tot_pagamenti"], true),
             phases: oc_phases(&mut r, &phase_columns),
+            stated_state: r.typed::<ProceduralState>(&["oc_stato_procedurale"]),
             ..Project::default()
         };
+        r.keep(OC_KEPT, &mut p.source_fields);
         let share = 10_000 / comuni.len().max(1) as i64;
         for c in &comuni {
             p.locations.insert(
@@ -632,6 +844,44 @@ const PNRR_FUNDING: &[(&str, FundingSource)] = &[
     ("finanziamento da reperire", FundingSource::DaReperire),
     ("finanziamento altri fondi", FundingSource::Altro),
 ];
+
+/// PNRR_Progetti columns read into typed fields (besides funding).
+const PNRR_MAPPED: &[&str] = &[
+    "cup",
+    "codice locale progetto",
+    "codice univoco submisura",
+    "titolo progetto",
+    "sintesi progetto",
+    "soggetto attuatore",
+    "id misura",
+    "misura",
+    "finanziamento totale pubblico",
+    "finanziamento totale",
+    "data inizio progetto prevista",
+    "data fine progetto prevista",
+    "data inizio progetto effettiva",
+    "data fine progetto effettiva",
+];
+
+/// PNRR_Progetti columns kept as published in `source_fields`.
+const PNRR_KEPT: &[&str] = &[
+    "missione",
+    "componente",
+    "codice univoco submisura",
+    "finanziamento totale",
+    "descrizione fase iter di progetto",
+    "stato avanzamento progetto",
+];
+
+/// Every PNRR_Progetti column this importer reads or keeps.
+fn pnrr_known_columns() -> Vec<&'static str> {
+    PNRR_MAPPED
+        .iter()
+        .chain(PNRR_KEPT)
+        .chain(PNRR_FUNDING.iter().map(|(c, _)| c))
+        .copied()
+        .collect()
+}
 
 /// (CUP, codice locale progetto) -> ISTAT comuni, from PNRR_Localizzazione.
 fn pnrr_locations(
@@ -708,6 +958,7 @@ fn pnrr(
                 .or_else(|| r.amount(&["finanziamento totale"], true)),
             ..Project::default()
         };
+        r.keep(PNRR_KEPT, &mut p.source_fields);
         let dates = PhaseDates {
             planned_start: r.date(&["data inizio progetto prevista"]),
             planned_end: r.date(&["data fine progetto prevista"]),

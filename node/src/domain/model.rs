@@ -206,6 +206,17 @@ code_list!(
 });
 
 code_list!(
+    /// Where a project's procedural state comes from, in order of precedence:
+    /// set by hand (`project set --state`), stated (published by the source
+    /// file, or entered with `project set --stated-state`), or derived from
+    /// the actual phase dates by OpenCoesione's rule.
+    StateBasis, "basis", {
+    Override => "override",
+    Stated => "stated",
+    Derived => "derived",
+});
+
+code_list!(
     /// Procedural phases of a public work, in order.
     Phase, "phase", {
     StudioFattibilita => "STUDIO_FATT",
@@ -393,8 +404,18 @@ pub struct Project {
     pub paid_cents: Option<i64>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub phases: BTreeMap<Phase, PhaseDates>,
+    /// The state set by hand; wins over the stated and the derived state.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state_override: Option<ProceduralState>,
+    /// The state the source publishes (OpenCoesione `OC_STATO_PROCEDURALE`);
+    /// used instead of the phase dates, which real extracts often lack.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stated_state: Option<ProceduralState>,
+    /// Columns of the source file kept as published, by normalised header
+    /// (e.g. `oc_stato_progetto`, `stato avanzamento progetto`), for values
+    /// the typed model has no field for. See `import.rs` for the list.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub source_fields: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub milestones: BTreeMap<String, Milestone>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -409,12 +430,24 @@ pub struct Project {
 }
 
 impl Project {
-    /// The procedural state: the override if set, else derived from the
-    /// actual phase dates by OpenCoesione's rule (first match wins).
+    /// The procedural state: the override if set, else the stated state,
+    /// else derived from the phase dates ([`Project::derived_state`]).
     pub fn procedural_state(&self) -> ProceduralState {
-        if let Some(s) = self.state_override {
-            return s;
+        self.state_and_basis().0
+    }
+
+    /// The procedural state and where it comes from.
+    pub fn state_and_basis(&self) -> (ProceduralState, StateBasis) {
+        match (self.state_override, self.stated_state) {
+            (Some(s), _) => (s, StateBasis::Override),
+            (None, Some(s)) => (s, StateBasis::Stated),
+            (None, None) => (self.derived_state(), StateBasis::Derived),
         }
+    }
+
+    /// The state derived from the actual phase dates by OpenCoesione's
+    /// rule (first match wins).
+    pub fn derived_state(&self) -> ProceduralState {
         let phase = |p: Phase| self.phases.get(&p).cloned().unwrap_or_default();
         let execution = phase(Phase::Esecuzione);
         let contract = phase(Phase::Stipula);
@@ -625,6 +658,18 @@ mod tests {
         let mut p = with_phase(Phase::Esecuzione, actual(true, true));
         p.state_override = Some(NonDeterminabile);
         assert_eq!(p.procedural_state(), NonDeterminabile);
+    }
+
+    #[test]
+    fn override_beats_stated_which_beats_the_phase_dates() {
+        use ProceduralState::*;
+        let mut p = with_phase(Phase::Esecuzione, actual(true, true));
+        assert_eq!(p.state_and_basis(), (Eseguito, StateBasis::Derived));
+        p.stated_state = Some(Esecuzione);
+        assert_eq!(p.state_and_basis(), (Esecuzione, StateBasis::Stated));
+        assert_eq!(p.derived_state(), Eseguito, "the dates still say");
+        p.state_override = Some(Affidamento);
+        assert_eq!(p.state_and_basis(), (Affidamento, StateBasis::Override));
     }
 
     #[test]

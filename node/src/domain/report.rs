@@ -5,7 +5,7 @@
 
 use super::comuni;
 use super::indicator::{progress, IndicatorData, IndicatorDef};
-use super::model::{Date, ProceduralState, Project};
+use super::model::{Date, ProceduralState, Project, StateBasis};
 use crate::money::format_eur;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -56,10 +56,48 @@ pub struct SourceRow {
     pub projects: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// Projects in one procedural state, and how many of them have it stated by
+/// the source, derived from the phase dates, or set by hand.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct StateRow {
     pub state: String,
     pub projects: usize,
+    pub stated: usize,
+    pub derived: usize,
+    #[serde(rename = "override")]
+    pub set_by_hand: usize,
+}
+
+impl StateRow {
+    fn add(&mut self, basis: StateBasis) {
+        self.projects += 1;
+        match basis {
+            StateBasis::Stated => self.stated += 1,
+            StateBasis::Derived => self.derived += 1,
+            StateBasis::Override => self.set_by_hand += 1,
+        }
+    }
+}
+
+/// One project's procedural state and where it comes from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProjectState {
+    pub comune: String,
+    pub project_id: String,
+    pub cup: Option<String>,
+    pub title: String,
+    pub state: String,
+    /// `stated`, `derived` or `override`.
+    pub basis: String,
+}
+
+/// Italian label of a state's basis, for Markdown and HTML.
+fn basis_it(basis: &str) -> &'static str {
+    match basis {
+        "stated" => "dichiarato dalla fonte",
+        "override" => "impostato a mano",
+        _ => "derivato dalle date",
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -106,6 +144,8 @@ pub struct Report {
     pub by_comune: Vec<ComuneRow>,
     pub by_source: Vec<SourceRow>,
     pub by_state: Vec<StateRow>,
+    /// Every counted project's state and its basis.
+    pub project_states: Vec<ProjectState>,
     pub late_milestones: Vec<LateMilestone>,
     pub indicators: Vec<IndicatorRow>,
 }
@@ -146,14 +186,24 @@ pub fn build(input: &Input) -> Report {
     let mut totals = Money::default();
     let mut by_comune = Vec::new();
     let mut by_source: BTreeMap<String, (i64, usize)> = BTreeMap::new();
-    let mut by_state: BTreeMap<ProceduralState, usize> = BTreeMap::new();
+    let mut by_state: BTreeMap<ProceduralState, StateRow> = BTreeMap::new();
+    let mut project_states = Vec::new();
     let mut late = Vec::new();
     for (comune, projects) in &input.comuni {
         let mut money = Money::default();
         for p in projects.iter().filter(|p| !p.archived) {
             money.add(p);
             totals.add(p);
-            *by_state.entry(p.procedural_state()).or_default() += 1;
+            let (state, basis) = p.state_and_basis();
+            by_state.entry(state).or_default().add(basis);
+            project_states.push(ProjectState {
+                comune: comune.clone(),
+                project_id: p.id.clone(),
+                cup: p.cup.clone(),
+                title: p.title.clone(),
+                state: state.code().to_owned(),
+                basis: basis.code().to_owned(),
+            });
             let mut sources: Vec<String> = Vec::new();
             for f in p.funding.values() {
                 let e = by_source.entry(f.source.code().to_owned()).or_default();
@@ -186,11 +236,12 @@ pub fn build(input: &Input) -> Report {
             .collect(),
         by_state: by_state
             .into_iter()
-            .map(|(s, projects)| StateRow {
+            .map(|(s, row)| StateRow {
                 state: s.code().to_owned(),
-                projects,
+                ..row
             })
             .collect(),
+        project_states,
         late_milestones: late,
         indicators: indicator_rows(input),
     }
@@ -319,10 +370,7 @@ pub fn markdown(r: &Report) -> String {
             f.projects
         );
     }
-    s.push_str("\n## Stato procedurale\n\n| Stato | Progetti |\n|---|---:|\n");
-    for st in &r.by_state {
-        let _ = writeln!(s, "| {} | {} |", st.state, st.projects);
-    }
+    s.push_str(&markdown_states(r));
     let _ = writeln!(
         s,
         "\n## Milestone in ritardo ({})\n",
@@ -358,6 +406,32 @@ pub fn markdown(r: &Report) -> String {
             i.progress
                 .map(|p| format!("{:.0} %", p * 100.0))
                 .unwrap_or_else(|| "-".into())
+        );
+    }
+    s
+}
+
+/// The procedural-state breakdown (stated vs derived) and the per-project
+/// list, as Markdown.
+fn markdown_states(r: &Report) -> String {
+    let mut s = String::from("\n## Stato procedurale\n\n| Stato | Progetti | Dichiarato dalla fonte | Derivato dalle date | Impostato a mano |\n|---|---:|---:|---:|---:|\n");
+    for st in &r.by_state {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} |",
+            st.state, st.projects, st.stated, st.derived, st.set_by_hand
+        );
+    }
+    s.push_str("\n### Stato procedurale per progetto\n\n| Comune | CUP | Progetto | Stato | Origine |\n|---|---|---|---|---|\n");
+    for p in &r.project_states {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} |",
+            p.comune,
+            p.cup.as_deref().unwrap_or("-"),
+            p.title.replace('|', "\\|"),
+            p.state,
+            basis_it(&p.basis)
         );
     }
     s
@@ -502,6 +576,7 @@ fn markdown_tables_html(r: &Report) -> String {
         let _ = write!(s, "<tr><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td></tr>", esc(&shown(&c.comune)), m.projects, format_eur(m.financed_cents), format_eur(m.committed_cents), format_eur(m.paid_cents));
     }
     s.push_str("</table>");
+    s.push_str(&html_states(r));
     let _ = write!(
         s,
         "<h2>Milestone in ritardo ({})</h2><ul>",
@@ -519,6 +594,28 @@ fn markdown_tables_html(r: &Report) -> String {
         );
     }
     s.push_str("</ul>");
+    s
+}
+
+/// The procedural-state breakdown and per-project list, as HTML tables.
+fn html_states(r: &Report) -> String {
+    let mut s = String::from("<h2>Stato procedurale</h2><table><tr><th>Stato</th><th>Progetti</th><th>Dichiarato dalla fonte</th><th>Derivato dalle date</th><th>Impostato a mano</th></tr>");
+    for st in &r.by_state {
+        let _ = write!(s, "<tr><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td></tr>", esc(&st.state), st.projects, st.stated, st.derived, st.set_by_hand);
+    }
+    s.push_str("</table><h3>Stato procedurale per progetto</h3><table><tr><th>Comune</th><th>CUP</th><th>Progetto</th><th>Stato</th><th>Origine</th></tr>");
+    for p in &r.project_states {
+        let _ = write!(
+            s,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&p.comune),
+            esc(p.cup.as_deref().unwrap_or("-")),
+            esc(&p.title),
+            esc(&p.state),
+            basis_it(&p.basis)
+        );
+    }
+    s.push_str("</table>");
     s
 }
 
@@ -641,6 +738,7 @@ mod tests {
                 .collect::<Vec<_>>(),
             vec![("Non avviato", 1), ("In esecuzione", 1)]
         );
+        assert!(r.by_state.iter().all(|s| s.derived == s.projects));
         assert_eq!(r.late_milestones.len(), 1);
         let i = &r.indicators[0];
         assert_eq!(
@@ -670,6 +768,84 @@ mod tests {
             Some("Quartu Sant'Elena")
         );
         assert_eq!(r.indicators[0].territory_name.as_deref(), Some("Cagliari"));
+    }
+}
+
+#[cfg(test)]
+mod states {
+    use super::*;
+
+    fn input(projects: Vec<Project>) -> Input {
+        Input {
+            as_of: Date::new(2025, 1, 1).unwrap(),
+            period: None,
+            comuni: vec![("092009".into(), projects)],
+            catalog: vec![],
+            indicator_data: vec![],
+        }
+    }
+
+    /// The breakdown counts a stated state as stated even without phase
+    /// dates, and says per project whether it was stated, derived or set.
+    #[test]
+    fn the_breakdown_and_each_project_say_stated_derived_or_override() {
+        let p = |id: &str, stated, forced| Project {
+            id: id.into(),
+            title: format!("P {id}"),
+            stated_state: stated,
+            state_override: forced,
+            ..Project::default()
+        };
+        let r = build(&input(vec![
+            p("a", Some(ProceduralState::Esecuzione), None),
+            p("b", None, None),
+            p("c", Some(ProceduralState::Esecuzione), None),
+            p(
+                "d",
+                Some(ProceduralState::NonAvviato),
+                Some(ProceduralState::Esecuzione),
+            ),
+        ]));
+        let rows: Vec<(&str, usize, usize, usize, usize)> = r
+            .by_state
+            .iter()
+            .map(|s| {
+                (
+                    s.state.as_str(),
+                    s.projects,
+                    s.stated,
+                    s.derived,
+                    s.set_by_hand,
+                )
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            vec![("Non avviato", 1, 0, 1, 0), ("In esecuzione", 3, 2, 0, 1)]
+        );
+        let bases: Vec<(&str, &str)> = r
+            .project_states
+            .iter()
+            .map(|s| (s.project_id.as_str(), s.basis.as_str()))
+            .collect();
+        assert_eq!(
+            bases,
+            vec![
+                ("a", "stated"),
+                ("b", "derived"),
+                ("c", "stated"),
+                ("d", "override")
+            ]
+        );
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["by_state"][1]["override"], 1);
+        let md = markdown(&r);
+        assert!(md.contains("| In esecuzione | 3 | 2 | 0 | 1 |"), "{md}");
+        assert!(
+            md.contains("| 092009 | - | P a | In esecuzione | dichiarato dalla fonte |"),
+            "{md}"
+        );
+        assert!(html(&r).contains("<td>P b</td><td>Non avviato</td><td>derivato dalle date</td>"));
     }
 }
 

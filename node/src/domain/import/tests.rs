@@ -24,16 +24,19 @@ fn render(result: Result<Outcome, ImportErrors>) -> String {
     match result {
         Ok(o) => {
             let mut s = format!(
-                "format {:?}, encoding {}, {} rows, {} project(s), skipped {:?}\n",
+                "format {:?}, encoding {}, {} rows, {} project(s), skipped {:?}, not kept {:?}\n",
                 o.format,
                 o.encoding,
                 o.rows,
                 o.projects.len(),
-                o.skipped
+                o.skipped,
+                o.not_kept
             );
             for i in &o.projects {
                 let mut v = serde_json::to_value(&i.project).unwrap();
-                v["procedural_state"] = serde_json::json!(i.project.procedural_state().code());
+                let (state, basis) = i.project.state_and_basis();
+                v["procedural_state"] = serde_json::json!(state.code());
+                v["procedural_state_basis"] = serde_json::json!(basis.code());
                 s.push_str(&format!(
                     "line {} key {}\n{}\n",
                     i.line,
@@ -66,6 +69,46 @@ fn opencoesione_progetti_esteso() {
         Format::Auto,
         None,
         expect_file!["snapshots/opencoesione.txt"],
+    );
+}
+
+/// Regression (issue 11 item 3): `OC_STATO_PROCEDURALE` with empty phase
+/// dates was dropped and the project derived as "Non avviato".
+#[test]
+fn opencoesione_stated_procedural_state_is_kept() {
+    let o = import(
+        &fixture("opencoesione_stated_state.csv"),
+        false,
+        Format::Auto,
+        None,
+        &cagliari(),
+    )
+    .unwrap();
+    let states: Vec<(String, &str)> = o
+        .projects
+        .iter()
+        .map(|i| (i.key.clone(), i.project.procedural_state().code()))
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            ("oc:5SAR100".to_owned(), "In esecuzione"),
+            ("oc:5SAR101".to_owned(), "In affidamento"),
+            // No stated state: derived from the actual execution dates.
+            ("oc:5SAR102".to_owned(), "Eseguito"),
+        ]
+    );
+}
+
+/// Every value of the file is mapped, kept as a source field, or named as
+/// not kept (snapshot of the whole outcome).
+#[test]
+fn opencoesione_values_are_mapped_kept_or_named() {
+    check(
+        "opencoesione_stated_state.csv",
+        Format::Auto,
+        None,
+        expect_file!["snapshots/opencoesione_stated_state.txt"],
     );
 }
 
@@ -137,6 +180,55 @@ fn broken_files_name_line_column_and_value() {
         None,
         expect_file!["snapshots/unknown_layout_forced.txt"],
     );
+}
+
+/// Regression (issue 11 item 7): `import` printed `(Pnrr, utf-8)`.
+#[test]
+fn formats_are_described_by_the_names_users_know() {
+    let describe = |file: &str, loc: Option<&str>| {
+        let loc = loc.map(fixture);
+        import(
+            &fixture(file),
+            false,
+            Format::Auto,
+            loc.as_deref(),
+            &cagliari(),
+        )
+        .unwrap()
+        .describe()
+    };
+    assert_eq!(
+        describe("pnrr_progetti.csv", Some("pnrr_localizzazione.csv")),
+        "Italia Domani – PNRR, UTF-8"
+    );
+    assert_eq!(
+        describe("opencoesione_windows1252.csv", None),
+        "OpenCoesione, Windows-1252"
+    );
+    let rows = vec![(
+        "092009".to_owned(),
+        Project {
+            id: "a1".into(),
+            title: "Scuola".into(),
+            ..Project::default()
+        },
+    )];
+    let csv = import(
+        &export::csv_bytes(&rows).unwrap(),
+        false,
+        Format::Auto,
+        None,
+        &cagliari(),
+    );
+    assert_eq!(csv.unwrap().describe(), "Accordo CSV, UTF-8");
+    let xlsx = import(
+        &export::xlsx_bytes(&rows).unwrap(),
+        true,
+        Format::Auto,
+        None,
+        &cagliari(),
+    );
+    assert_eq!(xlsx.unwrap().describe(), "Accordo XLSX");
 }
 
 #[test]
@@ -267,6 +359,27 @@ fn arb_project() -> impl Strategy<Value = Project> {
         )
 }
 
+/// [`arb_project`] with the states and the kept source fields.
+fn arb_project_with_source() -> impl Strategy<Value = Project> {
+    use crate::domain::model::ProceduralState;
+    let state = proptest::option::of(proptest::sample::select(ProceduralState::ALL.to_vec()));
+    (
+        arb_project(),
+        state.clone(),
+        state,
+        proptest::collection::btree_map("[a-z_ ]{1,12}", "[A-Za-z0-9 ;,\"]{1,20}", 0..3),
+    )
+        .prop_map(|(mut p, stated, forced, fields)| {
+            p.stated_state = stated;
+            p.state_override = forced;
+            p.source_fields = fields
+                .into_iter()
+                .map(|(k, v)| (k, v.trim().to_owned() + "x"))
+                .collect();
+            p
+        })
+}
+
 fn reimport(bytes: &[u8], xlsx: bool) -> Vec<Project> {
     let o = import(bytes, xlsx, Format::Auto, None, &cagliari())
         .unwrap_or_else(|e| panic!("{e}: {:?}", e.0));
@@ -277,7 +390,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
     /// Any portfolio exported to CSV or JSON and imported again is identical.
     #[test]
-    fn csv_export_then_import_is_identity(projects in proptest::collection::vec(arb_project(), 1..6)) {
+    fn csv_export_then_import_is_identity(projects in proptest::collection::vec(arb_project_with_source(), 1..6)) {
         let mut projects = projects;
         projects.sort_by(|a, b| a.id.cmp(&b.id));
         projects.dedup_by(|a, b| a.id == b.id);
@@ -293,7 +406,7 @@ proptest! {
     }
 
     #[test]
-    fn xlsx_export_then_import_is_identity(projects in proptest::collection::vec(arb_project(), 1..4)) {
+    fn xlsx_export_then_import_is_identity(projects in proptest::collection::vec(arb_project_with_source(), 1..4)) {
         let mut projects = projects;
         projects.sort_by(|a, b| a.id.cmp(&b.id));
         projects.dedup_by(|a, b| a.id == b.id);
@@ -319,4 +432,118 @@ fn fuzz_found_inputs_do_not_panic() {
             let _ = import(&bytes, false, format, Some(&bytes), &cagliari());
         }
     }
+}
+
+/// An OpenCoesione file whose record starting on line 4 (header on line 1)
+/// has a bad CUP; line 3 holds a quoted summary spanning `extra` more lines.
+fn bad_cup_on_record_4(extra: usize, eol: &str) -> String {
+    let header = "COD_LOCALE_PROGETTO;CUP;OC_TITOLO_PROGETTO;OC_SINTESI_PROGETTO;COD_COMUNE";
+    let summary = (0..=extra)
+        .map(|i| format!("riga {i} della sintesi"))
+        .collect::<Vec<_>>()
+        .join(eol);
+    [
+        header.to_owned(),
+        "A1;F21B21000310006;Scuola;Semplice;020092009".to_owned(),
+        format!("A2;F27H21001230006;Parco;\"{summary}\";020092009"),
+        "A3;F27H2100123;Via Roma;Breve;020092009".to_owned(),
+        String::new(),
+    ]
+    .join(eol)
+}
+
+fn error_lines(bytes: &[u8]) -> Vec<(usize, String)> {
+    let e = import(bytes, false, Format::Auto, None, &cagliari()).unwrap_err();
+    e.0.iter().map(|r| (r.line, r.column.clone())).collect()
+}
+
+/// Regression (issue 11 item 2): with CR LF endings the error named line 3
+/// for a bad CUP on line 4. The line is the one an editor shows, for LF,
+/// CR LF, a BOM, Windows-1252 and quoted cells holding line breaks.
+#[test]
+fn errors_name_the_line_an_editor_shows_for_every_line_ending() {
+    for eol in ["\n", "\r\n", "\r"] {
+        let plain = bad_cup_on_record_4(0, eol);
+        assert_eq!(
+            error_lines(plain.as_bytes()),
+            vec![(4, "cup".into())],
+            "{eol:?}"
+        );
+        let with_bom = [b"\xEF\xBB\xBF".as_slice(), plain.as_bytes()].concat();
+        assert_eq!(
+            error_lines(&with_bom),
+            vec![(4, "cup".into())],
+            "BOM {eol:?}"
+        );
+        // Windows-1252: "è" is one byte (0xE8), invalid as UTF-8.
+        let accented = plain.replace("Semplice", "Semplice è");
+        let (cp1252, _, _) = encoding_rs::WINDOWS_1252.encode(&accented);
+        assert!(std::str::from_utf8(&cp1252).is_err());
+        assert_eq!(
+            error_lines(&cp1252),
+            vec![(4, "cup".into())],
+            "1252 {eol:?}"
+        );
+        // A quoted summary on line 3 spanning lines 3..=5: the bad record
+        // starts on line 6.
+        let multi = bad_cup_on_record_4(2, eol);
+        assert_eq!(
+            error_lines(multi.as_bytes()),
+            vec![(6, "cup".into())],
+            "multi-line {eol:?}"
+        );
+    }
+}
+
+/// A record whose own quoted cell spans lines is named by the line it starts on.
+#[test]
+fn a_multi_line_record_is_named_by_its_first_line() {
+    for eol in ["\n", "\r\n", "\r"] {
+        let text = [
+            "COD_LOCALE_PROGETTO;CUP;OC_TITOLO_PROGETTO;OC_SINTESI_PROGETTO;COD_COMUNE",
+            "A1;F21B21000310006;Scuola;Semplice;020092009",
+            "",
+            &format!("A2;F27H2100123;Parco;\"uno{eol}due{eol}tre\";020092009"),
+            "A3;F27H21001230006;Via Roma;Breve;02009200X",
+            "",
+        ]
+        .join(eol);
+        assert_eq!(
+            error_lines(text.as_bytes()),
+            vec![(4, "cup".into()), (7, "cod_comune".into())],
+            "{eol:?}"
+        );
+    }
+}
+
+/// The XLSX path names the spreadsheet row, also when the table does not
+/// start on the first row.
+#[test]
+fn xlsx_errors_name_the_spreadsheet_row() {
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    let rows: [&[&str]; 3] = [
+        &[
+            "COD_LOCALE_PROGETTO",
+            "CUP",
+            "OC_TITOLO_PROGETTO",
+            "COD_COMUNE",
+        ],
+        &["A1", "F21B21000310006", "Scuola", "020092009"],
+        &["A2", "F27H2100123", "Parco", "020092009"],
+    ];
+    // Two empty rows above the header: the header is on row 3.
+    for (r, cells) in rows.iter().enumerate() {
+        for (c, v) in cells.iter().enumerate() {
+            sheet.write_string(r as u32 + 2, c as u16, *v).unwrap();
+        }
+    }
+    let bytes = book.save_to_buffer().unwrap();
+    let e = import(&bytes, true, Format::Auto, None, &cagliari()).unwrap_err();
+    assert_eq!(
+        e.0.iter()
+            .map(|r| (r.line, r.column.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(5, "cup")]
+    );
 }
