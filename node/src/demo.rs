@@ -12,6 +12,7 @@
 use crate::admin;
 use crate::cli::now_ms;
 use crate::client::{self, SharedReplica, SyncFailure};
+use crate::domain::comuni;
 use crate::money::format_eur;
 use crate::portfolio;
 use crate::replica::{default_network, Replica, Settings};
@@ -470,7 +471,7 @@ fn print_aggregate(metro: &Office) -> Result<()> {
         r.materialise_all()?
     };
     println!("\n== Portfolio of the metropolitan area, as the metropolitan office holds it");
-    println!("{:<7} {:<16} {:>16}  TITLE", "COMUNE", "CUP", "COST EUR");
+    println!("{:<27} {:<16} {:>16}  TITLE", "COMUNE", "CUP", "COST EUR");
     let mut grand = 0;
     let mut total_projects = 0;
     for (doc, am) in &docs {
@@ -481,14 +482,15 @@ fn print_aggregate(metro: &Office) -> Result<()> {
             let cost = p.cost_cents.unwrap_or(0);
             sum += cost;
             println!(
-                "{istat:<7} {:<16} {:>16}  {}",
+                "{:<27} {:<16} {:>16}  {}",
+                comuni::label(istat.as_str()),
                 p.cup.as_deref().unwrap_or("-"),
                 format_eur(cost),
                 p.title
             );
         }
         println!(
-            "{:<7} {:<16} {:>16}  ({} projects)",
+            "{:<27} {:<16} {:>16}  ({} projects)",
             "",
             "subtotal",
             format_eur(sum),
@@ -498,7 +500,7 @@ fn print_aggregate(metro: &Office) -> Result<()> {
         total_projects += projects.len();
     }
     println!(
-        "{:<7} {:<16} {:>16}  ({total_projects} projects)",
+        "{:<27} {:<16} {:>16}  ({total_projects} projects)",
         "ALL",
         "total",
         format_eur(grand)
