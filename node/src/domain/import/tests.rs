@@ -421,7 +421,9 @@ proptest! {
 #[test]
 fn fuzz_found_inputs_do_not_panic() {
     let dir = format!("{}/tests/fixtures/import/fuzz", env!("CARGO_MANIFEST_DIR"));
+    let mut inputs = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
+        inputs += 1;
         let bytes = std::fs::read(entry.unwrap().path()).unwrap();
         for format in [
             Format::Auto,
@@ -432,6 +434,7 @@ fn fuzz_found_inputs_do_not_panic() {
             let _ = import(&bytes, false, format, Some(&bytes), &cagliari());
         }
     }
+    assert!(inputs > 0, "no fuzz-found input in {dir}: the test would check nothing");
 }
 
 /// An OpenCoesione file whose record starting on line 4 (header on line 1)
