@@ -231,14 +231,17 @@ fn serve_until_signal(dir: &Path, listen: &str) -> Result<()> {
         std::io::stdout().flush()?;
         let server = serve(endpoint, relay, shutdown.clone());
         tokio::pin!(server);
-        tokio::select! {
-            () = &mut server => {}
+        let served = tokio::select! {
+            served = &mut server => served,
             () = wait_for_signal() => {
                 tracing::info!("signal received");
                 shutdown.cancel();
-                server.await;
+                server.await
             }
-        }
+        };
+        // A fatal error (a poisoned store) ends the process non-zero, so the
+        // service manager restarts it instead of it answering errors forever.
+        served?;
         tracing::info!("stopped");
         anyhow::Ok(())
     })

@@ -106,7 +106,7 @@ async fn slow_and_silent_peers_are_cut_off_while_honest_ones_sync() -> Result<()
     wait_connections(&relay.relay, 2).await?;
     honest_round(&honest, &mut admin, 99).await?;
     relay.shutdown.cancel();
-    relay.task.await?;
+    relay.task.await??;
     Ok(())
 }
 
@@ -203,6 +203,6 @@ async fn a_bounded_handshake_flood_and_stream_abuse_leave_honest_peers_working()
     wait_connections(&relay.relay, 2).await?;
     honest_round(&honest, &mut admin, 42).await?;
     relay.shutdown.cancel();
-    relay.task.await?;
+    relay.task.await??;
     Ok(())
 }

@@ -24,7 +24,7 @@ pub struct TestRelay {
     pub addr: SocketAddr,
     pub key: SigningKey,
     pub shutdown: CancellationToken,
-    pub task: tokio::task::JoinHandle<()>,
+    pub task: tokio::task::JoinHandle<Result<(), accordo_relay::server::FatalError>>,
     pub relay: Arc<Relay>,
     pub _dir: tempfile::TempDir,
 }
