@@ -269,5 +269,21 @@ fn main() {
         format!("  {}\r\n", digits.to_uppercase()).as_bytes(),
     );
 
+    apply_changes_seeds();
     println!("seeds written under {}/corpus", env!("CARGO_MANIFEST_DIR"));
+}
+
+/// Changes of a comune document by two offices that learnt of each other:
+/// in log order, and reversed (automerge queues what it cannot apply yet).
+fn apply_changes_seeds() {
+    let (mut a, mut b) = (Author::new(1, 0), Author::new(2, 0));
+    let mut changes = vec![a.edit(comune_doc(), "title", "Scuola")];
+    b.learn(&mut a);
+    changes.push(b.edit(comune_doc(), "cup", "F21B21000310001"));
+    changes.push(a.edit(comune_doc(), "title", "Scuola media"));
+    let bytes: Vec<Vec<u8>> = changes.iter().map(|c| c.change.clone()).collect();
+    write("apply_changes", "one", &frame(&bytes[..1]));
+    write("apply_changes", "two_offices", &frame(&bytes));
+    let reversed: Vec<Vec<u8>> = bytes.iter().rev().cloned().collect();
+    write("apply_changes", "reversed", &frame(&reversed));
 }
