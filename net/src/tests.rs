@@ -195,7 +195,11 @@ fn a_frame_buffer_grows_with_the_bytes_never_beyond_the_declared_length() {
         let chunk = (SIZE - body.len()).min(1200 * 7);
         grow_for(&mut body, chunk, SIZE);
         body.resize(body.len() + chunk, 0);
-        assert!(body.capacity() <= SIZE, "capacity {} beyond the frame", body.capacity());
+        assert!(
+            body.capacity() <= SIZE,
+            "capacity {} beyond the frame",
+            body.capacity()
+        );
         assert!(
             body.capacity() <= 2 * body.len().max(FRAME_INITIAL_CAPACITY_BYTES),
             "capacity {} far ahead of the {} bytes received",
@@ -206,8 +210,15 @@ fn a_frame_buffer_grows_with_the_bytes_never_beyond_the_declared_length() {
             capacities.push(body.capacity());
         }
     }
-    assert_eq!(body.capacity(), SIZE, "the last growth stops at the frame's length");
-    assert!(capacities.len() < 12, "doubling, not one growth per chunk: {capacities:?}");
+    assert_eq!(
+        body.capacity(),
+        SIZE,
+        "the last growth stops at the frame's length"
+    );
+    assert!(
+        capacities.len() < 12,
+        "doubling, not one growth per chunk: {capacities:?}"
+    );
 }
 
 #[tokio::test]

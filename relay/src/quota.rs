@@ -182,13 +182,22 @@ mod tests {
         let q = Arc::new(Quotas::default());
         let a1 = q.addr_slot(ip(1), &LIMITS).unwrap();
         let _a2 = q.addr_slot(ip(1), &LIMITS).unwrap();
-        assert_eq!(q.addr_slot(ip(1), &LIMITS).unwrap_err(), QuotaRefusal::Addr(2));
+        assert_eq!(
+            q.addr_slot(ip(1), &LIMITS).unwrap_err(),
+            QuotaRefusal::Addr(2)
+        );
         let _b1 = q.addr_slot(ip(2), &LIMITS).unwrap();
         let _b2 = q.addr_slot(ip(2), &LIMITS).unwrap();
-        assert_eq!(q.addr_slot(ip(3), &LIMITS).unwrap_err(), QuotaRefusal::Total(4));
+        assert_eq!(
+            q.addr_slot(ip(3), &LIMITS).unwrap_err(),
+            QuotaRefusal::Total(4)
+        );
         drop(a1);
         assert_eq!(q.total(), 3);
-        assert!(q.addr_slot(ip(1), &LIMITS).is_ok(), "a freed slot is reusable");
+        assert!(
+            q.addr_slot(ip(1), &LIMITS).is_ok(),
+            "a freed slot is reusable"
+        );
     }
 
     #[test]
@@ -197,7 +206,10 @@ mod tests {
         let (k, u1, u2) = (NodeId([1; 32]), NodeId([2; 32]), NodeId([3; 32]));
         let k1 = q.key_slot(k, true, &LIMITS).unwrap();
         let k2 = q.key_slot(k, true, &LIMITS).unwrap();
-        assert_eq!(q.key_slot(k, true, &LIMITS).unwrap_err(), QuotaRefusal::Key(2));
+        assert_eq!(
+            q.key_slot(k, true, &LIMITS).unwrap_err(),
+            QuotaRefusal::Key(2)
+        );
         let s = q.key_slot(u1, false, &LIMITS).unwrap();
         assert_eq!(q.unknown(), 1);
         assert_eq!(
@@ -205,9 +217,15 @@ mod tests {
             QuotaRefusal::Unknown(1),
             "the unknown budget is separate and small"
         );
-        assert!(q.key_slot(u2, true, &LIMITS).is_ok(), "known keys do not use it");
+        assert!(
+            q.key_slot(u2, true, &LIMITS).is_ok(),
+            "known keys do not use it"
+        );
         drop((k1, k2, s));
         assert_eq!(q.unknown(), 0);
-        assert!(q.counts().by_key.is_empty(), "no entry outlives its connections");
+        assert!(
+            q.counts().by_key.is_empty(),
+            "no entry outlives its connections"
+        );
     }
 }

@@ -180,7 +180,9 @@ pub enum ServeError {
     Store(#[from] StoreError),
     #[error("relay store task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
-    #[error("the relay store lock is poisoned (a store call panicked), so the store's state is unknown")]
+    #[error(
+        "the relay store lock is poisoned (a store call panicked), so the store's state is unknown"
+    )]
     Poisoned,
 }
 
@@ -456,7 +458,11 @@ async fn read_request(recv: &mut quinn::RecvStream, session: &Session) -> Option
     }
 }
 
-async fn handle_stream(mut send: quinn::SendStream, mut recv: quinn::RecvStream, session: &Session) {
+async fn handle_stream(
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+    session: &Session,
+) {
     let node = session.node;
     let relay = &session.relay;
     let Some(body) = read_request(&mut recv, session).await else {
@@ -506,7 +512,9 @@ async fn write_response(send: &mut quinn::SendStream, bytes: &[u8], session: &Se
         Err(_) => {
             warn!(node = %node.short(), timeout_ms = timeout.as_millis() as u64, bytes = bytes.len(), "response not read in time; stream and connection dropped");
             let _ = send.reset(CLOSE_TOO_SLOW.into());
-            session.conn.close(CLOSE_TOO_SLOW.into(), b"response not read");
+            session
+                .conn
+                .close(CLOSE_TOO_SLOW.into(), b"response not read");
             false
         }
     }
@@ -732,7 +740,11 @@ mod tests {
             &TransportLimits::default(),
         )
         .expect("endpoint");
-        let task = tokio::spawn(serve(endpoint, Arc::clone(&relay), CancellationToken::new()));
+        let task = tokio::spawn(serve(
+            endpoint,
+            Arc::clone(&relay),
+            CancellationToken::new(),
+        ));
         (relay, addr, key, task)
     }
 
