@@ -22,6 +22,8 @@ use accordo_protocol::wire::{
     Cursor, ErrorCode, Hello, HelloAck, RedeemAck, RedeemRequest, Request, Response, Scope,
     SyncRequest,
 };
+use automerge::transaction::{CommitOptions, Transactable};
+use automerge::{ObjType, ROOT};
 use std::path::Path;
 
 fn write(target: &str, name: &str, bytes: &[u8]) {
@@ -286,4 +288,26 @@ fn apply_changes_seeds() {
     write("apply_changes", "two_offices", &frame(&bytes));
     let reversed: Vec<Vec<u8>> = bytes.iter().rev().cloned().collect();
     write("apply_changes", "reversed", &frame(&reversed));
+    // A change that inserts into a list it never made (its creation cut
+    // out): automerge 0.12 panics applying it; the node's guard refuses it.
+    let list = a
+        .doc
+        .put_object(ROOT, "phases", ObjType::List)
+        .expect("a list at the root");
+    a.doc.insert(&list, 0, "progettazione").expect("insert");
+    a.doc
+        .commit_with(CommitOptions::default().with_time(0))
+        .expect("the insert makes a change");
+    let mut expanded = a.doc.get_last_local_change().expect("committed").decode();
+    expanded.operations.remove(0);
+    let hostile = automerge::Change::from(expanded);
+    write(
+        "apply_changes",
+        "insert_into_missing_list",
+        &frame(&[
+            bytes[0].clone(),
+            bytes[2].clone(),
+            hostile.raw_bytes().to_vec(),
+        ]),
+    );
 }
