@@ -22,6 +22,8 @@ use accordo_protocol::wire::{
     Cursor, ErrorCode, Hello, HelloAck, RedeemAck, RedeemRequest, Request, Response, Scope,
     SyncRequest,
 };
+use automerge::transaction::{CommitOptions, Transactable};
+use automerge::{ObjType, ROOT};
 use std::path::Path;
 
 fn write(target: &str, name: &str, bytes: &[u8]) {
@@ -269,5 +271,43 @@ fn main() {
         format!("  {}\r\n", digits.to_uppercase()).as_bytes(),
     );
 
+    apply_changes_seeds();
     println!("seeds written under {}/corpus", env!("CARGO_MANIFEST_DIR"));
+}
+
+/// Changes of a comune document by two offices that learnt of each other:
+/// in log order, and reversed (automerge queues what it cannot apply yet).
+fn apply_changes_seeds() {
+    let (mut a, mut b) = (Author::new(1, 0), Author::new(2, 0));
+    let mut changes = vec![a.edit(comune_doc(), "title", "Scuola")];
+    b.learn(&mut a);
+    changes.push(b.edit(comune_doc(), "cup", "F21B21000310001"));
+    changes.push(a.edit(comune_doc(), "title", "Scuola media"));
+    let bytes: Vec<Vec<u8>> = changes.iter().map(|c| c.change.clone()).collect();
+    write("apply_changes", "one", &frame(&bytes[..1]));
+    write("apply_changes", "two_offices", &frame(&bytes));
+    let reversed: Vec<Vec<u8>> = bytes.iter().rev().cloned().collect();
+    write("apply_changes", "reversed", &frame(&reversed));
+    // A change that inserts into a list it never made (its creation cut
+    // out): automerge 0.12 panics applying it; the node's guard refuses it.
+    let list = a
+        .doc
+        .put_object(ROOT, "phases", ObjType::List)
+        .expect("a list at the root");
+    a.doc.insert(&list, 0, "progettazione").expect("insert");
+    a.doc
+        .commit_with(CommitOptions::default().with_time(0))
+        .expect("the insert makes a change");
+    let mut expanded = a.doc.get_last_local_change().expect("committed").decode();
+    expanded.operations.remove(0);
+    let hostile = automerge::Change::from(expanded);
+    write(
+        "apply_changes",
+        "insert_into_missing_list",
+        &frame(&[
+            bytes[0].clone(),
+            bytes[2].clone(),
+            hostile.raw_bytes().to_vec(),
+        ]),
+    );
 }

@@ -9,7 +9,8 @@
 //! * **ALPN** carries the protocol version and the network name, so nodes of
 //!   another network or version fail the handshake.
 //! * **Frames.** A message is a u32 big-endian length then the body, on a
-//!   bidirectional stream; a length above the cap is refused before reading.
+//!   bidirectional stream; a length above the cap is refused before reading,
+//!   and the buffer grows as bytes arrive (a declared length costs nothing).
 //! * **Timeouts.** Our own connect timeout (a dead host otherwise fails only
 //!   at the idle timeout), idle timeout and keep-alive, and a jittered
 //!   exponential [`Backoff`] without a retry limit.
@@ -297,7 +298,15 @@ pub async fn write_frame(send: &mut quinn::SendStream, body: &[u8]) -> Result<()
     Ok(())
 }
 
-/// Reads one frame, refusing a declared length above `max_bytes` before reading it.
+/// What a frame's buffer starts at, whatever length it declares: a peer that
+/// announces 8 MiB and sends nothing costs 64 KiB, not 8 MiB. Most requests
+/// and responses fit (a hello, an ack, a small push), so they take one
+/// allocation.
+pub const FRAME_INITIAL_CAPACITY_BYTES: usize = 64 * 1024;
+
+/// Reads one frame, refusing a declared length above `max_bytes` before
+/// reading it. The buffer grows with the bytes that arrive (doubling, never
+/// beyond the declared length), so what a frame costs is what the peer sent.
 pub async fn read_frame(
     recv: &mut quinn::RecvStream,
     max_bytes: usize,
@@ -316,11 +325,25 @@ pub async fn read_frame(
             max: max_bytes,
         });
     }
-    let mut body = vec![0u8; size];
-    match recv.read_exact(&mut body).await {
-        Ok(()) => Ok(body),
-        Err(quinn::ReadExactError::FinishedEarly(_)) => Err(FrameError::Truncated),
-        Err(quinn::ReadExactError::ReadError(e)) => Err(e.into()),
+    let mut body = Vec::with_capacity(size.min(FRAME_INITIAL_CAPACITY_BYTES));
+    while body.len() < size {
+        let Some(chunk) = recv.read_chunk(size - body.len(), true).await? else {
+            return Err(FrameError::Truncated);
+        };
+        grow_for(&mut body, chunk.bytes.len(), size);
+        body.extend_from_slice(&chunk.bytes);
+    }
+    debug_assert_eq!(body.len(), size, "read_chunk never returns more than asked");
+    Ok(body)
+}
+
+/// Makes room for `more` bytes in `body`: at least double the capacity, but
+/// never beyond `size`, the frame's declared length.
+fn grow_for(body: &mut Vec<u8>, more: usize, size: usize) {
+    let needed = body.len() + more;
+    if needed > body.capacity() {
+        let target = body.capacity().saturating_mul(2).max(needed).min(size);
+        body.reserve_exact(target - body.len());
     }
 }
 

@@ -185,3 +185,58 @@ fn spki_round_trips_and_refuses_other_keys() {
     assert_eq!(tls::ed25519_from_spki(&tls::spki(&k)), Some(k));
     assert_eq!(tls::ed25519_from_spki(&[0u8; 44]), None);
 }
+
+#[test]
+fn a_frame_buffer_grows_with_the_bytes_never_beyond_the_declared_length() {
+    const SIZE: usize = 8 << 20;
+    let mut body = Vec::with_capacity(SIZE.min(FRAME_INITIAL_CAPACITY_BYTES));
+    let mut capacities = vec![body.capacity()];
+    while body.len() < SIZE {
+        let chunk = (SIZE - body.len()).min(1200 * 7);
+        grow_for(&mut body, chunk, SIZE);
+        body.resize(body.len() + chunk, 0);
+        assert!(
+            body.capacity() <= SIZE,
+            "capacity {} beyond the frame",
+            body.capacity()
+        );
+        assert!(
+            body.capacity() <= 2 * body.len().max(FRAME_INITIAL_CAPACITY_BYTES),
+            "capacity {} far ahead of the {} bytes received",
+            body.capacity(),
+            body.len()
+        );
+        if capacities.last() != Some(&body.capacity()) {
+            capacities.push(body.capacity());
+        }
+    }
+    assert_eq!(
+        body.capacity(),
+        SIZE,
+        "the last growth stops at the frame's length"
+    );
+    assert!(
+        capacities.len() < 12,
+        "doubling, not one growth per chunk: {capacities:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_frame_announcing_more_than_it_sends_is_truncated_not_reserved() {
+    let (ep, addr) = server(1, "net");
+    let srv = tokio::spawn(async move {
+        let conn = ep.accept().await.unwrap().await.unwrap();
+        let (_send, mut recv) = conn.accept_bi().await.unwrap();
+        read_frame(&mut recv, 8 << 20).await
+    });
+    let c = client(2);
+    let conn = c
+        .connect(addr, &key(1).verifying_key(), alpn(ALPN_VERSION, "net"), T)
+        .await
+        .unwrap();
+    let (mut send, _recv) = conn.open_bi().await.unwrap();
+    send.write_all(&(8u32 << 20).to_be_bytes()).await.unwrap();
+    send.write_all(&[5; 3000]).await.unwrap();
+    send.finish().unwrap();
+    assert!(matches!(srv.await.unwrap(), Err(FrameError::Truncated)));
+}

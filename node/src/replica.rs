@@ -48,6 +48,12 @@ pub enum ReplicaError {
     Setting(&'static str),
     #[error("stored change of {doc} does not load: {detail}")]
     Load { doc: DocId, detail: String },
+    #[error("change {change} of {doc} by {author} makes automerge fail; it is refused and the document is not shown")]
+    ChangeRefused {
+        doc: DocId,
+        change: ChangeHash,
+        author: NodeId,
+    },
     #[error("the operating system gave no randomness: {0}")]
     Random(String),
     #[error("{0}")]
@@ -458,19 +464,48 @@ pub fn split_ids(s: &str) -> Result<Vec<NodeId>, accordo_protocol::identity::IdE
 }
 
 /// Builds a document from its changes, applied in one batch in log order.
+///
+/// The bytes came from peers: verified and signed, but a member's key can
+/// sign anything automerge parses, and automerge's `apply_changes` is not
+/// proof against hostile changes (the `apply_changes` fuzz target). So the
+/// bytes are parsed as the verifier does (`parse_change`, behind
+/// `catch_unwind`), the batch is applied behind `catch_unwind` too, and a
+/// panic refuses the change that causes it, by name, instead of killing the
+/// node. The half-built document is dropped.
 pub fn load_doc(doc: &DocId, changes: &[SignedChange]) -> Result<AutoCommit, ReplicaError> {
+    let load_err = |detail: String| ReplicaError::Load {
+        doc: doc.clone(),
+        detail,
+    };
     let parsed = changes
         .iter()
-        .map(|c| Change::try_from(c.change.as_slice()))
+        .map(|c| accordo_protocol::envelope::parse_change(&c.change))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ReplicaError::Load {
-            doc: doc.clone(),
-            detail: e.to_string(),
-        })?;
+        .map_err(|e| load_err(e.to_string()))?;
     let mut am = AutoCommit::new();
-    am.apply_changes(parsed).map_err(|e| ReplicaError::Load {
-        doc: doc.clone(),
-        detail: e.to_string(),
-    })?;
-    Ok(am)
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| am.apply_changes(parsed))) {
+        Ok(Ok(())) => Ok(am),
+        Ok(Err(e)) => Err(load_err(e.to_string())),
+        Err(_) => {
+            // Find the change: apply them one by one (log order is causal).
+            let mut probe = AutoCommit::new();
+            for c in changes {
+                let Ok(change) = accordo_protocol::envelope::parse_change(&c.change) else {
+                    continue;
+                };
+                let hash = ChangeHash::from(change.hash());
+                let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    probe.apply_changes([change])
+                }));
+                if applied.is_err() {
+                    return Err(ReplicaError::ChangeRefused {
+                        doc: doc.clone(),
+                        change: hash,
+                        author: c.author,
+                    });
+                }
+            }
+            Err(load_err("automerge failed on the batch of changes".into()))
+        }
+    }
 }

@@ -4,7 +4,7 @@
 //! `relay.db` (members and the change log). `--dir` may also come from
 //! `ACCORDO_DIR`.
 
-use crate::server::{serve, Relay};
+use crate::server::{serve_with, Relay, ServeLimits, MAX_CONNECTIONS_PER_ADDR};
 use crate::store::{self, RelayStore};
 use accordo_net::{keyfile, TransportLimits};
 use accordo_protocol::authority::Member;
@@ -82,6 +82,10 @@ enum Command {
     Serve {
         #[arg(long)]
         listen: String,
+        /// Connections held at once from one source address (raise it if many
+        /// offices reach the relay through one NAT address).
+        #[arg(long, default_value_t = MAX_CONNECTIONS_PER_ADDR)]
+        max_connections_per_addr: usize,
     },
 }
 
@@ -215,12 +219,21 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
-        Command::Serve { listen } => serve_until_signal(dir, &listen)?,
+        Command::Serve {
+            listen,
+            max_connections_per_addr,
+        } => {
+            let limits = ServeLimits {
+                max_connections_per_addr,
+                ..ServeLimits::default()
+            };
+            serve_until_signal(dir, &listen, limits)?
+        }
     }
     Ok(())
 }
 
-fn serve_until_signal(dir: &Path, listen: &str) -> Result<()> {
+fn serve_until_signal(dir: &Path, listen: &str, limits: ServeLimits) -> Result<()> {
     let (key, store) = open_existing(dir)?;
     let id = NodeId::from_signing_key(&key);
     let network = store
@@ -248,16 +261,19 @@ fn serve_until_signal(dir: &Path, listen: &str) -> Result<()> {
         // The line tests and the demo wait for; the address carries the real port.
         println!("listening on {local}");
         std::io::stdout().flush()?;
-        let server = serve(endpoint, relay, shutdown.clone());
+        let server = serve_with(endpoint, relay, shutdown.clone(), limits);
         tokio::pin!(server);
-        tokio::select! {
-            () = &mut server => {}
+        let served = tokio::select! {
+            served = &mut server => served,
             () = wait_for_signal() => {
                 tracing::info!("signal received");
                 shutdown.cancel();
-                server.await;
+                server.await
             }
-        }
+        };
+        // A fatal error (a poisoned store) ends the process non-zero, so the
+        // service manager restarts it instead of it answering errors forever.
+        served?;
         tracing::info!("stopped");
         anyhow::Ok(())
     })

@@ -6,7 +6,14 @@
 //! threads (`accordo_store::offload`). A sync request that finds nothing new
 //! waits (long-poll) on the log head, so a connected node hears of new changes
 //! within one round trip of their commit.
+//!
+//! Against hostile peers every read and write has a deadline, connections are
+//! counted per source address and per key (`quota`), keys the relay does not
+//! know get a short stay and a small budget, and frames before the hello are
+//! capped small. A panic in a store call is fatal: `serve_with` returns a
+//! [`FatalError`] and the binary exits non-zero to be restarted.
 
+use crate::quota::{KeySlot, QuotaLimits, Quotas};
 use crate::store::RelayStore;
 use accordo_protocol::authority::Member;
 use accordo_protocol::doc::DocId;
@@ -22,12 +29,12 @@ use accordo_protocol::PROTOCOL_VERSION;
 use accordo_store::StoreError;
 use std::collections::HashSet;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::sync::{Notify, OnceCell};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, info_span, warn, Instrument};
+use tracing::{debug, error, info, info_span, warn, Instrument};
 
 /// QUIC application close code for a clean shutdown.
 const CLOSE_SHUTDOWN: u32 = 0;
@@ -37,6 +44,11 @@ const CLOSE_REFUSED: u32 = 1;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// QUIC application close code for a peer that broke a deadline.
 const CLOSE_TOO_SLOW: u32 = 2;
+/// QUIC application close code for a connection over a per-key or
+/// unknown-key quota.
+const CLOSE_BUSY: u32 = 3;
+/// QUIC application close code when the relay stops on a fatal error.
+const CLOSE_FATAL: u32 = 4;
 
 /// Limits that protect the relay from slow or hostile peers.
 #[derive(Debug, Clone, Copy)]
@@ -44,25 +56,72 @@ pub struct ServeLimits {
     /// A request must arrive whole within this time after its stream opens
     /// (slowloris: a peer that opens streams and sends nothing).
     pub request_read_timeout: Duration,
+    /// A response must be written within this time, or its stream is reset
+    /// and the connection closed (a peer that never reads).
+    pub response_write_timeout: Duration,
     /// A connection must be admitted by a hello within this time.
     pub hello_deadline: Duration,
+    /// A connection by a key the relay does not know is closed this long
+    /// after its handshake, whatever it does.
+    pub unknown_key_deadline: Duration,
     /// Connections held at once; more are refused at the handshake.
     pub max_connections: usize,
+    /// Connections held at once from one source IP address.
+    pub max_connections_per_addr: usize,
+    /// Connections held at once by one key.
+    pub max_connections_per_key: usize,
+    /// Connections held at once by keys the relay does not know.
+    pub max_unknown_connections: usize,
 }
 
 /// 10 s covers a full 8 MiB frame on a slow municipal link (≈ 7 Mbit/s).
 pub const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Twice what a full 8 MiB response takes on a ≈ 7 Mbit/s link; a peer that
+/// reads gives flow-control credit every round trip, so only one that does
+/// not read (or is gone) waits this long.
+pub const RESPONSE_WRITE_TIMEOUT: Duration = Duration::from_secs(20);
 /// A node says hello right after the handshake; 10 s is generous.
 pub const HELLO_DEADLINE: Duration = Duration::from_secs(10);
+/// An unknown key may only say hello (to be refused) or redeem an
+/// invitation: one round trip and one store commit, well within 5 s.
+pub const UNKNOWN_KEY_DEADLINE: Duration = Duration::from_secs(5);
 /// Torino's 312 comuni with several offices each fit with room to spare.
 pub const MAX_CONNECTIONS: usize = 4_096;
+/// Offices of several comuni may share one address (a regional network's
+/// NAT); 256 is a sixteenth of `MAX_CONNECTIONS`, so one host cannot fill it.
+pub const MAX_CONNECTIONS_PER_ADDR: usize = 256;
+/// A node holds one connection; a few more cover reconnects while an old
+/// connection waits out its idle timeout.
+pub const MAX_CONNECTIONS_PER_KEY: usize = 8;
+/// Unknown keys are enrolling offices (rare: once per office) or attackers;
+/// 64 at once is a whole metropolitan city's enrollment day.
+pub const MAX_UNKNOWN_CONNECTIONS: usize = 64;
+/// A request before the hello is a hello or a redemption (under 4 KiB); a
+/// frame declaring more is refused before it is read.
+pub const MAX_UNADMITTED_FRAME_BYTES: usize = 64 * 1024;
 
 impl Default for ServeLimits {
     fn default() -> Self {
         ServeLimits {
             request_read_timeout: REQUEST_READ_TIMEOUT,
+            response_write_timeout: RESPONSE_WRITE_TIMEOUT,
             hello_deadline: HELLO_DEADLINE,
+            unknown_key_deadline: UNKNOWN_KEY_DEADLINE,
             max_connections: MAX_CONNECTIONS,
+            max_connections_per_addr: MAX_CONNECTIONS_PER_ADDR,
+            max_connections_per_key: MAX_CONNECTIONS_PER_KEY,
+            max_unknown_connections: MAX_UNKNOWN_CONNECTIONS,
+        }
+    }
+}
+
+impl ServeLimits {
+    fn quota(&self) -> QuotaLimits {
+        QuotaLimits {
+            max_connections: self.max_connections,
+            max_per_addr: self.max_connections_per_addr,
+            max_per_key: self.max_connections_per_key,
+            max_unknown: self.max_unknown_connections,
         }
     }
 }
@@ -109,7 +168,10 @@ pub struct Relay {
     pub network: String,
     store: Mutex<RelayStore>,
     head: Head,
-    connections: std::sync::atomic::AtomicUsize,
+    quotas: Arc<Quotas>,
+    /// Why the relay cannot go on, once it cannot; `failed` fires then.
+    fatal: OnceLock<String>,
+    failed: CancellationToken,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -118,7 +180,29 @@ pub enum ServeError {
     Store(#[from] StoreError),
     #[error("relay store task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+    #[error(
+        "the relay store lock is poisoned (a store call panicked), so the store's state is unknown"
+    )]
+    Poisoned,
 }
+
+impl ServeError {
+    /// A panic in a store call (or the poisoned lock it leaves): no later
+    /// request can be served safely, and the process must restart.
+    fn is_fatal(&self) -> bool {
+        match self {
+            ServeError::Store(_) => false,
+            ServeError::Join(j) => j.is_panic(),
+            ServeError::Poisoned => true,
+        }
+    }
+}
+
+/// The relay stopped serving because it could not go on; the caller should
+/// exit non-zero so that the service manager restarts it.
+#[derive(Debug, thiserror::Error)]
+#[error("relay stopped on a fatal error: {0}")]
+pub struct FatalError(pub String);
 
 impl Relay {
     pub fn new(id: NodeId, network: String, store: RelayStore) -> Result<Arc<Self>, StoreError> {
@@ -131,47 +215,61 @@ impl Relay {
                 seq: AtomicU64::new(head),
                 changed: Notify::new(),
             },
-            connections: std::sync::atomic::AtomicUsize::new(0),
+            quotas: Arc::new(Quotas::default()),
+            fatal: OnceLock::new(),
+            failed: CancellationToken::new(),
         }))
     }
 
     /// Connections currently held.
     pub fn connections(&self) -> usize {
-        self.connections.load(std::sync::atomic::Ordering::Relaxed)
+        self.quotas.total()
+    }
+
+    /// Connections currently held by keys the relay did not know.
+    pub fn unknown_connections(&self) -> usize {
+        self.quotas.unknown()
+    }
+
+    /// Records a fatal error (the first one) and stops the server.
+    fn fail(&self, e: &ServeError) {
+        if self.fatal.set(e.to_string()).is_ok() {
+            error!(error = %e, "fatal: the relay stops serving so that its service manager restarts it");
+        }
+        self.failed.cancel();
     }
 
     /// Runs `f` on the store, off the async threads (see [`accordo_store::offload`]).
+    /// A panic inside a store call poisons the lock: that is fatal (see [`Relay::fail`]).
     async fn with_store<T: Send + 'static>(
         self: &Arc<Self>,
         f: impl FnOnce(&mut RelayStore) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, ServeError> {
         let relay = Arc::clone(self);
-        let out = accordo_store::offload(move || {
-            // Invariant: the store mutex is only poisoned if a store call panicked,
-            // which is a bug; continuing would risk acknowledging unsaved data.
-            let mut store = relay.store.lock().expect("relay store mutex poisoned");
-            f(&mut store)
+        let out = accordo_store::offload(move || match relay.store.lock() {
+            Ok(mut store) => f(&mut store).map_err(ServeError::Store),
+            Err(_) => Err(ServeError::Poisoned),
         })
-        .await??;
-        Ok(out)
+        .await
+        .unwrap_or_else(|e| Err(ServeError::Join(e)));
+        if let Err(e) = &out {
+            if e.is_fatal() {
+                self.fail(e);
+            }
+        }
+        out
     }
 }
 
 /// Accepts connections on `endpoint` until `shutdown` fires, then closes them
-/// and waits (bounded) for them to drain.
-pub async fn serve(endpoint: quinn::Endpoint, relay: Arc<Relay>, shutdown: CancellationToken) {
+/// and waits (bounded) for them to drain. Returns a [`FatalError`] if it
+/// stopped because the relay cannot go on.
+pub async fn serve(
+    endpoint: quinn::Endpoint,
+    relay: Arc<Relay>,
+    shutdown: CancellationToken,
+) -> Result<(), FatalError> {
     serve_with(endpoint, relay, shutdown, ServeLimits::default()).await
-}
-
-/// Decrements the connection count when a connection task ends.
-struct Held(Arc<Relay>);
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        self.0
-            .connections
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    }
 }
 
 /// [`serve`] with explicit limits.
@@ -180,53 +278,102 @@ pub async fn serve_with(
     relay: Arc<Relay>,
     shutdown: CancellationToken,
     limits: ServeLimits,
-) {
+) -> Result<(), FatalError> {
+    // Connections stop on shutdown or on a fatal error.
+    let stop = shutdown.child_token();
     let mut conns = JoinSet::new();
     loop {
         // Biased, in a fixed order so that a simulation seed replays exactly:
-        // shutdown, then reaping (finished tasks never pile up under a flood),
-        // then new connections.
+        // shutdown, a fatal error, then reaping (finished tasks never pile up
+        // under a flood), then new connections.
         tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
+            () = relay.failed.cancelled() => break,
             Some(res) = conns.join_next(), if !conns.is_empty() => {
                 if let Err(e) = res { warn!(error = %e, "connection task failed"); }
             }
             incoming = endpoint.accept() => {
                 let Some(incoming) = incoming else { break };
-                if relay.connections() >= limits.max_connections {
-                    warn!(peer = %incoming.remote_address(), limit = limits.max_connections, "refused: connection limit reached");
-                    incoming.refuse();
-                    continue;
-                }
-                relay.connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let held = Held(Arc::clone(&relay));
+                let peer = incoming.remote_address();
+                let slot = match relay.quotas.addr_slot(peer.ip(), &limits.quota()) {
+                    Ok(slot) => slot,
+                    Err(why) => {
+                        warn!(%peer, reason = %why, "refused at the handshake");
+                        incoming.refuse();
+                        continue;
+                    }
+                };
                 let relay = Arc::clone(&relay);
-                let shutdown = shutdown.clone();
-                let span = info_span!("conn", peer = %incoming.remote_address(), node = tracing::field::Empty);
+                let stop = stop.clone();
+                let span = info_span!("conn", %peer, node = tracing::field::Empty);
                 conns.spawn(async move {
-                    let _held = held;
+                    let _slot = slot;
                     match incoming.await {
-                        Ok(conn) => handle_connection(conn, relay, shutdown, limits).await,
+                        Ok(conn) => handle_connection(conn, relay, stop, limits).await,
                         Err(e) => debug!(error = %e, "handshake failed"),
                     }
                 }.instrument(span));
             }
         }
     }
+    stop.cancel();
+    let fatal = relay.fatal.get().cloned();
+    let (code, why) = match fatal {
+        Some(_) => (CLOSE_FATAL, &b"relay failed"[..]),
+        None => (CLOSE_SHUTDOWN, &b"relay shutting down"[..]),
+    };
     info!("shutting down: closing connections");
-    endpoint.close(CLOSE_SHUTDOWN.into(), b"relay shutting down");
+    endpoint.close(code.into(), why);
     let drain = async { while conns.join_next().await.is_some() {} };
     if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
         conns.abort_all();
     }
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, endpoint.wait_idle()).await;
+    fatal.map_or(Ok(()), |why| Err(FatalError(why)))
+}
+
+/// What every stream of one connection shares.
+struct Session {
+    conn: quinn::Connection,
+    node: NodeId,
+    relay: Arc<Relay>,
+    admitted: OnceCell<Member>,
+    stop: CancellationToken,
+    limits: ServeLimits,
+}
+
+/// Takes the connection's per-key slot (and, for a key the relay does not
+/// know, an unknown-key slot), or closes it. Returns the slot and whether the
+/// key is known.
+async fn key_slot(
+    conn: &quinn::Connection,
+    node: NodeId,
+    relay: &Arc<Relay>,
+    limits: &ServeLimits,
+) -> Option<(KeySlot, bool)> {
+    let known = match relay.with_store(move |s| s.knows(&node)).await {
+        Ok(known) => known,
+        Err(e) => {
+            warn!(node = %node.short(), error = %e, "closed: cannot tell whether the key is known");
+            conn.close(CLOSE_BUSY.into(), b"retry later");
+            return None;
+        }
+    };
+    match relay.quotas.key_slot(node, known, &limits.quota()) {
+        Ok(slot) => Some((slot, known)),
+        Err(why) => {
+            warn!(node = %node.short(), known, reason = %why, "closed after the handshake");
+            conn.close(CLOSE_BUSY.into(), b"too many connections");
+            None
+        }
+    }
 }
 
 async fn handle_connection(
     conn: quinn::Connection,
     relay: Arc<Relay>,
-    shutdown: CancellationToken,
+    stop: CancellationToken,
     limits: ServeLimits,
 ) {
     let Some(key) = accordo_net::peer_key(&conn) else {
@@ -236,37 +383,48 @@ async fn handle_connection(
     };
     let node = NodeId(key);
     tracing::Span::current().record("node", tracing::field::display(node.short()));
-    debug!(node = %node.short(), "connected");
-    let admitted: Arc<OnceCell<Member>> = Arc::new(OnceCell::new());
+    let Some((_slot, known)) = key_slot(&conn, node, &relay, &limits).await else {
+        return;
+    };
+    debug!(node = %node.short(), known, "connected");
+    // A known key must say hello in time; an unknown one is closed at its
+    // (shorter) deadline whatever it says.
+    let close_by = tokio::time::Instant::now()
+        + if known {
+            limits.hello_deadline
+        } else {
+            limits.unknown_key_deadline
+        };
+    let session = Arc::new(Session {
+        conn,
+        node,
+        relay,
+        admitted: OnceCell::new(),
+        stop,
+        limits,
+    });
     let mut streams = JoinSet::new();
-    let hello_by = tokio::time::Instant::now() + limits.hello_deadline;
     loop {
-        // Biased like `serve_with`: shutdown, deadline, reaping, new streams.
+        // Biased like `serve_with`: stop, deadline, reaping, new streams.
         tokio::select! {
             biased;
-            () = shutdown.cancelled() => {
-                conn.close(CLOSE_SHUTDOWN.into(), b"relay shutting down");
+            () = session.stop.cancelled() => {
+                session.conn.close(CLOSE_SHUTDOWN.into(), b"relay shutting down");
                 break;
             }
-            () = tokio::time::sleep_until(hello_by), if !admitted.initialized() => {
-                warn!(node = %node.short(), "closed: no hello within the deadline");
-                conn.close(CLOSE_TOO_SLOW.into(), b"no hello");
+            () = tokio::time::sleep_until(close_by), if !known || !session.admitted.initialized() => {
+                warn!(node = %node.short(), known, "closed: deadline passed without an admitted hello");
+                session.conn.close(CLOSE_TOO_SLOW.into(), b"no hello");
                 break;
             }
             Some(_) = streams.join_next(), if !streams.is_empty() => {}
-            stream = conn.accept_bi() => {
+            stream = session.conn.accept_bi() => {
                 let (send, recv) = match stream {
                     Ok(s) => s,
                     Err(e) => { debug!(node = %node.short(), reason = %e, "connection closed"); break; }
                 };
-                let relay = Arc::clone(&relay);
-                let admitted = Arc::clone(&admitted);
-                let conn = conn.clone();
-                let shutdown = shutdown.clone();
-                let read_timeout = limits.request_read_timeout;
-                streams.spawn(async move {
-                    handle_stream(send, recv, conn, node, relay, admitted, shutdown, read_timeout).await;
-                }.in_current_span());
+                let session = Arc::clone(&session);
+                streams.spawn(async move { handle_stream(send, recv, &session).await }.in_current_span());
             }
         }
     }
@@ -274,47 +432,55 @@ async fn handle_connection(
     while streams.join_next().await.is_some() {}
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn handle_stream(
-    mut send: quinn::SendStream,
-    mut recv: quinn::RecvStream,
-    conn: quinn::Connection,
-    node: NodeId,
-    relay: Arc<Relay>,
-    admitted: Arc<OnceCell<Member>>,
-    shutdown: CancellationToken,
-    read_timeout: Duration,
-) {
-    let read = tokio::time::timeout(
-        read_timeout,
-        accordo_net::read_frame(&mut recv, MAX_FRAME_BYTES),
-    );
-    let body = match read.await {
-        Ok(Ok(body)) => body,
+/// Reads one request frame within the read timeout; `None` if the stream was
+/// dropped (unreadable, too large, or too slow).
+async fn read_request(recv: &mut quinn::RecvStream, session: &Session) -> Option<Vec<u8>> {
+    let node = session.node;
+    let read_timeout = session.limits.request_read_timeout;
+    // Before the hello only a hello or a redemption may come: small frames.
+    let max_bytes = if session.admitted.initialized() {
+        MAX_FRAME_BYTES
+    } else {
+        MAX_UNADMITTED_FRAME_BYTES
+    };
+    match tokio::time::timeout(read_timeout, accordo_net::read_frame(recv, max_bytes)).await {
+        Ok(Ok(body)) => Some(body),
         Ok(Err(e)) => {
             warn!(node = %node.short(), error = %e, "unreadable request");
             let _ = recv.stop(1u32.into());
-            return;
+            None
         }
         Err(_) => {
             warn!(node = %node.short(), timeout_ms = read_timeout.as_millis() as u64, "request not received in time; stream dropped");
             let _ = recv.stop(CLOSE_TOO_SLOW.into());
-            let _ = send.reset(CLOSE_TOO_SLOW.into());
-            return;
+            None
         }
+    }
+}
+
+async fn handle_stream(
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+    session: &Session,
+) {
+    let node = session.node;
+    let relay = &session.relay;
+    let Some(body) = read_request(&mut recv, session).await else {
+        let _ = send.reset(CLOSE_TOO_SLOW.into());
+        return;
     };
     let response = match Request::decode(&body) {
         Err(e) => {
             warn!(node = %node.short(), error = %e, "malformed request");
             Response::error(ErrorCode::BadRequest, e.to_string())
         }
-        Ok(Request::Hello(hello)) => handle_hello(hello, node, &relay, &admitted).await,
-        Ok(Request::Sync(req)) => match admitted.get() {
+        Ok(Request::Hello(hello)) => handle_hello(hello, node, relay, &session.admitted).await,
+        Ok(Request::Sync(req)) => match session.admitted.get() {
             None => Response::error(ErrorCode::HelloRequired, "send a hello first"),
-            Some(_) => handle_sync(req, node, &relay, &shutdown).await,
+            Some(_) => handle_sync(req, node, relay, &session.stop).await,
         },
-        Ok(Request::Redeem(req)) => handle_redeem(req, node, &relay).await,
-        Ok(Request::Members) => match admitted.get() {
+        Ok(Request::Redeem(req)) => handle_redeem(req, node, relay).await,
+        Ok(Request::Members) => match session.admitted.get() {
             None => Response::error(ErrorCode::HelloRequired, "send a hello first"),
             Some(_) => match relay.with_store(|s| s.listed()).await {
                 Ok(members) => Response::Members(MemberList { members }),
@@ -322,16 +488,42 @@ async fn handle_stream(
             },
         },
     };
+    drop(body);
     let refused = matches!(&response, Response::Error(e) if e.code == ErrorCode::NotAdmitted);
-    if let Err(e) = accordo_net::write_frame(&mut send, &response.encode()).await {
-        debug!(node = %node.short(), error = %e, "response not delivered");
+    if !write_response(&mut send, &response.encode(), session).await {
         return;
     }
-    let _ = send.finish();
     if refused {
         // Let the refusal reach the peer before closing.
         let _ = tokio::time::timeout(Duration::from_secs(2), send.stopped()).await;
-        conn.close(CLOSE_REFUSED.into(), b"not admitted");
+        session.conn.close(CLOSE_REFUSED.into(), b"not admitted");
+    }
+}
+
+/// Writes and finishes a response within the write timeout. A peer that does
+/// not read in time loses the stream and the connection: it would otherwise
+/// hold the response's buffers for as long as it liked. Returns whether the
+/// response was handed to QUIC whole.
+async fn write_response(send: &mut quinn::SendStream, bytes: &[u8], session: &Session) -> bool {
+    let node = session.node;
+    let timeout = session.limits.response_write_timeout;
+    match tokio::time::timeout(timeout, accordo_net::write_frame(send, bytes)).await {
+        Ok(Ok(())) => {
+            let _ = send.finish();
+            true
+        }
+        Ok(Err(e)) => {
+            debug!(node = %node.short(), error = %e, "response not delivered");
+            false
+        }
+        Err(_) => {
+            warn!(node = %node.short(), timeout_ms = timeout.as_millis() as u64, bytes = bytes.len(), "response not read in time; stream and connection dropped");
+            let _ = send.reset(CLOSE_TOO_SLOW.into());
+            session
+                .conn
+                .close(CLOSE_TOO_SLOW.into(), b"response not read");
+            false
+        }
     }
 }
 
@@ -524,4 +716,86 @@ async fn pull_again(
     relay
         .with_store(move |s| s.read_log(|log| serve_pull(log, &req, &HashSet::new())))
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use accordo_net::TransportLimits;
+
+    const NETWORK: &str = "fatal-test";
+
+    /// A relay on loopback over a fresh store, served with default limits.
+    fn start(
+        dir: &std::path::Path,
+    ) -> (
+        Arc<Relay>,
+        std::net::SocketAddr,
+        ed25519_dalek::SigningKey,
+        tokio::task::JoinHandle<Result<(), FatalError>>,
+    ) {
+        let store = crate::store::open(&dir.join("relay.db")).expect("store opens");
+        let key = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
+        let relay = Relay::new(NodeId::from_signing_key(&key), NETWORK.into(), store)
+            .expect("relay starts");
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("loopback bind");
+        let addr = socket.local_addr().expect("bound");
+        let endpoint = accordo_net::server_endpoint(
+            socket,
+            &key,
+            accordo_net::alpn(PROTOCOL_VERSION, NETWORK),
+            &TransportLimits::default(),
+        )
+        .expect("endpoint");
+        let task = tokio::spawn(serve(
+            endpoint,
+            Arc::clone(&relay),
+            CancellationToken::new(),
+        ));
+        (relay, addr, key, task)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_poisoned_store_stops_the_server_with_a_fatal_error() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (relay, addr, key, task) = start(dir.path());
+        // A store call that panics (the bug this guards against) poisons the lock.
+        let poisoner = Arc::clone(&relay);
+        let panicked = std::thread::spawn(move || {
+            let _store = poisoner.store.lock().expect("not yet poisoned");
+            panic!("a store call panicked");
+        })
+        .join();
+        assert!(panicked.is_err() && relay.store.is_poisoned());
+
+        // The next connection needs the store: the server stops instead of
+        // answering "internal error" forever.
+        let client = accordo_net::Client::new(
+            "127.0.0.1:0".parse().expect("literal"),
+            &ed25519_dalek::SigningKey::from_bytes(&[4; 32]),
+            &TransportLimits::default(),
+        )
+        .expect("client");
+        let conn = client
+            .connect(
+                addr,
+                &key.verifying_key(),
+                accordo_net::alpn(PROTOCOL_VERSION, NETWORK),
+                Duration::from_secs(5),
+            )
+            .await
+            .expect("the handshake needs no store");
+        let served = tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("the server stops by itself")
+            .expect("the server task does not panic");
+        let err = served.expect_err("a fatal error is returned");
+        assert!(err.to_string().contains("poisoned"), "{err}");
+        assert!(
+            tokio::time::timeout(Duration::from_secs(5), conn.closed())
+                .await
+                .is_ok(),
+            "its connections are closed"
+        );
+    }
 }

@@ -175,6 +175,13 @@ impl RelayStore {
         self.member(node)
     }
 
+    /// Whether the relay knows `node` at all: an admitted member (allowlisted,
+    /// or enrolled in the registry) or a pinned admin. Unknown keys may only
+    /// say hello or redeem an invitation, briefly (`server::ServeLimits`).
+    pub fn knows(&mut self, node: &NodeId) -> Result<bool, StoreError> {
+        Ok(self.admitted(node)?.is_some() || self.trust.anchors.contains(node))
+    }
+
     pub fn members(&self) -> Result<Vec<Member>, StoreError> {
         let mut stmt = self.conn.prepare(
             "SELECT node, comune, role FROM members WHERE removed_ms IS NULL ORDER BY comune, node",

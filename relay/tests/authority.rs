@@ -104,7 +104,7 @@ async fn forbidden_writes_are_refused_typed_and_store_nothing() -> Result<()> {
     let r = p.push(vec![good]).await?;
     assert_eq!((r.acks.len(), r.head_seq), (1, head + 1));
     relay.shutdown.cancel();
-    relay.task.await?;
+    relay.task.await??;
     drop(relay.relay);
     Ok(())
 }
@@ -172,6 +172,6 @@ async fn hostile_requests_get_typed_errors_and_honest_peers_keep_syncing() -> Re
     let r = honest.push(vec![genesis]).await.context("honest push")?;
     assert_eq!(r.acks.len(), 1);
     relay.shutdown.cancel();
-    relay.task.await?;
+    relay.task.await??;
     Ok(())
 }

@@ -118,7 +118,7 @@ struct SimNode {
 
 struct RunningRelay {
     relay: Arc<Relay>,
-    task: JoinHandle<()>,
+    task: JoinHandle<Result<(), accordo_relay::server::FatalError>>,
     _shutdown: CancellationToken,
 }
 

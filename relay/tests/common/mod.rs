@@ -24,7 +24,7 @@ pub struct TestRelay {
     pub addr: SocketAddr,
     pub key: SigningKey,
     pub shutdown: CancellationToken,
-    pub task: tokio::task::JoinHandle<()>,
+    pub task: tokio::task::JoinHandle<Result<(), accordo_relay::server::FatalError>>,
     pub relay: Arc<Relay>,
     pub _dir: tempfile::TempDir,
 }
@@ -72,11 +72,19 @@ pub struct Peer {
 
 impl Peer {
     pub async fn connect(relay: &TestRelay, author: &TestAuthor) -> Result<Peer> {
-        let client = Client::new(
-            "127.0.0.1:0".parse()?,
-            &author.key,
-            &TransportLimits::default(),
-        )?;
+        Peer::connect_with(relay, author, "127.0.0.1", &TransportLimits::default()).await
+    }
+
+    /// Connects from another loopback address (Linux routes all of
+    /// 127.0.0.0/8 to lo), so one test can play several hosts, with its own
+    /// transport limits (a small receive window makes a peer that reads slowly).
+    pub async fn connect_with(
+        relay: &TestRelay,
+        author: &TestAuthor,
+        host: &str,
+        limits: &TransportLimits,
+    ) -> Result<Peer> {
+        let client = Client::new(format!("{host}:0").parse()?, &author.key, limits)?;
         let conn = client
             .connect(
                 relay.addr,

@@ -434,7 +434,10 @@ fn fuzz_found_inputs_do_not_panic() {
             let _ = import(&bytes, false, format, Some(&bytes), &cagliari());
         }
     }
-    assert!(inputs > 0, "no fuzz-found input in {dir}: the test would check nothing");
+    assert!(
+        inputs > 0,
+        "no fuzz-found input in {dir}: the test would check nothing"
+    );
 }
 
 /// An OpenCoesione file whose record starting on line 4 (header on line 1)
