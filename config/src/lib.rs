@@ -198,7 +198,15 @@ fn apply_table(mut cmd: Command, table: Table, place: &Place) -> Result<Command,
         cmd = match (flag, sub) {
             (Some(arg), _) => {
                 let values = values_for(&arg, value, &key, place)?;
-                cmd.mut_arg(arg.get_id(), |a| a.required(false).default_values(values))
+                // A value from the file satisfies "required" and "required
+                // unless": clap counts only explicit values for those.
+                // (`required_if_eq`/`required_unless_present_all` cannot be
+                // cleared; no flag of the binaries uses them.)
+                cmd.mut_arg(arg.get_id(), |a| {
+                    a.required(false)
+                        .required_unless_present(clap::builder::Resettable::Reset)
+                        .default_values(values)
+                })
             }
             (None, Some(sub)) => {
                 let Value::Table(inner) = value else {

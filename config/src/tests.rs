@@ -36,6 +36,10 @@ enum Cmd {
         retry_rejected: bool,
     },
     Init {
+        #[arg(long, required_unless_present = "invite")]
+        comune: Option<String>,
+        #[arg(long, conflicts_with = "comune")]
+        invite: Option<String>,
         #[arg(long)]
         admin: Vec<String>,
         file: Option<PathBuf>,
@@ -150,11 +154,13 @@ fn the_environment_beats_the_file_and_a_flag_beats_the_environment() {
 
 #[test]
 fn lists_nested_subcommands_and_dashed_subcommand_names_are_keys() {
-    let text = "[init]\nadmin = [\"a\", \"b\"]\n[admin.revoke]\ntimeout_s = 90\n[admin.add_relay]\nrelay = \"R@h:1\"\n";
+    let text = "[init]\ncomune = \"092051\"\nadmin = [\"a\", \"b\"]\n[admin.revoke]\ntimeout_s = 90\n[admin.add_relay]\nrelay = \"R@h:1\"\n";
     let cli = parse_with(text, &["init", "x.csv"]).expect("parses");
     assert_eq!(
         cli.command,
         Cmd::Init {
+            comune: Some("092051".into()),
+            invite: None,
             admin: vec!["a".into(), "b".into()],
             file: Some("x.csv".into())
         }
@@ -168,6 +174,27 @@ fn lists_nested_subcommands_and_dashed_subcommand_names_are_keys() {
             relay: "R@h:1".into()
         })
     );
+}
+
+#[test]
+fn a_file_value_satisfies_required_unless_and_does_not_conflict() {
+    let text = "[init]\ncomune = \"092051\"\n";
+    let by_file = parse_with(text, &["init"]).expect("comune from the file");
+    assert!(matches!(by_file.command, Cmd::Init { comune: Some(ref c), .. } if c == "092051"));
+    // Without the file the flag is required, as before.
+    let err = try_parse_from::<Cli, _, _>(["t", "init"], &nowhere()).expect_err("required");
+    assert!(
+        matches!(err, ParseError::Clap(ref e) if e.kind() == clap::error::ErrorKind::MissingRequiredArgument)
+    );
+    // A default from the file does not conflict with a flag given explicitly.
+    let by_invite = parse_with(text, &["init", "--invite", "TOKEN"]).expect("no conflict");
+    assert!(matches!(
+        by_invite.command,
+        Cmd::Init {
+            invite: Some(_),
+            ..
+        }
+    ));
 }
 
 #[test]
