@@ -1,6 +1,9 @@
 //! Secret key files shared by the node and the relay: 32 random bytes from the
 //! OS, stored as hex in a file only its owner can read, written atomically
-//! (temp file + rename) so a crash never leaves a half-written key.
+//! (temp file + rename) so a crash never leaves a half-written key. In a
+//! group-writable directory (the packaged node directory, shared by the
+//! service and the office staff in its group) the group may read the key
+//! too: whoever may edit the node's data signs with its key.
 
 use ed25519_dalek::SigningKey;
 use std::io::Write;
@@ -35,6 +38,30 @@ pub fn generate() -> Result<SigningKey, KeyFileError> {
     Ok(SigningKey::from_bytes(&seed))
 }
 
+/// Mode of a key file only its owner can read.
+#[cfg(unix)]
+const PRIVATE_KEY_MODE: u32 = 0o600;
+/// Mode of a key file in a group-writable directory: the group reads it.
+#[cfg(unix)]
+const GROUP_KEY_MODE: u32 = 0o640;
+/// The group-write bit of a directory's mode.
+#[cfg(unix)]
+const GROUP_WRITE: u32 = 0o020;
+
+/// The mode for a new key file at `path`, from its directory's mode.
+#[cfg(unix)]
+fn key_mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    match std::fs::metadata(dir) {
+        Ok(m) if m.permissions().mode() & GROUP_WRITE != 0 => GROUP_KEY_MODE,
+        _ => PRIVATE_KEY_MODE,
+    }
+}
+
 /// Writes a new key file; never overwrites an existing one.
 pub fn create(path: &Path, key: &SigningKey) -> Result<(), KeyFileError> {
     if path.exists() {
@@ -44,11 +71,20 @@ pub fn create(path: &Path, key: &SigningKey) -> Result<(), KeyFileError> {
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
+    let mode = key_mode(path);
+    #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
+        opts.mode(mode);
     }
     let mut file = opts.open(&tmp).map_err(io_err(&tmp))?;
+    #[cfg(unix)]
+    {
+        // The umask may have cleared the group's read bit: set it as meant.
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(mode))
+            .map_err(io_err(&tmp))?;
+    }
     file.write_all(hex_encode(&key.to_bytes()).as_bytes())
         .and_then(|()| file.write_all(b"\n"))
         .and_then(|()| file.sync_all())
@@ -107,6 +143,26 @@ mod tests {
         }
         std::fs::write(&path, "nothex").unwrap();
         assert!(matches!(load(&path), Err(KeyFileError::Malformed(_))));
+    }
+
+    /// The packaged node directory is group-writable (setgid, group
+    /// `accordo`): office staff sign with the node key, so the group reads
+    /// it; whatever the umask, and never the others.
+    #[cfg(unix)]
+    #[test]
+    fn a_key_in_a_group_writable_directory_is_group_readable() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o2770)).unwrap();
+        let path = dir.path().join("node.key");
+        create(&path, &generate().unwrap()).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, GROUP_KEY_MODE);
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let private = dir.path().join("relay.key");
+        create(&private, &generate().unwrap()).unwrap();
+        let mode = std::fs::metadata(&private).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, PRIVATE_KEY_MODE);
     }
 
     /// Regression (fuzz target `keyfile`, seeds `crash_*` in

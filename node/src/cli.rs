@@ -3,6 +3,8 @@
 //! Commands that only touch the local replica (init, id, project, status)
 //! work offline and while `run` holds the same directory; `sync` and `run`
 //! talk to the relay. Errors print as one `error: ...` line and exit non-zero.
+//! Every flag can also be set in `/etc/accordo/node.toml` or `--config FILE`
+//! (see `accordo_config`).
 
 mod files;
 mod monitoring;
@@ -245,8 +247,19 @@ enum KeyCmd {
     },
 }
 
+/// Read when it exists and no `--config FILE` (or `ACCORDO_CONFIG`) is given.
+pub const DEFAULT_CONFIG: &str = "/etc/accordo/node.toml";
+/// Exit code of an unusable configuration file, as clap's for a bad command line.
+const CONFIG_ERROR_EXIT: u8 = 2;
+
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = match accordo_config::parse(Path::new(DEFAULT_CONFIG)) {
+        Ok(cli) => cli,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(CONFIG_ERROR_EXIT);
+        }
+    };
     init_tracing(cli.log_format);
     match run(cli) {
         Ok(code) => code,

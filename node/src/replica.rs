@@ -158,7 +158,10 @@ impl Replica {
         nonce: [u8; ACTOR_NONCE_BYTES],
     ) -> Result<Replica, ReplicaError> {
         let key_path = dir.join(KEY_FILE);
-        if !key_path.exists() {
+        // Only a key known to be absent means "not a node": one this user may
+        // not see (a directory shared with a group it is not in) is reported
+        // by `load` as the permission error it is.
+        if matches!(key_path.try_exists(), Ok(false)) {
             return Err(ReplicaError::NotInitialised(dir.display().to_string()));
         }
         let key = keyfile::load(&key_path)?;

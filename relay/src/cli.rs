@@ -2,7 +2,8 @@
 //!
 //! A relay directory holds `relay.key` (the relay's secret key) and
 //! `relay.db` (members and the change log). `--dir` may also come from
-//! `ACCORDO_DIR`.
+//! `ACCORDO_DIR`. Every flag can also be set in `/etc/accordo/relay.toml` or
+//! `--config FILE` (see `accordo_config`).
 
 use crate::server::{serve_with, Relay, ServeLimits, MAX_CONNECTIONS_PER_ADDR};
 use crate::store::{self, RelayStore};
@@ -89,8 +90,18 @@ enum Command {
     },
 }
 
+/// Read when it exists and no `--config FILE` (or `ACCORDO_CONFIG`) is given.
+pub const DEFAULT_CONFIG: &str = "/etc/accordo/relay.toml";
+
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = match accordo_config::parse(Path::new(DEFAULT_CONFIG)) {
+        Ok(cli) => cli,
+        Err(e) => {
+            eprintln!("error: {e}");
+            // As clap exits for a bad command line.
+            return ExitCode::from(2);
+        }
+    };
     init_tracing(cli.log_format);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -60,12 +60,69 @@ pub enum StoreError {
     TooNew { found: i64, known: i64 },
     #[error("store holds a corrupt row: {0}")]
     Corrupt(String),
+    #[error("store file {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// Mode of a store created in a directory shared with a group (group-writable,
+/// as the packaged `/var/lib/accordo` is, setgid so files take its group):
+/// the service user and the office staff in the group both write it. SQLite
+/// gives the `-wal` and `-shm` files the mode of the database file, so they
+/// are shared too.
+#[cfg(unix)]
+const SHARED_STORE_MODE: u32 = 0o660;
+/// The group-write bit of a directory's mode.
+#[cfg(unix)]
+const GROUP_WRITE: u32 = 0o020;
+
+/// Creates an empty database file readable and writable by the directory's
+/// group when the directory is group-writable and the file does not exist
+/// yet; SQLite takes an empty file as an empty database. Elsewhere (a private
+/// directory) nothing changes and SQLite creates the file under the umask.
+#[cfg(unix)]
+fn create_shared_if_group_dir(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let io = |source| StoreError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let shared = std::fs::metadata(dir)
+        .map(|m| m.permissions().mode() & GROUP_WRITE != 0)
+        .unwrap_or(false);
+    if !shared || path.exists() {
+        return Ok(());
+    }
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(SHARED_STORE_MODE)
+        .open(path);
+    match created {
+        // The umask may have cleared group bits: set them as meant.
+        Ok(file) => file
+            .set_permissions(std::fs::Permissions::from_mode(SHARED_STORE_MODE))
+            .map_err(io),
+        // Another process created it first; its mode is its own choice.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(io(e)),
+    }
 }
 
 /// Opens `path` in WAL mode with `synchronous=FULL` (a committed write survives
 /// power loss, not only a crash) and runs pending `migrations`: entry `i`
-/// upgrades `PRAGMA user_version` from `i` to `i + 1`.
+/// upgrades `PRAGMA user_version` from `i` to `i + 1`. In a group-writable
+/// directory a new store is created group-read-write (see
+/// [`SHARED_STORE_MODE`]).
 pub fn open(path: &Path, migrations: &[&str]) -> Result<Connection, StoreError> {
+    #[cfg(unix)]
+    create_shared_if_group_dir(path)?;
     let mut conn = Connection::open(path)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;

@@ -79,3 +79,31 @@ fn newer_schemas_are_refused_and_migrations_are_idempotent() {
         Err(StoreError::TooNew { found: 5, known: 1 })
     ));
 }
+
+/// In a group-writable directory (the packaged node directory) the database
+/// and the `-wal` and `-shm` files SQLite makes beside it are group
+/// read-write even under a umask that would clear the group's bits, so the
+/// service user and office staff in the group both write the store.
+#[cfg(unix)]
+#[test]
+fn a_store_in_a_group_writable_directory_is_shared_with_the_group() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o2770)).unwrap();
+    let path = dir.path().join("node.db");
+    let conn = open(&path, &["CREATE TABLE t (x INTEGER);"]).unwrap();
+    conn.execute("INSERT INTO t VALUES (1)", []).unwrap();
+    for name in ["node.db", "node.db-wal", "node.db-shm"] {
+        let mode = std::fs::metadata(dir.path().join(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, SHARED_STORE_MODE, "{name}");
+    }
+    drop(conn);
+    // An existing store is opened as it is, its mode untouched.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    drop(open(&path, &["CREATE TABLE t (x INTEGER);"]).unwrap());
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
