@@ -4,8 +4,8 @@
 //! registry holds it valid.
 
 use crate::cli::Format;
-use crate::portfolio;
 use crate::replica::Replica;
+use accordo_domain::portfolio;
 use accordo_protocol::codes::{Cup, Istat};
 use accordo_protocol::doc::DocId;
 use accordo_protocol::envelope::ChangeHash;

@@ -11,11 +11,11 @@ mod revoke;
 
 use crate::admin;
 use crate::client::{self, SyncFailure};
-use crate::domain::comuni;
-use crate::money::format_eur;
-use crate::portfolio;
 use crate::replica::{default_network, Replica, Settings};
 use crate::replica::{DB_FILE, KEY_FILE, NEXT_KEY_FILE};
+use accordo_domain::comuni;
+use accordo_domain::money::format_eur;
+use accordo_domain::portfolio;
 use accordo_net::keyfile;
 use accordo_protocol::codes::{Cup, Istat};
 use accordo_protocol::doc::DocId;
@@ -138,7 +138,7 @@ enum Command {
     Import {
         file: PathBuf,
         #[arg(long, value_enum, default_value = "auto")]
-        format: crate::domain::import::Format,
+        format: accordo_domain::import::Format,
         /// PNRR_Localizzazione file matching a PNRR_Progetti file.
         #[arg(long)]
         localizzazione: Option<PathBuf>,

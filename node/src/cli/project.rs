@@ -3,14 +3,14 @@
 //! form expected. Edits are local (offline) and reach the relay on `sync`.
 
 use super::{comune_any, now_ms, Format};
-use crate::domain::comuni;
-use crate::domain::model::{
+use crate::replica::Replica;
+use accordo_domain::comuni;
+use accordo_domain::model::{
     parse_due, parse_sdg, Date, Dimension, FieldError, FundingLine, FundingSource, Location,
     Milestone, Phase, PnrrMeasure, ProceduralState, Project, StateBasis,
 };
-use crate::money::{format_eur, parse_eur_cents};
-use crate::portfolio;
-use crate::replica::Replica;
+use accordo_domain::money::{format_eur, parse_eur_cents};
+use accordo_domain::portfolio;
 use accordo_protocol::codes::Cup;
 use accordo_protocol::doc::DocId;
 use anyhow::{bail, Context, Result};
@@ -415,7 +415,7 @@ pub fn run(dir: &Path, cmd: ProjectCmd) -> Result<()> {
                         eprintln!("warning: CUP {c} is already used by project {existing}; adding another");
                     }
                 }
-                portfolio::save(doc, None, &p)
+                Ok(portfolio::save(doc, None, &p)?)
             })?;
             let label = p.cup.as_deref().unwrap_or("without CUP");
             println!(
