@@ -3,7 +3,7 @@
 //! fields it touched, whether its signature still verifies and whether the
 //! registry holds it valid.
 
-use crate::cli::Format;
+use crate::output_format::Format;
 use crate::replica::Replica;
 use accordo_domain::portfolio;
 use accordo_protocol::codes::{Cup, Istat};

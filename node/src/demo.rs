@@ -10,8 +10,8 @@
 //! metropolitan office sees it, with the time convergence took.
 
 use crate::admin;
-use crate::cli::now_ms;
 use crate::client::{self, SharedReplica, SyncFailure};
+use crate::clock::now_ms;
 use crate::replica::{default_network, Replica, Settings};
 use accordo_domain::comuni;
 use accordo_domain::money::format_eur;

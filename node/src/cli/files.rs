@@ -5,7 +5,7 @@
 //! by size under `MAX_CHANGE_BYTES` (one invalid row: nothing is imported).
 //! Re-importing updates projects found by their import key.
 
-use super::now_ms;
+use crate::clock::now_ms;
 use crate::replica::{Replica, ReplicaError};
 use accordo_domain::export;
 use accordo_domain::import::{self, Format, ImportErrors, Imported, Outcome};

@@ -2,7 +2,9 @@
 //! indicator catalog and data, the plan's structure, and the monitoring
 //! report over every document this node holds.
 
-use super::{comune_any, now_ms, Format};
+use super::codes::comune_any;
+use crate::clock::now_ms;
+use crate::output_format::Format;
 use crate::replica::{Replica, ReplicaError};
 use accordo_domain::comuni;
 use accordo_domain::indicator::{self, IndicatorDef, Observation, Reference};
