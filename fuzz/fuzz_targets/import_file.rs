@@ -2,7 +2,7 @@
 //! XLSX, any of the three layouts) never panic: every outcome is projects of
 //! the node's comune plus skipped rows, or located errors — never a part.
 #![no_main]
-use accordo_node::domain::import::{import, Format};
+use accordo_domain::import::{import, Format};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -3,9 +3,9 @@
 //! fields it touched, whether its signature still verifies and whether the
 //! registry holds it valid.
 
-use crate::cli::Format;
-use crate::portfolio;
+use crate::output_format::Format;
 use crate::replica::Replica;
+use accordo_domain::portfolio;
 use accordo_protocol::codes::{Cup, Istat};
 use accordo_protocol::doc::DocId;
 use accordo_protocol::envelope::ChangeHash;

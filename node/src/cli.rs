@@ -6,26 +6,33 @@
 //! Every flag can also be set in `/etc/accordo/node.toml` or `--config FILE`
 //! (see `accordo_config`).
 
+mod codes;
+mod exit_code;
 mod files;
 mod monitoring;
 mod project;
+mod project_list;
 mod revoke;
+mod runtime;
 
 use crate::admin;
 use crate::client::{self, SyncFailure};
-use crate::domain::comuni;
-use crate::money::format_eur;
-use crate::portfolio;
+use crate::clock::now_ms;
+pub use crate::output_format::Format;
 use crate::replica::{default_network, Replica, Settings};
 use crate::replica::{DB_FILE, KEY_FILE, NEXT_KEY_FILE};
+use accordo_domain::comuni;
 use accordo_net::keyfile;
-use accordo_protocol::codes::{Cup, Istat};
 use accordo_protocol::doc::DocId;
 use accordo_protocol::identity::{NodeId, RelayAddr, Role};
 use accordo_protocol::registry::{Invite, InviteError, KeyStatus, RegistryRole, Statement};
 use accordo_store::StoreError;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
+use codes::{comune_in_force, parse_cup};
+use exit_code::failure_code;
+use project_list::COMUNE_WIDTH;
+use runtime::runtime;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -52,13 +59,6 @@ pub struct Cli {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum LogFormat {
-    Human,
-    Json,
-}
-
-#[derive(Clone, Copy, ValueEnum, PartialEq, Default)]
-pub enum Format {
-    #[default]
     Human,
     Json,
 }
@@ -140,7 +140,7 @@ enum Command {
     Import {
         file: PathBuf,
         #[arg(long, value_enum, default_value = "auto")]
-        format: crate::domain::import::Format,
+        format: accordo_domain::import::Format,
         /// PNRR_Localizzazione file matching a PNRR_Progetti file.
         #[arg(long)]
         localizzazione: Option<PathBuf>,
@@ -282,13 +282,6 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 fn dir(cli_dir: &Option<PathBuf>) -> Result<&Path> {
     cli_dir
         .as_deref()
@@ -375,96 +368,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Demo { .. } => unreachable!("handled above"),
     }
     Ok(ExitCode::SUCCESS)
-}
-
-pub(crate) fn parse_cup(s: &str) -> Result<Cup> {
-    let cup: Cup = s.parse().context("--cup")?;
-    if !cup.has_usual_pattern() {
-        eprintln!("warning: CUP {cup} does not match the usual pattern LNNLNNNNNNNNNNN");
-    }
-    Ok(cup)
-}
-
-/// A comune typed by the user that must be in force (a node, an
-/// enrolment, an invitation): the code of a comune of the ISTAT list.
-pub(crate) fn comune_in_force(typed: &str, flag: &str) -> Result<Istat> {
-    let comune = comuni::parse_current(typed).with_context(|| flag.to_owned())?;
-    Ok(comune.istat())
-}
-
-/// A comune typed by the user, in force or of past years (a location, a
-/// zone's membership): a suppressed one is accepted with a warning.
-pub(crate) fn comune_any(typed: &str, flag: &str) -> Result<Istat> {
-    let known = comuni::parse(typed).with_context(|| flag.to_owned())?;
-    if let Some(gone) = known.suppressed() {
-        eprintln!("warning: {flag}: {}", gone.describe());
-    }
-    Ok(known.istat())
-}
-
-pub(crate) fn comune_of(doc: &DocId) -> String {
-    match doc {
-        DocId::Comune(c) => c.to_string(),
-        DocId::Plan => "plan".into(),
-        DocId::Registry => "registry".into(),
-    }
-}
-
-/// Width of the COMUNE column of project lists: `Name (ISTAT)` for most
-/// comuni (longer names push the row, they are not cut).
-const COMUNE_WIDTH: usize = 28;
-
-pub(crate) fn print_projects(
-    docs: &[(DocId, automerge::AutoCommit)],
-    archived: bool,
-    format: Format,
-) -> Result<()> {
-    let rows: Vec<_> = docs
-        .iter()
-        .filter(|(d, _)| matches!(d, DocId::Comune(_)))
-        .flat_map(|(d, doc)| {
-            portfolio::list(doc)
-                .into_iter()
-                .filter(move |p| archived || !p.archived)
-                .map(move |p| (comune_of(d), p))
-        })
-        .collect();
-    if format == Format::Json {
-        let items: Vec<_> = rows
-            .iter()
-            .map(|(comune, p)| {
-                json!({"id": p.id, "cup": p.cup, "title": p.title, "comune": comune,
-                    "comune_name": comuni::name(comune),
-                    "cost_cents": p.cost_cents, "financed_cents": p.financed_cents,
-                    "committed_cents": p.committed_cents, "paid_cents": p.paid_cents,
-                    "procedural_state": p.procedural_state().code(), "archived": p.archived})
-            })
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&items)?);
-        return Ok(());
-    }
-    println!(
-        "{:<COMUNE_WIDTH$} {:<16} {:>16}  TITLE",
-        "COMUNE", "CUP", "COST EUR"
-    );
-    for (comune, p) in &rows {
-        let cost = p.cost_cents.map(format_eur).unwrap_or_else(|| "-".into());
-        println!(
-            "{:<COMUNE_WIDTH$} {:<16} {cost:>16}  {}",
-            comuni::label(comune),
-            p.cup.as_deref().unwrap_or("-"),
-            p.title
-        );
-    }
-    println!("{} project(s)", rows.len());
-    Ok(())
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?)
 }
 
 fn sync(dir: &Path, timeout: Duration, retry_rejected: bool) -> Result<ExitCode> {
@@ -752,15 +655,6 @@ fn remove_node_dir(dir: &Path, existed: bool) {
         }
     } else {
         let _ = std::fs::remove_dir_all(dir);
-    }
-}
-
-fn failure_code(e: &SyncFailure) -> ExitCode {
-    match e {
-        SyncFailure::Unreachable { .. } => ExitCode::from(3),
-        SyncFailure::NotAdmitted(_) => ExitCode::from(4),
-        SyncFailure::Rejected(_) | SyncFailure::RedeemRefused(_) => ExitCode::from(5),
-        _ => ExitCode::FAILURE,
     }
 }
 

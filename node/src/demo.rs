@@ -10,12 +10,12 @@
 //! metropolitan office sees it, with the time convergence took.
 
 use crate::admin;
-use crate::cli::now_ms;
 use crate::client::{self, SharedReplica, SyncFailure};
-use crate::domain::comuni;
-use crate::money::format_eur;
-use crate::portfolio;
+use crate::clock::now_ms;
 use crate::replica::{default_network, Replica, Settings};
+use accordo_domain::comuni;
+use accordo_domain::money::format_eur;
+use accordo_domain::portfolio;
 use accordo_protocol::codes::Cup;
 use accordo_protocol::doc::DocId;
 use accordo_protocol::identity::{NodeId, RelayAddr, Role};
@@ -231,7 +231,14 @@ fn add(office: &Office, cup: &str, title: &str, cost_eur: i64) -> Result<()> {
         let id = portfolio::new_project_id()?;
         let own = r.own_doc();
         r.edit(&own, now, |doc| {
-            portfolio::add_project(doc, &id, &cup, title, Some(cost_eur * 100), now)
+            Ok(portfolio::add_project(
+                doc,
+                &id,
+                &cup,
+                title,
+                Some(cost_eur * 100),
+                now,
+            )?)
         })?;
         Ok(())
     })
@@ -243,7 +250,7 @@ fn retitle(office: &Office, cup: &str, title: &str) -> Result<()> {
         let own = r.own_doc();
         r.edit(&own, now, |doc| {
             let id = portfolio::find_one(doc, &cup)?;
-            portfolio::set_title(doc, &id, title)
+            Ok(portfolio::set_title(doc, &id, title)?)
         })?;
         Ok(())
     })

@@ -8,6 +8,7 @@
 //! can never produce two different changes with the same (actor, seq).
 
 use crate::store::{self, NodeStore};
+use accordo_domain::portfolio::PortfolioError;
 use accordo_net::keyfile;
 use accordo_protocol::codes::Istat;
 use accordo_protocol::doc::DocId;
@@ -58,6 +59,9 @@ pub enum ReplicaError {
     Random(String),
     #[error("{0}")]
     Edit(String),
+    /// A project operation on a comune's document; its message is whole.
+    #[error(transparent)]
+    Portfolio(#[from] PortfolioError),
 }
 
 /// Settings fixed at `init` (the role may be corrected by the relay's hello).

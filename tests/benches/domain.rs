@@ -8,12 +8,12 @@
 //!    metropolitan area): time to materialise every document and build the
 //!    report, and the process's peak memory.
 
-use accordo_node::domain::import::{self, Format};
-use accordo_node::domain::model::{
+use accordo_domain::import::{self, Format};
+use accordo_domain::model::{
     Date, FundingLine, FundingSource, Milestone, Phase, PhaseDates, Project,
 };
-use accordo_node::domain::report;
-use accordo_node::portfolio;
+use accordo_domain::portfolio;
+use accordo_domain::report;
 use accordo_node::replica::Replica;
 use accordo_protocol::doc::DocId;
 use accordo_protocol::envelope::{derive_actor, SignedChange};
@@ -256,7 +256,8 @@ fn bench_report(comuni: usize, projects: usize) -> Result<()> {
     let before = rss_peak_kib()?;
     let started = Instant::now();
     let mut metro = Replica::open(&node_dir)?;
-    let input = report::gather(&mut metro, Date::new(2025, 1, 1).expect("date"), None)?;
+    let input =
+        accordo_node::report_input::gather(&mut metro, Date::new(2025, 1, 1).expect("date"), None)?;
     let gathered = started.elapsed();
     let r = report::build(&input);
     let json = serde_json::to_vec(&r)?;

@@ -9,7 +9,7 @@
 //! 3. Time for N comune nodes with M projects each, edited offline, to
 //!    converge through one relay on loopback (real `accordo sync` processes).
 
-use accordo_node::portfolio;
+use accordo_domain::portfolio;
 use accordo_node::replica::Replica;
 use accordo_protocol::authority::Member;
 use accordo_protocol::doc::DocId;
@@ -245,7 +245,7 @@ fn converge(nodes: usize, projects: usize) -> Result<()> {
     let metro = Node::admitted(&relay, "092009", "metro")?;
     // Real codes (`init` refuses codes no comune has): the Città
     // metropolitana di Torino's 312 comuni.
-    let codes = accordo_node::domain::comuni::of_uts("201");
+    let codes = accordo_domain::comuni::of_uts("201");
     let mut comuni = Vec::new();
     for i in 0..nodes {
         let code = codes

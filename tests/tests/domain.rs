@@ -17,7 +17,7 @@ fn fixture(name: &str) -> String {
     let p: PathBuf = [
         env!("CARGO_MANIFEST_DIR"),
         "..",
-        "node",
+        "domain",
         "tests",
         "fixtures",
         "import",

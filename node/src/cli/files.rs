@@ -5,11 +5,11 @@
 //! by size under `MAX_CHANGE_BYTES` (one invalid row: nothing is imported).
 //! Re-importing updates projects found by their import key.
 
-use super::now_ms;
-use crate::domain::export;
-use crate::domain::import::{self, Format, ImportErrors, Imported, Outcome};
-use crate::portfolio::{self, Project};
+use crate::clock::now_ms;
 use crate::replica::{Replica, ReplicaError};
+use accordo_domain::export;
+use accordo_domain::import::{self, Format, ImportErrors, Imported, Outcome};
+use accordo_domain::portfolio::{self, Project};
 use accordo_protocol::doc::DocId;
 use accordo_protocol::envelope::MAX_CHANGE_BYTES;
 use anyhow::{bail, Context, Result};
@@ -279,7 +279,7 @@ pub fn run_export(dir: &Path, format: ExportFormat, all: bool, out: &Path) -> Re
     if out.as_os_str().is_empty() {
         bail!("--out: a file path is required");
     }
-    export::write_atomically(out, &bytes)?;
+    crate::output_file::write_atomically(out, &bytes)?;
     println!("exported {} project(s) to {}", rows.len(), out.display());
     Ok(())
 }
@@ -287,8 +287,8 @@ pub fn run_export(dir: &Path, format: ExportFormat, all: bool, out: &Path) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::model::ProceduralState;
     use crate::replica::Settings;
+    use accordo_domain::model::ProceduralState;
     use accordo_protocol::identity::{NodeId, Role};
 
     fn replica(dir: &Path) -> Replica {
@@ -394,7 +394,7 @@ mod tests {
             let mut new = old.clone();
             new.state_override = Some(ProceduralState::NonDeterminabile);
             new.notes = Some("verificare".into());
-            portfolio::save(doc, Some(&old), &new)
+            Ok(portfolio::save(doc, Some(&old), &new)?)
         })
         .unwrap();
         let applied = apply(&mut r, &parse(&opencoesione(2, 50, "In esecuzione"))).unwrap();

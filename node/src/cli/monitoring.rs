@@ -2,13 +2,15 @@
 //! indicator catalog and data, the plan's structure, and the monitoring
 //! report over every document this node holds.
 
-use super::{comune_any, now_ms, Format};
-use crate::domain::comuni;
-use crate::domain::indicator::{self, IndicatorDef, Observation, Reference};
-use crate::domain::model::{parse_sdg, Date, Dimension, FieldError};
-use crate::domain::plan::{self, Kind, Membership, PlanItem};
-use crate::domain::report;
+use super::codes::comune_any;
+use crate::clock::now_ms;
+use crate::output_format::Format;
 use crate::replica::{Replica, ReplicaError};
+use accordo_domain::comuni;
+use accordo_domain::indicator::{self, IndicatorDef, Observation, Reference};
+use accordo_domain::model::{parse_sdg, Date, Dimension, FieldError};
+use accordo_domain::plan::{self, Kind, Membership, PlanItem};
+use accordo_domain::report;
 use accordo_protocol::doc::DocId;
 use accordo_protocol::identity::Role;
 use anyhow::{bail, Result};
@@ -151,7 +153,7 @@ fn require_metro(replica: &Replica, what: &str) -> Result<()> {
     Ok(())
 }
 
-fn edit_err(e: crate::domain::codec::CodecError) -> ReplicaError {
+fn edit_err(e: accordo_domain::codec::CodecError) -> ReplicaError {
     ReplicaError::Edit(e.to_string())
 }
 
@@ -441,17 +443,17 @@ pub fn run_report(
         .map(|p| field(indicator::parse_period(&p)))
         .transpose()?;
     let mut replica = Replica::open(dir)?;
-    let input = report::gather(&mut replica, as_of, period)?;
+    let input = crate::report_input::gather(&mut replica, as_of, period)?;
     let r = report::build(&input);
     let bytes = match format {
         ReportFormat::Json => format!("{}\n", serde_json::to_string_pretty(&r)?).into_bytes(),
         ReportFormat::Md => report::markdown(&r).into_bytes(),
         ReportFormat::Html => report::html(&r).into_bytes(),
-        ReportFormat::Xlsx => crate::domain::export::report_xlsx(&r)?,
+        ReportFormat::Xlsx => accordo_domain::export::report_xlsx(&r)?,
     };
     match out {
         Some(path) => {
-            crate::domain::export::write_atomically(&path, &bytes)?;
+            crate::output_file::write_atomically(&path, &bytes)?;
             eprintln!("report written to {}", path.display());
         }
         None if format == ReportFormat::Xlsx => bail!("--format xlsx needs --out FILE"),

@@ -2,15 +2,17 @@
 //! the domain model is reachable; every refused value names its field and the
 //! form expected. Edits are local (offline) and reach the relay on `sync`.
 
-use super::{comune_any, now_ms, Format};
-use crate::domain::comuni;
-use crate::domain::model::{
+use super::codes::comune_any;
+use crate::clock::now_ms;
+use crate::output_format::Format;
+use crate::replica::Replica;
+use accordo_domain::comuni;
+use accordo_domain::model::{
     parse_due, parse_sdg, Date, Dimension, FieldError, FundingLine, FundingSource, Location,
     Milestone, Phase, PnrrMeasure, ProceduralState, Project, StateBasis,
 };
-use crate::money::{format_eur, parse_eur_cents};
-use crate::portfolio;
-use crate::replica::Replica;
+use accordo_domain::money::{format_eur, parse_eur_cents};
+use accordo_domain::portfolio;
 use accordo_protocol::codes::Cup;
 use accordo_protocol::doc::DocId;
 use anyhow::{bail, Context, Result};
@@ -399,7 +401,7 @@ pub fn run(dir: &Path, cmd: ProjectCmd) -> Result<()> {
     let own = replica.own_doc();
     match cmd {
         ProjectCmd::Add { cup, title, fields } => {
-            let cup = cup.as_deref().map(super::parse_cup).transpose()?;
+            let cup = cup.as_deref().map(super::codes::parse_cup).transpose()?;
             let title = portfolio::validate_title(&title)?;
             let mut p = Project {
                 id: portfolio::new_project_id()?,
@@ -415,7 +417,7 @@ pub fn run(dir: &Path, cmd: ProjectCmd) -> Result<()> {
                         eprintln!("warning: CUP {c} is already used by project {existing}; adding another");
                     }
                 }
-                portfolio::save(doc, None, &p)
+                Ok(portfolio::save(doc, None, &p)?)
             })?;
             let label = p.cup.as_deref().unwrap_or("without CUP");
             println!(
@@ -509,7 +511,7 @@ pub fn run(dir: &Path, cmd: ProjectCmd) -> Result<()> {
             } else {
                 vec![(own.clone(), replica.materialise(&own)?)]
             };
-            super::print_projects(&docs, archived, format)?;
+            super::project_list::print_projects(&docs, archived, format)?;
         }
         ProjectCmd::Show {
             cup,
@@ -669,7 +671,7 @@ fn show(doc: &AutoCommit, doc_id: &DocId, id: &str, format: Format) -> Result<()
             );
         }
     }
-    let comune = super::comune_of(doc_id);
+    let comune = super::project_list::comune_of(doc_id);
     let (state, basis) = project.state_and_basis();
     if format == Format::Json {
         let mut out = serde_json::to_value(&project)?;

@@ -10,7 +10,8 @@
 //! refuses when the relay cannot be reached; `--offline` revokes on local
 //! knowledge and says so.
 
-use super::runtime;
+use super::exit_code::failure_code;
+use super::runtime::runtime;
 use crate::admin;
 use crate::client::{self, SyncFailure};
 use crate::replica::Replica;
@@ -65,7 +66,7 @@ pub fn run(replica: Replica, args: RevokeArgs) -> Result<ExitCode> {
             "error: revoked {} here, but the revocation is not delivered: {e}; run `accordo sync` to deliver it",
             args.node
         );
-        return Ok(super::failure_code(&e));
+        return Ok(failure_code(&e));
     }
     let late = invalid_of(&mut lock(&shared), &args.node)?;
     println!(
@@ -91,7 +92,7 @@ fn refuse_unsynced(node: &NodeId, e: &SyncFailure) -> Option<ExitCode> {
         }
         other => {
             eprintln!("error: cannot revoke {node} now: the admin could not sync first: {other}");
-            Some(super::failure_code(other))
+            Some(failure_code(other))
         }
     }
 }

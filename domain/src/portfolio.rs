@@ -7,11 +7,11 @@
 //! same field concurrently, automerge keeps both and picks one winner the same
 //! way on every replica ([`field_conflicts`] shows the losers).
 
-use crate::domain::codec;
-use crate::replica::ReplicaError;
+use crate::codec::{self, CodecError};
+use crate::model::FieldError;
 use accordo_protocol::codes::Cup;
 use automerge::transaction::Transactable;
-use automerge::{AutoCommit, ObjId, ObjType, ReadDoc, ScalarValue, Value, ROOT};
+use automerge::{AutoCommit, AutomergeError, ObjId, ObjType, ReadDoc, ScalarValue, Value, ROOT};
 
 /// Root key prefix of projects.
 const PROJECT_PREFIX: &str = "project/";
@@ -20,33 +20,57 @@ const PROJECT_ID_BYTES: usize = 8;
 /// Longest project title accepted (characters).
 pub const MAX_TITLE_CHARS: usize = 500;
 
-pub use crate::domain::model::Project;
+pub use crate::model::Project;
+
+/// What was wrong with a project operation. The messages are complete
+/// sentences without a `source()` chain: the command line prints them as
+/// they are.
+#[derive(Debug, thiserror::Error)]
+pub enum PortfolioError {
+    #[error("the operating system gave no randomness: {0}")]
+    Random(getrandom::Error),
+    #[error("invalid title: must not be empty")]
+    EmptyTitle,
+    #[error("invalid title: longer than {MAX_TITLE_CHARS} characters")]
+    TitleTooLong,
+    #[error("a project with CUP {cup} already exists (id {existing}); use `project set {cup}` to edit it")]
+    DuplicateCup { cup: Cup, existing: String },
+    #[error("invalid {0}")]
+    Invalid(FieldError),
+    // Boxed, both: automerge's error is several times the size of the others.
+    #[error("{0}")]
+    Codec(Box<CodecError>),
+    #[error("document edit failed: {0}")]
+    Automerge(Box<AutomergeError>),
+    #[error("no project with CUP {0} in this comune")]
+    NoSuchCup(Cup),
+    #[error("CUP {cup} matches {} projects ({}); pass --id to choose", ids.len(), ids.join(", "))]
+    AmbiguousCup { cup: Cup, ids: Vec<String> },
+    #[error("no project with id {0}")]
+    NoSuchId(String),
+}
 
 /// A new random project id.
-pub fn new_project_id() -> Result<String, ReplicaError> {
+pub fn new_project_id() -> Result<String, PortfolioError> {
     let mut bytes = [0u8; PROJECT_ID_BYTES];
-    getrandom::fill(&mut bytes).map_err(|e| ReplicaError::Random(e.to_string()))?;
+    getrandom::fill(&mut bytes).map_err(PortfolioError::Random)?;
     Ok(hex::encode(bytes))
 }
 
 /// Checks a title: not blank, not too long.
-pub fn validate_title(title: &str) -> Result<String, ReplicaError> {
+pub fn validate_title(title: &str) -> Result<String, PortfolioError> {
     let t = title.trim();
     if t.is_empty() {
-        return Err(ReplicaError::Edit(
-            "invalid title: must not be empty".into(),
-        ));
+        return Err(PortfolioError::EmptyTitle);
     }
     if t.chars().count() > MAX_TITLE_CHARS {
-        return Err(ReplicaError::Edit(format!(
-            "invalid title: longer than {MAX_TITLE_CHARS} characters"
-        )));
+        return Err(PortfolioError::TitleTooLong);
     }
     Ok(t.to_owned())
 }
 
-fn am_err(e: automerge::AutomergeError) -> ReplicaError {
-    ReplicaError::Edit(format!("document edit failed: {e}"))
+fn am_err(e: AutomergeError) -> PortfolioError {
+    PortfolioError::Automerge(Box::new(e))
 }
 
 /// Adds a project; refuses a CUP already used in this document (imports,
@@ -58,11 +82,12 @@ pub fn add_project(
     title: &str,
     cost_cents: Option<i64>,
     now_ms: i64,
-) -> Result<(), ReplicaError> {
+) -> Result<(), PortfolioError> {
     if let Some(existing) = find_by_cup(doc, cup)?.first() {
-        return Err(ReplicaError::Edit(format!(
-            "a project with CUP {cup} already exists (id {existing}); use `project set {cup}` to edit it"
-        )));
+        return Err(PortfolioError::DuplicateCup {
+            cup: cup.clone(),
+            existing: existing.clone(),
+        });
     }
     let project = Project {
         id: id.to_owned(),
@@ -81,9 +106,8 @@ pub fn save(
     doc: &mut AutoCommit,
     old: Option<&Project>,
     new: &Project,
-) -> Result<(), ReplicaError> {
-    new.validate()
-        .map_err(|e| ReplicaError::Edit(format!("invalid {e}")))?;
+) -> Result<(), PortfolioError> {
+    new.validate().map_err(PortfolioError::Invalid)?;
     codec::stamp_schema(doc).map_err(codec_err)?;
     let obj = codec::root_map(doc, &format!("{PROJECT_PREFIX}{}", new.id)).map_err(codec_err)?;
     let before = old.map(codec::to_object).unwrap_or_default();
@@ -135,7 +159,7 @@ pub fn estimated_save_bytes(old: Option<&Project>, new: &Project) -> usize {
 }
 
 /// One project by id.
-pub fn get(doc: &AutoCommit, id: &str) -> Result<Project, ReplicaError> {
+pub fn get(doc: &AutoCommit, id: &str) -> Result<Project, PortfolioError> {
     let obj = project_obj(doc, id)?;
     let mut p: Project =
         codec::read_typed(doc, &obj, &format!("project {id}")).map_err(codec_err)?;
@@ -143,8 +167,8 @@ pub fn get(doc: &AutoCommit, id: &str) -> Result<Project, ReplicaError> {
     Ok(p)
 }
 
-fn codec_err(e: codec::CodecError) -> ReplicaError {
-    ReplicaError::Edit(e.to_string())
+fn codec_err(e: CodecError) -> PortfolioError {
+    PortfolioError::Codec(Box::new(e))
 }
 
 /// Import key -> project id, for every project that has one.
@@ -186,7 +210,7 @@ fn get_str(doc: &AutoCommit, obj: &ObjId, key: &str) -> Option<String> {
 }
 
 /// Ids of the projects with this CUP.
-pub fn find_by_cup(doc: &AutoCommit, cup: &Cup) -> Result<Vec<String>, ReplicaError> {
+pub fn find_by_cup(doc: &AutoCommit, cup: &Cup) -> Result<Vec<String>, PortfolioError> {
     Ok(project_objects(doc)
         .into_iter()
         .filter(|(_, obj)| get_str(doc, obj, "cup").as_deref() == Some(cup.as_str()))
@@ -195,39 +219,37 @@ pub fn find_by_cup(doc: &AutoCommit, cup: &Cup) -> Result<Vec<String>, ReplicaEr
 }
 
 /// The one project with this CUP, or an error that says why not.
-pub fn find_one(doc: &AutoCommit, cup: &Cup) -> Result<String, ReplicaError> {
+pub fn find_one(doc: &AutoCommit, cup: &Cup) -> Result<String, PortfolioError> {
     let mut ids = find_by_cup(doc, cup)?;
     match ids.len() {
-        0 => Err(ReplicaError::Edit(format!(
-            "no project with CUP {cup} in this comune"
-        ))),
+        0 => Err(PortfolioError::NoSuchCup(cup.clone())),
         1 => Ok(ids.remove(0)),
-        _ => Err(ReplicaError::Edit(format!(
-            "CUP {cup} matches {} projects ({}); pass --id to choose",
-            ids.len(),
-            ids.join(", ")
-        ))),
+        _ => Err(PortfolioError::AmbiguousCup {
+            cup: cup.clone(),
+            ids,
+        }),
     }
 }
 
-pub fn project_obj(doc: &AutoCommit, id: &str) -> Result<ObjId, ReplicaError> {
+/// The automerge map of the project with this id.
+pub fn project_obj(doc: &AutoCommit, id: &str) -> Result<ObjId, PortfolioError> {
     match doc
         .get(ROOT, format!("{PROJECT_PREFIX}{id}"))
         .map_err(am_err)?
     {
         Some((Value::Object(ObjType::Map), obj)) => Ok(obj),
-        _ => Err(ReplicaError::Edit(format!("no project with id {id}"))),
+        _ => Err(PortfolioError::NoSuchId(id.to_owned())),
     }
 }
 
 /// Sets a project's title.
-pub fn set_title(doc: &mut AutoCommit, id: &str, title: &str) -> Result<(), ReplicaError> {
+pub fn set_title(doc: &mut AutoCommit, id: &str, title: &str) -> Result<(), PortfolioError> {
     let obj = project_obj(doc, id)?;
     doc.put(&obj, "title", title).map_err(am_err)
 }
 
 /// Sets a project's cost.
-pub fn set_cost(doc: &mut AutoCommit, id: &str, cost_cents: i64) -> Result<(), ReplicaError> {
+pub fn set_cost(doc: &mut AutoCommit, id: &str, cost_cents: i64) -> Result<(), PortfolioError> {
     let obj = project_obj(doc, id)?;
     doc.put(&obj, "cost_cents", cost_cents).map_err(am_err)
 }
@@ -259,7 +281,7 @@ pub fn field_conflicts(
     doc: &AutoCommit,
     id: &str,
     field: &str,
-) -> Result<Vec<String>, ReplicaError> {
+) -> Result<Vec<String>, PortfolioError> {
     let obj = project_obj(doc, id)?;
     let text = |v: Value<'_>| match v {
         Value::Scalar(s) => match s.as_ref() {
@@ -335,7 +357,7 @@ mod tests {
     /// it when text dominates.
     #[test]
     fn estimated_save_bytes_bounds_the_real_change() {
-        use crate::domain::model::{FundingLine, FundingSource, Milestone, ProceduralState};
+        use crate::model::{FundingLine, FundingSource, Milestone, ProceduralState};
         let mut doc = AutoCommit::new();
         let mut p = Project {
             id: "0123456789abcdef".into(),
@@ -366,7 +388,7 @@ mod tests {
                     unit: None,
                     baseline: None,
                     target: None,
-                    due: crate::domain::model::Date::new(2026, 6, 30).unwrap(),
+                    due: crate::model::Date::new(2026, 6, 30).unwrap(),
                     achieved_date: None,
                     achieved_value: None,
                 },

@@ -52,20 +52,20 @@
 //! procedural state, and the values of `Descrizione Fase Iter di Progetto`
 //! are not a published code list, so both are kept as source fields and the
 //! procedural state is derived. `PNRR_Localizzazione` gives `locations`.
-//! Accordo's own files map column by column (see `export.rs`).
+//! Accordo's own files map column by column (see `open_data.rs`).
 
-use super::export::ACCORDO_COLUMNS;
-use super::model::{
-    Date, FieldError, FundingLine, FundingSource, Location, Phase, PhaseDates, PnrrMeasure,
-    ProceduralState, Project,
+use crate::model::{
+    FundingLine, FundingSource, Location, Phase, PhaseDates, PnrrMeasure, ProceduralState, Project,
 };
-use accordo_protocol::codes::{Cup, Istat};
+use crate::open_data::{project_from_row, ACCORDO_COLUMNS};
+pub use crate::table::{missing, normalise_header, parse_it_amount, RowError, RowReader, Table};
+use accordo_protocol::codes::Istat;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 
 /// Which kind of file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     Auto,
@@ -83,30 +83,6 @@ impl Format {
             (Format::Accordo, true) => "Accordo XLSX",
             (Format::Accordo, false) => "Accordo CSV",
             (Format::Auto, _) => "detected from the headers",
-        }
-    }
-}
-
-/// One problem in one cell (or the file), located for a person to fix.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RowError {
-    /// 1-based line in the file (the header is line 1); 0 for the file.
-    pub line: usize,
-    pub column: String,
-    pub value: String,
-    pub problem: String,
-}
-
-impl fmt::Display for RowError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.line == 0 {
-            write!(f, "{}", self.problem)
-        } else {
-            write!(
-                f,
-                "line {}, column {}: {} (value {:?})",
-                self.line, self.column, self.problem, self.value
-            )
         }
     }
 }
@@ -162,14 +138,6 @@ pub fn decode_text(bytes: &[u8]) -> (String, &'static str) {
     }
 }
 
-/// A table: normalised headers and rows of cells, with their file lines.
-pub struct Table {
-    pub headers: Vec<String>,
-    pub rows: Vec<(usize, Vec<String>)>,
-    /// Normalised header -> column (first occurrence).
-    index: HashMap<String, usize>,
-}
-
 impl Outcome {
     /// Format and encoding as users name them, e.g. `OpenCoesione, UTF-8`
     /// or `Accordo XLSX`.
@@ -188,39 +156,6 @@ impl Outcome {
 
 /// `Outcome::encoding` of a workbook.
 const XLSX_ENCODING: &str = "xlsx";
-
-impl Table {
-    pub fn new(headers: Vec<String>, rows: Vec<(usize, Vec<String>)>) -> Table {
-        let mut index = HashMap::new();
-        for (i, h) in headers.iter().enumerate() {
-            index.entry(h.clone()).or_insert(i);
-        }
-        Table {
-            headers,
-            rows,
-            index,
-        }
-    }
-
-    /// The column of the first of `names` present. Names are given in
-    /// normalised form (lower case, single spaces).
-    pub fn column(&self, names: &[&str]) -> Option<usize> {
-        names.iter().find_map(|n| {
-            self.index
-                .get(*n)
-                .or_else(|| self.index.get(&normalise_header(n)))
-                .copied()
-        })
-    }
-}
-
-pub fn normalise_header(h: &str) -> String {
-    h.trim_start_matches('\u{feff}')
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .to_lowercase()
-}
 
 /// Turns byte offsets into the line numbers an editor shows: a line break is
 /// `\n`, `\r\n` or a lone `\r`. Records are read in order, so offsets
@@ -345,142 +280,6 @@ pub fn detect(table: &Table) -> Option<Format> {
         Some(Format::Accordo)
     } else {
         None
-    }
-}
-
-/// Whether a cell means "no value".
-pub fn missing(v: &str) -> bool {
-    matches!(
-        v.trim().to_uppercase().as_str(),
-        "" | "N/D" | "N/A" | "ND" | "NA" | "-"
-    )
-}
-
-/// An amount in an Italian-format file: `.` groups thousands, `,` is the
-/// decimal separator; more than two decimals are rounded to the cent.
-pub fn parse_it_amount(v: &str) -> Option<i64> {
-    let t = v.trim().trim_start_matches('€').trim().replace('.', "");
-    let (int, frac) = t.split_once(',').unwrap_or((&t, ""));
-    let negative = int.starts_with('-');
-    let int = int.trim_start_matches('-');
-    if int.is_empty()
-        || !int.bytes().all(|b| b.is_ascii_digit())
-        || !frac.bytes().all(|b| b.is_ascii_digit())
-    {
-        return None;
-    }
-    let euros: i64 = int.parse().ok()?;
-    let mut digits = frac.bytes().map(|b| i64::from(b - b'0'));
-    let cents = digits.next().unwrap_or(0) * 10 + digits.next().unwrap_or(0);
-    let round = i64::from(digits.next().unwrap_or(0) >= 5);
-    let total = euros.checked_mul(100)?.checked_add(cents + round)?;
-    Some(if negative { -total } else { total })
-}
-
-/// Collects errors while reading one row.
-pub struct RowReader<'a> {
-    pub table: &'a Table,
-    pub line: usize,
-    pub cells: &'a [String],
-    pub errors: &'a mut Vec<RowError>,
-}
-
-impl<'a> RowReader<'a> {
-    /// Reads row `cells` (at file `line`) of `table`, recording problems in `errors`.
-    pub fn new(
-        table: &'a Table,
-        line: usize,
-        cells: &'a [String],
-        errors: &'a mut Vec<RowError>,
-    ) -> Self {
-        RowReader {
-            table,
-            line,
-            cells,
-            errors,
-        }
-    }
-
-    pub fn text(&self, names: &[&str]) -> Option<String> {
-        let i = self.table.column(names)?;
-        let v = self.cells.get(i)?.trim();
-        (!missing(v)).then(|| v.to_owned())
-    }
-
-    pub fn fail(&mut self, column: &str, value: &str, problem: impl Into<String>) {
-        self.errors.push(RowError {
-            line: self.line,
-            column: column.to_owned(),
-            value: value.to_owned(),
-            problem: problem.into(),
-        });
-    }
-
-    pub fn amount(&mut self, names: &[&str], italian: bool) -> Option<i64> {
-        let v = self.text(names)?;
-        let parsed = if italian {
-            parse_it_amount(&v)
-        } else {
-            crate::money::parse_eur_cents("amount", &v).ok()
-        };
-        if parsed.is_none() {
-            self.fail(
-                names[0],
-                &v,
-                "expected an amount in euro such as 1234,56 or 1.234,56",
-            );
-        }
-        parsed
-    }
-
-    pub fn date(&mut self, names: &[&str]) -> Option<Date> {
-        let v = self.text(names)?;
-        match Date::parse_any(names[0], &v) {
-            Ok(d) => Some(d),
-            Err(e) => {
-                self.fail(names[0], &v, e.problem);
-                None
-            }
-        }
-    }
-
-    pub fn cup(&mut self, names: &[&str]) -> Option<String> {
-        let v = self.text(names)?;
-        match v.parse::<Cup>() {
-            Ok(c) => Some(c.as_str().to_owned()),
-            Err(e) => {
-                self.fail(names[0], &v, e.to_string());
-                None
-            }
-        }
-    }
-
-    /// Copies each of `names` that has a value into `fields`, as published.
-    pub fn keep(&self, names: &[&str], fields: &mut BTreeMap<String, String>) {
-        for name in names {
-            if let Some(v) = self.text(&[name]) {
-                fields.insert((*name).to_owned(), v);
-            }
-        }
-    }
-
-    pub fn require(&mut self, names: &[&str]) -> Option<String> {
-        let v = self.text(names);
-        if v.is_none() {
-            self.fail(names[0], "", "a value is required");
-        }
-        v
-    }
-
-    pub fn typed<T: std::str::FromStr<Err = FieldError>>(&mut self, names: &[&str]) -> Option<T> {
-        let v = self.text(names)?;
-        match v.parse::<T>() {
-            Ok(t) => Some(t),
-            Err(e) => {
-                self.fail(names[0], &v, e.problem);
-                None
-            }
-        }
     }
 }
 
@@ -1021,7 +820,7 @@ fn accordo(table: &Table, own: &Istat, errors: &mut Vec<RowError>) -> Result<Par
         let Some(id) = r.require(&["id_progetto"]) else {
             continue;
         };
-        if let Some(p) = super::export::project_from_row(&mut r) {
+        if let Some(p) = project_from_row(&mut r) {
             let key = p.import_key.clone().unwrap_or_else(|| format!("id:{id}"));
             projects.push(Imported {
                 line: *line,

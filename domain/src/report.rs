@@ -7,6 +7,8 @@ use super::comuni;
 use super::indicator::{progress, IndicatorData, IndicatorDef};
 use super::model::{Date, ProceduralState, Project, StateBasis};
 use crate::money::format_eur;
+use accordo_protocol::doc::DocId;
+use automerge::AutoCommit;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -150,36 +152,33 @@ pub struct Report {
     pub indicators: Vec<IndicatorRow>,
 }
 
-/// Gathers the report's input from every document `replica` holds.
-pub fn gather(
-    replica: &mut crate::replica::Replica,
-    as_of: Date,
-    period: Option<String>,
-) -> Result<Input, crate::replica::ReplicaError> {
-    use accordo_protocol::doc::DocId;
+/// The report's input from documents (as a replica materialises them):
+/// each comune's projects and indicator data, the plan's catalog and
+/// metropolitan data; the registry holds neither.
+pub fn input(as_of: Date, period: Option<String>, docs: &[(DocId, AutoCommit)]) -> Input {
     let mut comuni = Vec::new();
     let mut indicator_data = Vec::new();
     let mut catalog = Vec::new();
-    for (doc_id, doc) in replica.materialise_all()? {
-        match &doc_id {
+    for (doc_id, doc) in docs {
+        match doc_id {
             DocId::Comune(c) => {
-                comuni.push((c.to_string(), crate::portfolio::list(&doc)));
-                indicator_data.push((c.to_string(), super::indicator::data(&doc)));
+                comuni.push((c.to_string(), crate::portfolio::list(doc)));
+                indicator_data.push((c.to_string(), super::indicator::data(doc)));
             }
             DocId::Plan => {
-                catalog = super::indicator::definitions(&doc);
-                indicator_data.push(("metro".to_owned(), super::indicator::data(&doc)));
+                catalog = super::indicator::definitions(doc);
+                indicator_data.push(("metro".to_owned(), super::indicator::data(doc)));
             }
             DocId::Registry => {}
         }
     }
-    Ok(Input {
+    Input {
         as_of,
         period,
         comuni,
         catalog,
         indicator_data,
-    })
+    }
 }
 
 pub fn build(input: &Input) -> Report {
@@ -622,8 +621,8 @@ fn html_states(r: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::indicator::{Observation, Reference};
-    use crate::domain::model::{FundingLine, FundingSource, Milestone, Phase, PhaseDates};
+    use crate::indicator::{Observation, Reference};
+    use crate::model::{FundingLine, FundingSource, Milestone, Phase, PhaseDates};
 
     fn project(id: &str, financed: i64, paid: i64, source: FundingSource) -> Project {
         let mut p = Project {
@@ -852,7 +851,7 @@ mod states {
 #[cfg(test)]
 mod convergence {
     use super::*;
-    use crate::domain::model::{FundingLine, FundingSource};
+    use crate::model::{FundingLine, FundingSource};
     use crate::portfolio;
     use automerge::AutoCommit;
     use proptest::prelude::*;

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Generates comuni.tsv and soppressi.tsv, the ISTAT list of comuni embedded
-in accordo-node (node/src/domain/comuni.rs), from public open-data files.
+in accordo-domain (domain/src/comuni.rs), from public open-data files.
 
 Sources (see README.md beside this script for versions and licences):
 

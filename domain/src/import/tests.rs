@@ -1,9 +1,9 @@
-//! Import fixtures (`node/tests/fixtures/import/`) with snapshots of the
+//! Import fixtures (`domain/tests/fixtures/import/`) with snapshots of the
 //! parsed result and of the error messages, and the export→import round
 //! trip as a property.
 
 use super::*;
-use crate::domain::export;
+use crate::export;
 use expect_test::{expect_file, ExpectFile};
 use proptest::prelude::*;
 
@@ -243,7 +243,7 @@ fn italian_amounts() {
 }
 
 fn arb_project() -> impl Strategy<Value = Project> {
-    use crate::domain::model::*;
+    use crate::model::*;
     let source = proptest::sample::select(FundingSource::ALL.to_vec());
     let phase = proptest::sample::select(Phase::ALL.to_vec());
     let date =
@@ -361,7 +361,7 @@ fn arb_project() -> impl Strategy<Value = Project> {
 
 /// [`arb_project`] with the states and the kept source fields.
 fn arb_project_with_source() -> impl Strategy<Value = Project> {
-    use crate::domain::model::ProceduralState;
+    use crate::model::ProceduralState;
     let state = proptest::option::of(proptest::sample::select(ProceduralState::ALL.to_vec()));
     (
         arb_project(),

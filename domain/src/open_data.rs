@@ -1,6 +1,6 @@
-//! Open-data export of the portfolio (CSV, XLSX, JSON) in Accordo's own
-//! format, which `import` reads back to the same projects, and the XLSX form
-//! of the monitoring report.
+//! Accordo's own open-data format: the columns, a project as a row of them,
+//! and a row read back into a project. [`crate::export`] writes it as CSV,
+//! XLSX and JSON; [`crate::import`] reads it back to the same projects.
 //!
 //! Columns (Italian names, one row per project):
 //!
@@ -27,13 +27,11 @@
 //! import and readers that pick columns by position keep working. The JSON
 //! export carries the same name as `comune_name`.
 
-use super::import::RowReader;
-use super::model::{Dimension, Location, PnrrMeasure, ProceduralState, Project};
-use super::report::Report;
-use anyhow::{Context, Result};
+use crate::model::{Dimension, Location, PhaseDates, PnrrMeasure, ProceduralState, Project};
+use crate::table::RowReader;
 use std::collections::BTreeMap;
-use std::path::Path;
 
+/// The columns, in file order.
 pub const ACCORDO_COLUMNS: &[&str] = &[
     "id_progetto",
     "comune",
@@ -156,7 +154,7 @@ pub fn project_row(comune: &str, p: &Project) -> Vec<String> {
         opt(&p.notes),
         if p.archived { "si" } else { "no" }.to_owned(),
         p.created_ms.to_string(),
-        super::comuni::name(comune).unwrap_or_default().to_owned(),
+        crate::comuni::name(comune).unwrap_or_default().to_owned(),
         p.stated_state
             .map(|s| s.code().to_owned())
             .unwrap_or_default(),
@@ -219,17 +217,17 @@ pub fn project_from_row(r: &mut RowReader<'_>) -> Option<Project> {
         notes: r.text(&["note"]),
         ..Project::default()
     };
-    let phases: BTreeMap<String, super::model::PhaseDates> = json_field(r, "fasi");
+    let phases: BTreeMap<String, PhaseDates> = json_field(r, "fasi");
     for (code, dates) in phases {
         match code.parse() {
             Ok(phase) => {
                 p.phases.insert(phase, dates);
             }
-            Err(e) => r.fail("fasi", &code, super::model::FieldError::problem(&e)),
+            Err(e) => r.fail("fasi", &code, crate::model::FieldError::problem(&e)),
         }
     }
     for s in split(r.text(&["sdg"])) {
-        match super::model::parse_sdg(&s) {
+        match crate::model::parse_sdg(&s) {
             Ok(n) => {
                 p.sdgs.insert(n);
             }
@@ -282,123 +280,4 @@ pub fn project_from_row(r: &mut RowReader<'_>) -> Option<Project> {
         r.fail(&e.field, &e.value, e.problem);
     }
     (r.errors.len() == errors_before).then_some(p)
-}
-
-pub fn csv_bytes(rows: &[(String, Project)]) -> Result<Vec<u8>> {
-    let mut w = csv::WriterBuilder::new()
-        .delimiter(b';')
-        .from_writer(Vec::new());
-    w.write_record(ACCORDO_COLUMNS)?;
-    for (comune, p) in rows {
-        w.write_record(project_row(comune, p))?;
-    }
-    w.into_inner().context("finishing the CSV")
-}
-
-pub fn xlsx_bytes(rows: &[(String, Project)]) -> Result<Vec<u8>> {
-    let mut book = rust_xlsxwriter::Workbook::new();
-    let sheet = book.add_worksheet();
-    sheet.set_name("progetti")?;
-    for (c, name) in ACCORDO_COLUMNS.iter().enumerate() {
-        sheet.write_string(0, c as u16, *name)?;
-    }
-    for (r, (comune, p)) in rows.iter().enumerate() {
-        for (c, cell) in project_row(comune, p).iter().enumerate() {
-            if !cell.is_empty() {
-                sheet.write_string(r as u32 + 1, c as u16, cell)?;
-            }
-        }
-    }
-    Ok(book.save_to_buffer()?)
-}
-
-pub fn json_bytes(rows: &[(String, Project)]) -> Result<Vec<u8>> {
-    let items: Vec<serde_json::Value> = rows
-        .iter()
-        .map(|(comune, p)| {
-            let mut v = serde_json::to_value(p).unwrap_or_default();
-            v["id"] = serde_json::json!(p.id);
-            v["comune"] = serde_json::json!(comune);
-            v["comune_name"] = serde_json::json!(super::comuni::name(comune));
-            let (state, basis) = p.state_and_basis();
-            v["procedural_state"] = serde_json::json!(state.code());
-            v["procedural_state_basis"] = serde_json::json!(basis.code());
-            v
-        })
-        .collect();
-    Ok(serde_json::to_vec_pretty(&items)?)
-}
-
-/// The monitoring report as a workbook: one sheet per table.
-pub fn report_xlsx(r: &Report) -> Result<Vec<u8>> {
-    let mut book = rust_xlsxwriter::Workbook::new();
-    let sheet = book.add_worksheet();
-    sheet.set_name("per comune")?;
-    for (c, h) in [
-        "comune",
-        "progetti",
-        "finanziato_eur",
-        "impegnato_eur",
-        "pagato_eur",
-        "comune_name",
-    ]
-    .iter()
-    .enumerate()
-    {
-        sheet.write_string(0, c as u16, *h)?;
-    }
-    for (i, row) in r.by_comune.iter().enumerate() {
-        let y = i as u32 + 1;
-        sheet.write_string(y, 0, &row.comune)?;
-        sheet.write_number(y, 1, row.money.projects as f64)?;
-        sheet.write_number(y, 2, row.money.financed_cents as f64 / 100.0)?;
-        sheet.write_number(y, 3, row.money.committed_cents as f64 / 100.0)?;
-        sheet.write_number(y, 4, row.money.paid_cents as f64 / 100.0)?;
-        if let Some(name) = &row.comune_name {
-            sheet.write_string(y, 5, name)?;
-        }
-    }
-    let sheet = book.add_worksheet();
-    sheet.set_name("per fonte")?;
-    sheet.write_string(0, 0, "fonte")?;
-    sheet.write_string(0, 1, "importo_eur")?;
-    for (i, row) in r.by_source.iter().enumerate() {
-        sheet.write_string(i as u32 + 1, 0, &row.source)?;
-        sheet.write_number(i as u32 + 1, 1, row.amount_cents as f64 / 100.0)?;
-    }
-    let sheet = book.add_worksheet();
-    sheet.set_name("per stato")?;
-    for (c, h) in ["stato", "progetti", "dichiarato", "derivato", "forzato"]
-        .iter()
-        .enumerate()
-    {
-        sheet.write_string(0, c as u16, *h)?;
-    }
-    for (i, row) in r.by_state.iter().enumerate() {
-        let y = i as u32 + 1;
-        sheet.write_string(y, 0, &row.state)?;
-        for (c, n) in [row.projects, row.stated, row.derived, row.set_by_hand]
-            .iter()
-            .enumerate()
-        {
-            sheet.write_number(y, c as u16 + 1, *n as f64)?;
-        }
-    }
-    Ok(book.save_to_buffer()?)
-}
-
-/// Writes `bytes` to `path` via a temporary file and a rename, so a reader
-/// never sees half a file.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("out")
-    ));
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
-    Ok(())
 }

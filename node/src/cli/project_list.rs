@@ -1,0 +1,71 @@
+//! The project list (`project list`, `list`): a table for people or JSON,
+//! across the comune documents a node holds.
+
+use crate::output_format::Format;
+use accordo_domain::comuni;
+use accordo_domain::money::format_eur;
+use accordo_domain::portfolio;
+use accordo_protocol::doc::DocId;
+use anyhow::Result;
+use serde_json::json;
+
+/// How a document is named in lists: its comune's code, or `plan`/`registry`.
+pub(super) fn comune_of(doc: &DocId) -> String {
+    match doc {
+        DocId::Comune(c) => c.to_string(),
+        DocId::Plan => "plan".into(),
+        DocId::Registry => "registry".into(),
+    }
+}
+
+/// Width of the COMUNE column of project lists: `Name (ISTAT)` for most
+/// comuni (longer names push the row, they are not cut).
+pub(super) const COMUNE_WIDTH: usize = 28;
+
+/// Prints the projects of the comune documents in `docs` (archived ones too
+/// when `archived`).
+pub(super) fn print_projects(
+    docs: &[(DocId, automerge::AutoCommit)],
+    archived: bool,
+    format: Format,
+) -> Result<()> {
+    let rows: Vec<_> = docs
+        .iter()
+        .filter(|(d, _)| matches!(d, DocId::Comune(_)))
+        .flat_map(|(d, doc)| {
+            portfolio::list(doc)
+                .into_iter()
+                .filter(move |p| archived || !p.archived)
+                .map(move |p| (comune_of(d), p))
+        })
+        .collect();
+    if format == Format::Json {
+        let items: Vec<_> = rows
+            .iter()
+            .map(|(comune, p)| {
+                json!({"id": p.id, "cup": p.cup, "title": p.title, "comune": comune,
+                    "comune_name": comuni::name(comune),
+                    "cost_cents": p.cost_cents, "financed_cents": p.financed_cents,
+                    "committed_cents": p.committed_cents, "paid_cents": p.paid_cents,
+                    "procedural_state": p.procedural_state().code(), "archived": p.archived})
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&items)?);
+        return Ok(());
+    }
+    println!(
+        "{:<COMUNE_WIDTH$} {:<16} {:>16}  TITLE",
+        "COMUNE", "CUP", "COST EUR"
+    );
+    for (comune, p) in &rows {
+        let cost = p.cost_cents.map(format_eur).unwrap_or_else(|| "-".into());
+        println!(
+            "{:<COMUNE_WIDTH$} {:<16} {cost:>16}  {}",
+            comuni::label(comune),
+            p.cup.as_deref().unwrap_or("-"),
+            p.title
+        );
+    }
+    println!("{} project(s)", rows.len());
+    Ok(())
+}
