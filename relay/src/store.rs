@@ -5,10 +5,9 @@
 
 use crate::trust::{Trust, TrustView};
 use accordo_protocol::authority::{Member, Membership};
-use accordo_protocol::codes::Istat;
-use accordo_protocol::identity::{NodeId, Role};
+use accordo_protocol::identity::NodeId;
 use accordo_protocol::wire::ListedMember;
-use accordo_store::{SqlLog, StoreError, LOG_SCHEMA};
+use accordo_store::{member_from_row, SqlLog, StoreError, LOG_SCHEMA};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -126,7 +125,7 @@ impl RelayStore {
         rows.map(|row| {
             let (node, comune, role, removed) = row?;
             Ok(ListedMember {
-                member: member_from_row(&node, comune, &role)?,
+                member: member_from_row(&node, &comune, &role)?,
                 removed,
             })
         })
@@ -195,7 +194,7 @@ impl RelayStore {
         })?;
         rows.map(|row| {
             let (node, comune, role) = row?;
-            member_from_row(&node, comune, &role)
+            member_from_row(&node, &comune, &role)
         })
         .collect()
     }
@@ -257,21 +256,6 @@ impl RelayStore {
     }
 }
 
-fn member_from_row(node: &[u8], comune: String, role: &str) -> Result<Member, StoreError> {
-    let node: [u8; 32] = node
-        .try_into()
-        .map_err(|_| StoreError::Corrupt("member key is not 32 bytes".into()))?;
-    let comune: Istat = comune
-        .parse()
-        .map_err(|e| StoreError::Corrupt(format!("member comune: {e}")))?;
-    let role: Role = role.parse().map_err(StoreError::Corrupt)?;
-    Ok(Member {
-        node: NodeId(node),
-        comune,
-        role,
-    })
-}
-
 fn lookup_member(conn: &Connection, node: &NodeId) -> Result<Option<Member>, StoreError> {
     let row = conn
         .query_row(
@@ -280,7 +264,7 @@ fn lookup_member(conn: &Connection, node: &NodeId) -> Result<Option<Member>, Sto
             |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
         )
         .optional()?;
-    row.map(|(comune, role)| member_from_row(&node.0, comune, &role))
+    row.map(|(comune, role)| member_from_row(&node.0, &comune, &role))
         .transpose()
 }
 
@@ -297,6 +281,7 @@ impl Membership for MembersView<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use accordo_protocol::identity::Role;
 
     #[test]
     fn members_are_admitted_and_updated() {

@@ -171,6 +171,27 @@ pub fn integrity_check(conn: &Connection) -> Result<String, StoreError> {
     Ok(conn.pragma_query_value(None, "integrity_check", |r| r.get(0))?)
 }
 
+/// A member key as stored in a row (the relay's allowlist, a node's copy of
+/// it): 32-byte key, ISTAT code and role as text.
+pub fn member_from_row(
+    node: &[u8],
+    comune: &str,
+    role: &str,
+) -> Result<accordo_protocol::authority::Member, StoreError> {
+    let node: [u8; 32] = node
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("member key is not 32 bytes".into()))?;
+    let comune = comune
+        .parse()
+        .map_err(|e| StoreError::Corrupt(format!("member comune: {e}")))?;
+    let role = role.parse().map_err(StoreError::Corrupt)?;
+    Ok(accordo_protocol::authority::Member {
+        node: accordo_protocol::identity::NodeId(node),
+        comune,
+        role,
+    })
+}
+
 /// Encodes an envelope as stored in `log.envelope`.
 pub fn encode_envelope(envelope: &SignedChange) -> Result<Vec<u8>, StoreError> {
     postcard::to_stdvec(envelope).map_err(|e| StoreError::Corrupt(format!("envelope encode: {e}")))

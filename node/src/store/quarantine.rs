@@ -10,11 +10,10 @@
 
 use super::NodeTx;
 use accordo_protocol::authority::Member;
-use accordo_protocol::codes::Istat;
 use accordo_protocol::envelope::{ChangeHash, VerifiedChange};
-use accordo_protocol::identity::{NodeId, Role};
+use accordo_protocol::identity::NodeId;
 use accordo_protocol::wire::ListedMember;
-use accordo_store::{decode_envelope, encode_envelope, hash_column, StoreError};
+use accordo_store::{decode_envelope, encode_envelope, hash_column, member_from_row, StoreError};
 use rusqlite::params;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -126,15 +125,8 @@ impl NodeTx<'_> {
         })?;
         rows.map(|row| {
             let (node, comune, role) = row?;
-            let node = NodeId(
-                node.try_into()
-                    .map_err(|_| StoreError::Corrupt("member key is not 32 bytes".into()))?,
-            );
-            let comune: Istat = comune
-                .parse()
-                .map_err(|e| StoreError::Corrupt(format!("member comune: {e}")))?;
-            let role: Role = role.parse().map_err(StoreError::Corrupt)?;
-            Ok((node, Member { node, comune, role }))
+            let member = member_from_row(&node, &comune, &role)?;
+            Ok((member.node, member))
         })
         .collect()
     }
