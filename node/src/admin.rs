@@ -284,6 +284,19 @@ pub fn verify(replica: &mut Replica) -> Result<(usize, Vec<Finding>), AdminError
             });
         }
     }
+    let mut by_doc: BTreeMap<DocId, Vec<SignedChange>> = BTreeMap::new();
+    for (doc, env) in &envelopes {
+        by_doc.entry(doc.clone()).or_default().push(env.clone());
+    }
+    for (doc, changes) in &by_doc {
+        let (_, refused) = crate::replica::load_doc_reporting(doc, changes)?;
+        findings.extend(refused.iter().map(|r| Finding {
+            doc: doc.to_string(),
+            hash: r.change.to_string(),
+            author: r.author.to_string(),
+            problem: r.to_string(),
+        }));
+    }
     if replica.governed() {
         let verdict = replica.verdict()?;
         for (hash, reason) in &verdict.invalid {

@@ -49,12 +49,6 @@ pub enum ReplicaError {
     Setting(&'static str),
     #[error("stored change of {doc} does not load: {detail}")]
     Load { doc: DocId, detail: String },
-    #[error("change {change} of {doc} by {author} makes automerge fail; it is refused and the document is not shown")]
-    ChangeRefused {
-        doc: DocId,
-        change: ChangeHash,
-        author: NodeId,
-    },
     #[error("the operating system gave no randomness: {0}")]
     Random(String),
     #[error("{0}")]
@@ -477,9 +471,40 @@ pub fn split_ids(s: &str) -> Result<Vec<NodeId>, accordo_protocol::identity::IdE
 /// proof against hostile changes (the `apply_changes` fuzz target). So the
 /// bytes are parsed as the verifier does (`parse_change`, behind
 /// `catch_unwind`), the batch is applied behind `catch_unwind` too, and a
-/// panic refuses the change that causes it, by name, instead of killing the
-/// node. The half-built document is dropped.
+/// change that makes automerge panic is left out (with every change built
+/// on it), logged by name and reported by `verify`, instead of killing the
+/// node or hiding the rest of the document.
 pub fn load_doc(doc: &DocId, changes: &[SignedChange]) -> Result<AutoCommit, ReplicaError> {
+    let (am, refused) = load_doc_reporting(doc, changes)?;
+    for r in &refused {
+        tracing::warn!(%doc, change = %r.change, author = %r.author, "change left out: {r}");
+    }
+    Ok(am)
+}
+
+/// A change left out of a document because automerge cannot apply it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedChange {
+    pub change: ChangeHash,
+    pub author: NodeId,
+    /// `None`: it made automerge panic; `Some(h)`: it builds on the refused `h`.
+    pub builds_on: Option<ChangeHash>,
+}
+
+impl std::fmt::Display for RefusedChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.builds_on {
+            None => write!(f, "automerge cannot apply it (it panics); refused"),
+            Some(h) => write!(f, "it builds on {h}, which automerge cannot apply; refused"),
+        }
+    }
+}
+
+/// [`load_doc`], returning the changes it left out.
+pub fn load_doc_reporting(
+    doc: &DocId,
+    changes: &[SignedChange],
+) -> Result<(AutoCommit, Vec<RefusedChange>), ReplicaError> {
     let load_err = |detail: String| ReplicaError::Load {
         doc: doc.clone(),
         detail,
@@ -490,29 +515,68 @@ pub fn load_doc(doc: &DocId, changes: &[SignedChange]) -> Result<AutoCommit, Rep
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| load_err(e.to_string()))?;
     let mut am = AutoCommit::new();
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| am.apply_changes(parsed))) {
-        Ok(Ok(())) => Ok(am),
+    let batch = parsed.clone();
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| am.apply_changes(batch))) {
+        Ok(Ok(())) => Ok((am, Vec::new())),
         Ok(Err(e)) => Err(load_err(e.to_string())),
         Err(_) => {
-            // Find the change: apply them one by one (log order is causal).
-            let mut probe = AutoCommit::new();
-            for c in changes {
-                let Ok(change) = accordo_protocol::envelope::parse_change(&c.change) else {
-                    continue;
-                };
-                let hash = ChangeHash::from(change.hash());
-                let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    probe.apply_changes([change])
-                }));
-                if applied.is_err() {
-                    return Err(ReplicaError::ChangeRefused {
-                        doc: doc.clone(),
+            let authored: Vec<(Change, NodeId)> = parsed
+                .into_iter()
+                .zip(changes.iter().map(|c| c.author))
+                .collect();
+            load_skipping(&authored).map_err(|e| load_err(e.to_string()))
+        }
+    }
+}
+
+/// After a panic: applies the changes one at a time (log order is causal),
+/// leaving out each change that makes automerge panic and every change built
+/// on one. A panic may leave the document half-updated, so each one restarts
+/// from an empty document; there are at most as many restarts as changes.
+fn load_skipping(
+    changes: &[(Change, NodeId)],
+) -> Result<(AutoCommit, Vec<RefusedChange>), automerge::AutomergeError> {
+    let mut refused: Vec<RefusedChange> = Vec::new();
+    loop {
+        let mut left_out: HashSet<ChangeHash> = refused.iter().map(|r| r.change).collect();
+        let mut am = AutoCommit::new();
+        let mut panicked = None;
+        for (change, author) in changes {
+            let hash = ChangeHash::from(change.hash());
+            if left_out.contains(&hash) {
+                continue;
+            }
+            let dep = change
+                .deps()
+                .iter()
+                .map(|d| ChangeHash::from(*d))
+                .find(|d| left_out.contains(d));
+            if let Some(dep) = dep {
+                left_out.insert(hash);
+                refused.push(RefusedChange {
+                    change: hash,
+                    author: *author,
+                    builds_on: Some(dep),
+                });
+                continue;
+            }
+            let one = change.clone();
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| am.apply_changes([one])))
+            {
+                Ok(result) => result?,
+                Err(_) => {
+                    panicked = Some(RefusedChange {
                         change: hash,
-                        author: c.author,
+                        author: *author,
+                        builds_on: None,
                     });
+                    break;
                 }
             }
-            Err(load_err("automerge failed on the batch of changes".into()))
+        }
+        match panicked {
+            Some(r) => refused.push(r),
+            None => return Ok((am, refused)),
         }
     }
 }
