@@ -183,6 +183,17 @@ mod tests {
             .collect()
     }
 
+    /// Changes of the comune document in the log, and changes held apart.
+    fn log_and_held(st: &mut store::NodeStore) -> (usize, u64) {
+        st.read(|tx| {
+            Ok::<_, StoreError>((
+                tx.log().doc_changes(&comune_doc())?.len(),
+                tx.quarantine_counts()?.0,
+            ))
+        })
+        .unwrap()
+    }
+
     #[test]
     fn unplaced_authors_wait_in_quarantine_and_enter_once_admitted() {
         let dir = tempfile::tempdir().unwrap();
@@ -200,16 +211,9 @@ mod tests {
             })
             .unwrap();
         assert_eq!((got.stored, got.quarantined), (1, 1));
-        let (log, held) = st
-            .read(|tx| {
-                Ok::<_, StoreError>((
-                    tx.log().doc_changes(&comune_doc())?,
-                    tx.quarantine_counts()?,
-                ))
-            })
-            .unwrap();
-        assert_eq!(log.len(), 1, "the stranger's change is not in the log");
-        assert_eq!(held.0, 1);
+        let (log, held) = log_and_held(&mut st);
+        assert_eq!(log, 1, "the stranger's change is not in the log");
+        assert_eq!(held, 1);
 
         // The relay admits the stranger: the next response lets it in.
         let got = st
@@ -219,16 +223,9 @@ mod tests {
             })
             .unwrap();
         assert_eq!(got.stored, 1);
-        let (log, held) = st
-            .read(|tx| {
-                Ok::<_, StoreError>((
-                    tx.log().doc_changes(&comune_doc())?,
-                    tx.quarantine_counts()?,
-                ))
-            })
-            .unwrap();
-        assert_eq!(log.len(), 2);
-        assert_eq!(held.0, 0);
+        let (log, held) = log_and_held(&mut st);
+        assert_eq!(log, 2);
+        assert_eq!(held, 0);
     }
 
     #[test]

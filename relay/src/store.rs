@@ -181,22 +181,14 @@ impl RelayStore {
         Ok(self.admitted(node)?.is_some() || self.trust.anchors.contains(node))
     }
 
+    /// Active members (the allowlist without removed keys).
     pub fn members(&self) -> Result<Vec<Member>, StoreError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT node, comune, role FROM members WHERE removed_ms IS NULL ORDER BY comune, node",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, Vec<u8>>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-            ))
-        })?;
-        rows.map(|row| {
-            let (node, comune, role) = row?;
-            member_from_row(&node, &comune, &role)
-        })
-        .collect()
+        Ok(self
+            .listed()?
+            .into_iter()
+            .filter(|m| !m.removed)
+            .map(|m| m.member)
+            .collect())
     }
 
     pub fn member(&self, node: &NodeId) -> Result<Option<Member>, StoreError> {
