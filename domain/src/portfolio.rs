@@ -15,6 +15,11 @@ use automerge::{AutoCommit, AutomergeError, ObjId, ObjType, ReadDoc, ScalarValue
 
 /// Root key prefix of projects.
 const PROJECT_PREFIX: &str = "project/";
+
+/// The project id a root key of a comune document names, if it names one.
+pub fn project_of_root_key(key: &str) -> Option<&str> {
+    key.strip_prefix(PROJECT_PREFIX)
+}
 /// Bytes of randomness in a project id (printed as hex).
 const PROJECT_ID_BYTES: usize = 8;
 /// Longest project title accepted (characters).

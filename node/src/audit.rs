@@ -36,8 +36,8 @@ pub fn audit(dir: &std::path::Path, cup: &Cup, comune: Option<&str>, format: For
         Some(c) => DocId::Comune(c.parse::<Istat>().context("--comune")?),
         None => replica.own_doc(),
     };
+    let id = replica.query(|tx| crate::views::find_one(tx, &doc_id, cup))?;
     let doc = replica.materialise(&doc_id)?;
-    let id = portfolio::find_one(&doc, cup)?;
     let obj = portfolio::project_obj(&doc, &id)?.to_string();
     let root_key = format!("project/{id}");
     let verdict = replica.governed().then(|| replica.verdict()).transpose()?;

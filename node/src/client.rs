@@ -465,6 +465,9 @@ async fn store_response(
                 Err(AdmitError::Store(e)) => return Err(SyncFailure::Store(e)),
                 Err(e) => return Err(SyncFailure::RelayFault(e.to_string())),
             };
+            // The query store commits with the changes it derives from.
+            crate::views::after_pull(tx, &anchors, &admitted.docs)
+                .map_err(|e| SyncFailure::Replica(format!("updating the query store: {e}")))?;
             if admitted.quarantined > 0 {
                 warn!(
                     count = admitted.quarantined,

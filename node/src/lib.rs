@@ -2,7 +2,9 @@
 //!
 //! [`replica`] owns identity, settings and the documents; [`store`] is its
 //! SQLite file; the domain (projects, plan, indicators, import, export,
-//! report) is the `accordo-domain` crate, without I/O; [`client`] syncs with
+//! report) is the `accordo-domain` crate, without I/O; [`snapshot`] keeps
+//! documents as compacted snapshots plus the changes since, and [`views`] is
+//! the query store kept current with the log; [`client`] syncs with
 //! the relay; [`cli`] and [`demo`] are the `accordo` command.
 
 pub mod admin;
@@ -17,4 +19,6 @@ pub mod placement;
 pub mod replica;
 pub mod report_input;
 pub mod signal;
+pub mod snapshot;
 pub mod store;
+pub mod views;

@@ -76,6 +76,8 @@ pub struct Admission {
     pub stored: usize,
     /// Changes of this response held in quarantine.
     pub quarantined: usize,
+    /// Documents that may have new changes (the query store catches them up).
+    pub docs: std::collections::BTreeSet<DocId>,
 }
 
 /// Why a response's entries cannot be stored; nothing of it is committed.
@@ -106,6 +108,8 @@ pub fn admit_pulled(
     anchors: &[NodeId],
     entries: Vec<LogEntry>,
 ) -> Result<Admission, AdmitError> {
+    let mut docs: std::collections::BTreeSet<DocId> =
+        entries.iter().map(|e| e.change.doc.clone()).collect();
     let (statements, data): (Vec<_>, Vec<_>) = entries
         .into_iter()
         .partition(|e| e.change.doc == DocId::Registry);
@@ -130,6 +134,7 @@ pub fn admit_pulled(
     let mut out = Admission {
         stored: first.stored.len() + second.stored.len(),
         quarantined: first.set_aside.len() + second.set_aside.len(),
+        docs: std::collections::BTreeSet::new(),
     };
     for change in first.set_aside.iter().chain(&second.set_aside) {
         tx.quarantine(change)?;
@@ -138,6 +143,9 @@ pub fn admit_pulled(
     if !held.is_empty() {
         let promoted = promote(&mut log, &held, &placer)?;
         out.stored += promoted.admitted.len();
+        if !promoted.admitted.is_empty() {
+            docs.extend(held.iter().map(|c| c.envelope.doc.clone()));
+        }
         for hash in promoted
             .admitted
             .iter()
@@ -150,6 +158,7 @@ pub fn admit_pulled(
     if held > MAX_QUARANTINE_CHANGES || bytes > MAX_QUARANTINE_BYTES {
         return Err(AdmitError::QuarantineFull { held, bytes });
     }
+    out.docs = docs;
     Ok(out)
 }
 

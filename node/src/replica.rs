@@ -7,7 +7,8 @@
 //! is new: a directory restored from a backup, or copied to a second machine,
 //! can never produce two different changes with the same (actor, seq).
 
-use crate::store::{self, NodeStore};
+use crate::store::{self, NodeStore, NodeTx};
+use crate::{snapshot, views};
 use accordo_domain::portfolio::PortfolioError;
 use accordo_net::keyfile;
 use accordo_protocol::codes::Istat;
@@ -215,20 +216,7 @@ impl Replica {
 
     /// Every held change's metadata, in log order per document.
     pub fn held_metas(&mut self) -> Result<Vec<ChangeMeta>, ReplicaError> {
-        self.store.read(|tx| {
-            let log = tx.log();
-            let mut metas = Vec::new();
-            for (doc, _) in log.docs()? {
-                for env in log.doc_changes(&doc)? {
-                    let meta = ChangeMeta::of_stored(&env).map_err(|e| ReplicaError::Load {
-                        doc: doc.clone(),
-                        detail: e.to_string(),
-                    })?;
-                    metas.push(meta);
-                }
-            }
-            Ok(metas)
-        })
+        self.store.read(|tx| held_metas_in(tx))
     }
 
     /// Hashes of held changes this node must not show (invalid under the
@@ -245,11 +233,34 @@ impl Replica {
         DocId::Comune(self.settings.comune.clone())
     }
 
-    /// The document as the log holds it now.
+    /// The document as the log holds it now (its snapshot plus the changes
+    /// since).
     pub fn materialise(&mut self, doc: &DocId) -> Result<AutoCommit, ReplicaError> {
         let invalid = self.invalid_hashes()?;
-        let changes = self.store.read(|tx| tx.log().doc_changes(doc))?;
-        load_valid(doc, &changes, &invalid)
+        Ok(self
+            .store
+            .read(|tx| snapshot::load(tx, doc, &invalid))?
+            .doc)
+    }
+
+    /// Brings the query store up to date with the log if it is behind (a
+    /// log written by an older version, or appended to directly). Cheap
+    /// when it is current: one read.
+    pub fn catch_up_views(&mut self) -> Result<views::CaughtUp, ReplicaError> {
+        if !self.store.read(|tx| Ok::<_, ReplicaError>(views::behind(tx)?))? {
+            return Ok(views::CaughtUp::default());
+        }
+        let anchors = self.settings.anchors.clone();
+        self.store.write(|tx| views::catch_up(tx, &anchors))
+    }
+
+    /// Reads the query store (caught up first if it is behind the log).
+    pub fn query<T>(
+        &mut self,
+        f: impl FnOnce(&crate::store::NodeTx<'_>) -> Result<T, ReplicaError>,
+    ) -> Result<T, ReplicaError> {
+        self.catch_up_views()?;
+        self.store.read(f)
     }
 
     /// Every document held, materialised (registry included).
@@ -353,13 +364,27 @@ impl Replica {
             [u8; ACTOR_NONCE_BYTES],
         ) -> Result<T, ReplicaError>,
     ) -> Result<T, ReplicaError> {
+        self.catch_up_views()?;
         let invalid = self.invalid_hashes()?;
         let actor = derive_actor(&self.id, &self.nonce);
         let (key, nonce) = (&self.key, self.nonce);
+        let anchors = self.settings.anchors.clone();
         self.store.write(|tx| {
-            let mut am = load_valid(doc, &tx.log().doc_changes(doc)?, &invalid)?
-                .with_actor(ActorId::from(&actor[..]));
-            f(tx, &mut am, key, nonce)
+            let mut loaded = snapshot::load(tx, doc, &invalid)?;
+            loaded.doc = loaded.doc.with_actor(ActorId::from(&actor[..]));
+            let before = tx.log().doc_head_seq(doc)?;
+            let out = f(tx, &mut loaded.doc, key, nonce)?;
+            let after = tx.log().doc_head_seq(doc)?;
+            if after != before {
+                // The edit's changes: part of the tail the next snapshot covers.
+                for (_, env) in tx.log().doc_changes_after(doc, before)? {
+                    loaded.tail_changes += 1;
+                    loaded.tail_bytes += env.change.len();
+                }
+                loaded.head_seq = after;
+                views::after_edit(tx, &anchors, doc, loaded, &invalid)?;
+            }
+            Ok(out)
         })
     }
 
@@ -448,6 +473,22 @@ pub fn load_valid(
         .cloned()
         .collect();
     load_doc(doc, &kept)
+}
+
+/// Every held change's metadata inside `tx`, in log order per document.
+pub fn held_metas_in(tx: &NodeTx<'_>) -> Result<Vec<ChangeMeta>, ReplicaError> {
+    let log = tx.log();
+    let mut metas = Vec::new();
+    for (doc, _) in log.docs()? {
+        for env in log.doc_changes(&doc)? {
+            let meta = ChangeMeta::of_stored(&env).map_err(|e| ReplicaError::Load {
+                doc: doc.clone(),
+                detail: e.to_string(),
+            })?;
+            metas.push(meta);
+        }
+    }
+    Ok(metas)
 }
 
 pub fn join_ids(ids: &[NodeId]) -> String {

@@ -1,9 +1,10 @@
-//! The monitoring report's input gathered from a replica: every document it
-//! holds, materialised, handed to the pure [`accordo_domain::report::input`].
+//! The monitoring report's input, read from the query store (caught up
+//! with the log first): the same typed data [`accordo_domain::report::input`]
+//! takes from materialised documents, without re-reading any document.
 
 use crate::replica::{Replica, ReplicaError};
 use accordo_domain::model::Date;
-use accordo_domain::report::{self, Input};
+use accordo_domain::report::Input;
 
 /// Gathers the report's input from every document `replica` holds.
 pub fn gather(
@@ -11,6 +12,5 @@ pub fn gather(
     as_of: Date,
     period: Option<String>,
 ) -> Result<Input, ReplicaError> {
-    let docs = replica.materialise_all()?;
-    Ok(report::input(as_of, period, &docs))
+    replica.query(|tx| crate::views::report_input(tx, as_of, period))
 }

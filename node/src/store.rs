@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Each entry upgrades the schema by one version.
-fn migrations() -> [String; 2] {
+fn migrations() -> [String; 3] {
     [
         format!(
             "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
@@ -38,6 +38,8 @@ fn migrations() -> [String; 2] {
         ),
         // Issue 11.5: changes of authors a node cannot place are held apart.
         quarantine::QUARANTINE_SCHEMA.to_owned(),
+        // Issue 14: snapshots and the query store (node/src/views/).
+        include_str!("store/views.sql").to_owned(),
     ]
 }
 
@@ -113,6 +115,12 @@ impl<'a> NodeTx<'a> {
 
     pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
         accordo_store::meta(self.tx, key)
+    }
+
+    /// The transaction itself, for the tables kept by other modules
+    /// (snapshots and the query store).
+    pub fn sql(&self) -> &'a Transaction<'a> {
+        self.tx
     }
 
     pub fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {

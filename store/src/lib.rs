@@ -232,6 +232,51 @@ impl<'a> SqlLog<'a> {
         rows.map(|blob| decode_envelope(&blob?)).collect()
     }
 
+    /// Changes of `doc` after log position `after_seq`, in log order, with
+    /// their positions.
+    pub fn doc_changes_after(
+        &self,
+        doc: &DocId,
+        after_seq: u64,
+    ) -> Result<Vec<(u64, SignedChange)>, StoreError> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT seq, envelope FROM log WHERE doc = ?1 AND seq > ?2 ORDER BY seq",
+        )?;
+        let rows = stmt.query_map(params![doc.canonical(), after_seq as i64], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })?;
+        rows.map(|row| {
+            let (seq, blob) = row?;
+            Ok((seq as u64, decode_envelope(&blob)?))
+        })
+        .collect()
+    }
+
+    /// The log position of `doc`'s last change (0 when none is held).
+    pub fn doc_head_seq(&self, doc: &DocId) -> Result<u64, StoreError> {
+        Ok(self.tx.query_row(
+            "SELECT COALESCE(MAX(seq), 0) FROM log WHERE doc = ?1",
+            [doc.canonical()],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
+    }
+
+    /// Every document held with the log position of its last change.
+    pub fn doc_heads_seq(&self) -> Result<Vec<(DocId, u64)>, StoreError> {
+        let mut stmt = self
+            .tx
+            .prepare_cached("SELECT doc, MAX(seq) FROM log GROUP BY doc ORDER BY doc")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        rows.map(|row| {
+            let (doc, seq) = row?;
+            let doc = doc
+                .parse()
+                .map_err(|e| StoreError::Corrupt(format!("document id: {e}")))?;
+            Ok((doc, seq as u64))
+        })
+        .collect()
+    }
+
     /// Documents held and their change counts.
     pub fn docs(&self) -> Result<Vec<(DocId, u64)>, StoreError> {
         let mut stmt = self

@@ -259,18 +259,16 @@ fn not_kept_note(outcome: &Outcome) -> String {
 
 pub fn run_export(dir: &Path, format: ExportFormat, all: bool, out: &Path) -> Result<()> {
     let mut replica = Replica::open(dir)?;
-    let docs = if all {
-        replica.materialise_all()?
-    } else {
-        let own = replica.own_doc();
-        vec![(own.clone(), replica.materialise(&own)?)]
-    };
-    let mut rows = Vec::new();
-    for (doc_id, doc) in &docs {
-        if let DocId::Comune(c) = doc_id {
-            rows.extend(portfolio::list(doc).into_iter().map(|p| (c.to_string(), p)));
-        }
-    }
+    let own = replica.own_doc();
+    let only = (!all).then_some(&own);
+    let rows: Vec<(String, Project)> = replica
+        .query(|tx| crate::views::projects(tx, only, true))?
+        .into_iter()
+        .filter_map(|(doc, p)| match doc {
+            DocId::Comune(c) => Some((c.to_string(), p)),
+            _ => None,
+        })
+        .collect();
     let bytes = match format {
         ExportFormat::Csv => export::csv_bytes(&rows)?,
         ExportFormat::Xlsx => export::xlsx_bytes(&rows)?,

@@ -350,17 +350,28 @@ fn parse_locations(items: &[String]) -> Result<std::collections::BTreeMap<String
     Ok(out)
 }
 
-/// Finds the project named by a CUP or an id in `doc`.
-fn locate(doc: &AutoCommit, cup: &Option<String>, id: &Option<String>) -> Result<String> {
+/// Finds the project of `doc` named by a CUP (looked up in the query
+/// store) or an id (checked when the document is edited or shown).
+pub(super) fn locate(
+    replica: &mut Replica,
+    doc: &DocId,
+    cup: &Option<String>,
+    id: &Option<String>,
+) -> Result<String> {
     if let Some(id) = id {
-        portfolio::get(doc, id)?;
+        let known = replica.query(|tx| {
+            Ok(crate::views::projects_with_id(tx, doc, id)?)
+        })?;
+        if !known {
+            return Err(portfolio::PortfolioError::NoSuchId(id.clone()).into());
+        }
         return Ok(id.clone());
     }
     let Some(cup) = cup else {
         bail!("name the project: give its CUP or --id");
     };
     let cup: Cup = cup.parse().context("CUP")?;
-    Ok(portfolio::find_one(doc, &cup)?)
+    Ok(replica.query(|tx| crate::views::find_one(tx, doc, &cup))?)
 }
 
 /// Loads, changes and saves one project of this comune in one signed change.
@@ -371,10 +382,10 @@ fn update(
     change: impl FnOnce(&mut Project) -> Result<()>,
 ) -> Result<(Project, bool)> {
     let own = replica.own_doc();
+    let pid = locate(replica, &own, cup, id)?;
     let mut outcome: Option<Result<Project>> = None;
     let edited = replica.edit(&own, now_ms(), |doc| {
         let result = (|| {
-            let pid = locate(doc, cup, id)?;
             let old = portfolio::get(doc, &pid)?;
             let mut new = old.clone();
             change(&mut new)?;
@@ -506,12 +517,9 @@ pub fn run(dir: &Path, cmd: ProjectCmd) -> Result<()> {
             archived,
             format,
         } => {
-            let docs = if all {
-                replica.materialise_all()?
-            } else {
-                vec![(own.clone(), replica.materialise(&own)?)]
-            };
-            super::project_list::print_projects(&docs, archived, format)?;
+            let only = (!all).then_some(&own);
+            let listed = replica.query(|tx| crate::views::projects(tx, only, archived))?;
+            super::project_list::print_projects(listed, format)?;
         }
         ProjectCmd::Show {
             cup,
@@ -523,8 +531,8 @@ pub fn run(dir: &Path, cmd: ProjectCmd) -> Result<()> {
                 Some(c) => DocId::Comune(comune_any(&c, "--comune")?),
                 None => own,
             };
+            let pid = locate(&mut replica, &doc_id, &cup, &id)?;
             let doc = replica.materialise(&doc_id)?;
-            let pid = locate(&doc, &cup, &id)?;
             show(&doc, &doc_id, &pid, format)?;
         }
     }

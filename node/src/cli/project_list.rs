@@ -4,7 +4,7 @@
 use crate::output_format::Format;
 use accordo_domain::comuni;
 use accordo_domain::money::format_eur;
-use accordo_domain::portfolio;
+use crate::views::Listed;
 use accordo_protocol::doc::DocId;
 use anyhow::Result;
 use serde_json::json;
@@ -22,22 +22,11 @@ pub(super) fn comune_of(doc: &DocId) -> String {
 /// comuni (longer names push the row, they are not cut).
 pub(super) const COMUNE_WIDTH: usize = 28;
 
-/// Prints the projects of the comune documents in `docs` (archived ones too
-/// when `archived`).
-pub(super) fn print_projects(
-    docs: &[(DocId, automerge::AutoCommit)],
-    archived: bool,
-    format: Format,
-) -> Result<()> {
-    let rows: Vec<_> = docs
-        .iter()
-        .filter(|(d, _)| matches!(d, DocId::Comune(_)))
-        .flat_map(|(d, doc)| {
-            portfolio::list(doc)
-                .into_iter()
-                .filter(move |p| archived || !p.archived)
-                .map(move |p| (comune_of(d), p))
-        })
+/// Prints projects as the query store lists them (document, then CUP).
+pub(super) fn print_projects(listed: Vec<Listed>, format: Format) -> Result<()> {
+    let rows: Vec<_> = listed
+        .into_iter()
+        .map(|(d, p)| (comune_of(&d), p))
         .collect();
     if format == Format::Json {
         let items: Vec<_> = rows

@@ -1,0 +1,301 @@
+//! The query store: SQLite tables derived from the valid changes of every
+//! document a node holds (projects, funding lines, milestones, locations,
+//! indicator data and observations, the plan's catalog and zones), kept
+//! current *incrementally* in the same transaction that stores the changes.
+//!
+//! For each document, `doc_state` records the log position the views cover
+//! (`view_seq`), the heads they were derived from and which of its changes
+//! were left out as invalid. Bringing a document up to date re-derives only
+//! the records (root keys) its new changes touched; when the verdict on
+//! changes the views already cover has changed (a revocation, a late
+//! enrolment), the document's rows are derived again in full. Because the
+//! update commits with the changes, a crash never leaves the views behind the
+//! log; [`catch_up`] also runs when a replica opens, so a log written by an
+//! older version, or by a tool that appends to it directly, is caught up.
+//! `accordo rebuild-views` derives everything again from the log alone and
+//! counts the rows that differed (it must be 0).
+
+mod read;
+mod rows;
+
+pub use read::{
+    doc_heads, find_by_cup, find_one, find_by_import_key, import_keys, project_count, projects,
+    projects_with_id,
+    report_input, Listed,
+};
+
+use crate::replica::{held_metas_in, ReplicaError};
+use crate::snapshot::{self, hashes_blob, hashes_from_blob, Loaded};
+use crate::store::NodeTx;
+use accordo_domain::codec::root_keys_touched;
+use accordo_protocol::doc::DocId;
+use accordo_protocol::envelope::{parse_change, ChangeHash};
+use accordo_protocol::identity::NodeId;
+use accordo_protocol::log::LogStore;
+use accordo_protocol::registry::judge;
+use accordo_store::StoreError;
+use automerge::AutoCommit;
+use rusqlite::{params, OptionalExtension};
+use std::collections::{BTreeSet, HashSet};
+
+/// What the views of one document record about themselves.
+struct ViewState {
+    view_seq: u64,
+    left_out: BTreeSet<ChangeHash>,
+}
+
+fn view_state(tx: &NodeTx<'_>, doc: &DocId) -> Result<Option<ViewState>, StoreError> {
+    let row = tx
+        .sql()
+        .query_row(
+            "SELECT view_seq, left_out FROM doc_state WHERE doc = ?1",
+            [doc.canonical()],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)),
+        )
+        .optional()?;
+    row.map(|(seq, left)| {
+        Ok(ViewState {
+            view_seq: seq as u64,
+            left_out: hashes_from_blob(&left)?,
+        })
+    })
+    .transpose()
+}
+
+/// The changes a node must not show, judged inside `tx` (empty when the
+/// node is not governed by a registry).
+pub fn invalid_in(tx: &NodeTx<'_>, anchors: &[NodeId]) -> Result<HashSet<ChangeHash>, ReplicaError> {
+    if anchors.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let anchors: BTreeSet<NodeId> = anchors.iter().copied().collect();
+    let metas = held_metas_in(tx)?;
+    Ok(judge(&anchors, &metas).invalid.into_keys().collect())
+}
+
+/// The invalid changes among `doc`'s changes up to log position `seq`.
+fn invalid_of(
+    tx: &NodeTx<'_>,
+    doc: &DocId,
+    invalid: &HashSet<ChangeHash>,
+    seq: u64,
+) -> Result<BTreeSet<ChangeHash>, StoreError> {
+    let log = tx.log();
+    let mut out = BTreeSet::new();
+    for h in invalid {
+        if log.position(doc, h)?.is_some_and(|at| at <= seq) {
+            out.insert(*h);
+        }
+    }
+    Ok(out)
+}
+
+/// How much a catch-up did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CaughtUp {
+    pub documents: usize,
+    /// Documents derived again in full (no views yet, or the verdict on
+    /// changes they covered changed).
+    pub full: usize,
+    /// Records (root keys) re-derived by incremental updates.
+    pub records: usize,
+    pub snapshots: usize,
+}
+
+/// Brings the views of every held document up to date with the log.
+pub fn catch_up(tx: &NodeTx<'_>, anchors: &[NodeId]) -> Result<CaughtUp, ReplicaError> {
+    let invalid = invalid_in(tx, anchors)?;
+    let mut out = CaughtUp::default();
+    for (doc, _) in tx.log().doc_heads_seq()? {
+        refresh(tx, &doc, &invalid, None, &mut out)?;
+    }
+    Ok(out)
+}
+
+/// Whether any document's views are behind the log (a read-only check, so
+/// that commands that only read take the write lock only when needed). The
+/// verdict is not judged here: every write path that can change it catches
+/// up in its own transaction.
+pub fn behind(tx: &NodeTx<'_>) -> Result<bool, StoreError> {
+    Ok(tx.sql().query_row(
+        "SELECT EXISTS (SELECT 1 FROM (SELECT doc, MAX(seq) AS head FROM log GROUP BY doc) l
+           LEFT JOIN doc_state s ON s.doc = l.doc
+           WHERE s.doc IS NULL OR s.view_seq < l.head)",
+        [],
+        |r| r.get::<_, bool>(0),
+    )?)
+}
+
+/// Brings `doc`'s views up to date after a local edit: `loaded` is the
+/// document as edited (loaded without `invalid`), so it is not loaded again
+/// unless the verdict changed. Other documents are caught up too when the
+/// edit was a registry statement.
+pub fn after_edit(
+    tx: &NodeTx<'_>,
+    anchors: &[NodeId],
+    doc: &DocId,
+    loaded: Loaded,
+    loaded_without: &HashSet<ChangeHash>,
+) -> Result<CaughtUp, ReplicaError> {
+    let mut out = CaughtUp::default();
+    if *doc == DocId::Registry || !anchors.is_empty() {
+        // A statement may change the verdict on any document; a governed
+        // node's own change is judged like any other.
+        let invalid = invalid_in(tx, anchors)?;
+        let reuse = (invalid == *loaded_without).then_some(loaded);
+        refresh(tx, doc, &invalid, reuse, &mut out)?;
+        if *doc == DocId::Registry {
+            for (other, _) in tx.log().doc_heads_seq()? {
+                refresh(tx, &other, &invalid, None, &mut out)?;
+            }
+        }
+        return Ok(out);
+    }
+    refresh(tx, doc, loaded_without, Some(loaded), &mut out)?;
+    Ok(out)
+}
+
+/// Brings the views of `docs` (the documents a sync response stored
+/// changes in) up to date; every document when the registry was among them.
+pub fn after_pull(
+    tx: &NodeTx<'_>,
+    anchors: &[NodeId],
+    docs: &BTreeSet<DocId>,
+) -> Result<CaughtUp, ReplicaError> {
+    if docs.is_empty() {
+        return Ok(CaughtUp::default());
+    }
+    if docs.contains(&DocId::Registry) {
+        return catch_up(tx, anchors);
+    }
+    let invalid = invalid_in(tx, anchors)?;
+    let mut out = CaughtUp::default();
+    for doc in docs {
+        refresh(tx, doc, &invalid, None, &mut out)?;
+    }
+    Ok(out)
+}
+
+/// Re-derives what changed in `doc` since its views were last updated.
+fn refresh(
+    tx: &NodeTx<'_>,
+    doc: &DocId,
+    invalid: &HashSet<ChangeHash>,
+    preloaded: Option<Loaded>,
+    out: &mut CaughtUp,
+) -> Result<(), ReplicaError> {
+    let head_seq = tx.log().doc_head_seq(doc)?;
+    let left_out_now = invalid_of(tx, doc, invalid, head_seq)?;
+    let state = view_state(tx, doc)?;
+    if let Some(s) = &state {
+        if s.view_seq == head_seq && s.left_out == left_out_now {
+            return Ok(());
+        }
+    }
+    let mut loaded = match preloaded {
+        Some(l) => l,
+        None => snapshot::load(tx, doc, invalid)?,
+    };
+    out.documents += 1;
+    let incremental = match &state {
+        Some(s) if s.view_seq > 0 => invalid_of(tx, doc, invalid, s.view_seq)? == s.left_out,
+        _ => false,
+    };
+    if incremental {
+        let after = state.as_ref().map_or(0, |s| s.view_seq);
+        let keys = touched_since(tx, doc, &loaded.doc, after, invalid)?;
+        out.records += keys.len();
+        rows::write_keys(tx, doc, &loaded.doc, &keys)?;
+    } else {
+        out.full += 1;
+        rows::clear(tx, doc)?;
+        rows::write_all(tx, doc, &loaded.doc)?;
+    }
+    let heads = heads_text(&mut loaded.doc);
+    tx.sql()
+        .execute(
+            "INSERT INTO doc_state (doc, view_seq, heads, left_out) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (doc) DO UPDATE SET view_seq = ?2, heads = ?3, left_out = ?4",
+            params![
+                doc.canonical(),
+                head_seq as i64,
+                heads,
+                hashes_blob(&left_out_now)
+            ],
+        )
+        .map_err(StoreError::from)?;
+    if snapshot::maybe_save(tx, doc, &mut loaded, 0, 0, invalid)? {
+        out.snapshots += 1;
+    }
+    Ok(())
+}
+
+/// The root keys of `doc` that its valid changes after `after_seq` touched.
+fn touched_since(
+    tx: &NodeTx<'_>,
+    doc_id: &DocId,
+    doc: &AutoCommit,
+    after_seq: u64,
+    invalid: &HashSet<ChangeHash>,
+) -> Result<BTreeSet<String>, ReplicaError> {
+    let mut keys = BTreeSet::new();
+    for (_, env) in tx.log().doc_changes_after(doc_id, after_seq)? {
+        let change = parse_change(&env.change).map_err(|e| ReplicaError::Load {
+            doc: doc_id.clone(),
+            detail: e.to_string(),
+        })?;
+        if invalid.contains(&ChangeHash::from(change.hash())) {
+            continue;
+        }
+        keys.extend(root_keys_touched(doc, &change));
+    }
+    Ok(keys)
+}
+
+/// A document's heads as stored in `doc_state`: hex, sorted, comma-separated.
+pub fn heads_text(doc: &mut AutoCommit) -> String {
+    let mut heads: Vec<String> = doc.get_heads().iter().map(|h| h.to_string()).collect();
+    heads.sort();
+    heads.join(",")
+}
+
+/// Derives every view again from the log alone (snapshots dropped) and
+/// returns how many rows differed from what the incremental updates had
+/// written.
+pub fn rebuild(tx: &NodeTx<'_>, anchors: &[NodeId]) -> Result<Rebuilt, ReplicaError> {
+    let before = rows::dump(tx)?;
+    let invalid = invalid_in(tx, anchors)?;
+    rows::clear_all(tx)?;
+    snapshot::drop_all(tx)?;
+    tx.sql()
+        .execute("DELETE FROM doc_state", [])
+        .map_err(StoreError::from)?;
+    let mut out = CaughtUp::default();
+    for (doc, _) in tx.log().doc_heads_seq()? {
+        let mut loaded = Loaded {
+            doc: snapshot::load_from_log(tx, &doc, &invalid)?,
+            head_seq: 0,
+            tail_changes: usize::MAX / 2,
+            tail_bytes: 0,
+            from_snapshot: false,
+        };
+        loaded.head_seq = tx.log().doc_head_seq(&doc)?;
+        refresh(tx, &doc, &invalid, Some(loaded), &mut out)?;
+    }
+    let after = rows::dump(tx)?;
+    let differing = before.symmetric_difference(&after).count();
+    Ok(Rebuilt {
+        documents: out.documents,
+        rows: after.len(),
+        differing,
+    })
+}
+
+/// What `rebuild-views` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rebuilt {
+    pub documents: usize,
+    pub rows: usize,
+    /// Rows present before and not after, or after and not before.
+    pub differing: usize,
+}
