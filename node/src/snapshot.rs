@@ -23,7 +23,11 @@ use std::collections::{BTreeSet, HashSet};
 /// A new snapshot is saved once this many changes arrived since the last:
 /// a save costs about as much as applying a few dozen changes to a
 /// document of the same size, and loading the tail stays short.
+#[cfg(not(test))]
 pub const SNAPSHOT_AFTER_CHANGES: usize = 32;
+/// Small in unit tests, so that random edit sequences cross it often.
+#[cfg(test)]
+pub const SNAPSHOT_AFTER_CHANGES: usize = 5;
 /// … or once the changes since weigh this much (large imports).
 pub const SNAPSHOT_AFTER_BYTES: usize = 2 * 1024 * 1024;
 

@@ -299,3 +299,6 @@ pub struct Rebuilt {
     /// Rows present before and not after, or after and not before.
     pub differing: usize,
 }
+
+#[cfg(test)]
+mod tests;

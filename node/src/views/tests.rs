@@ -1,0 +1,248 @@
+//! The query store kept incrementally equals the one rebuilt from the log,
+//! after random edits on two replicas of one comune, exchanges of their
+//! changes in both directions (concurrent edits of the same fields make
+//! conflicts), deletions and snapshots; and the report read from it equals
+//! the report built from the materialised documents.
+
+use super::*;
+use crate::replica::{Replica, Settings};
+use accordo_domain::indicator::{self, Observation};
+use accordo_domain::model::{Date, FundingLine, FundingSource};
+use accordo_domain::portfolio;
+use accordo_domain::report;
+use accordo_protocol::envelope::SignedChange;
+use accordo_protocol::identity::Role;
+use accordo_protocol::log::{admit, Admitted};
+use accordo_protocol::wire::Scope;
+use automerge::transaction::Transactable;
+use proptest::prelude::*;
+use std::path::Path;
+
+fn replica(dir: &Path) -> Replica {
+    let relay = NodeId::from_signing_key(&ed25519_dalek::SigningKey::from_bytes(&[7; 32]));
+    let settings = Settings {
+        comune: "092009".parse().unwrap(),
+        role: Role::Comune,
+        relay: format!("{relay}@127.0.0.1:4433").parse().unwrap(),
+        network: "test".into(),
+        anchors: Vec::new(),
+    };
+    Replica::init(dir, settings).unwrap()
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Add(bool, u8),
+    SetPaid(bool, u8, u32),
+    SetTitle(bool, u8, u8),
+    Fund(bool, u8, u8, u32),
+    Archive(bool, u8),
+    Delete(bool, u8),
+    Observe(bool, u8, u8, i16),
+    /// Copies every change of one replica into the other (`true`: A to B).
+    Sync(bool),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (any::<bool>(), any::<u8>()).prop_map(|(w, s)| Op::Add(w, s)),
+        3 => (any::<bool>(), any::<u8>(), 0u32..1_000_000).prop_map(|(w, p, c)| Op::SetPaid(w, p, c)),
+        2 => (any::<bool>(), any::<u8>(), any::<u8>()).prop_map(|(w, p, s)| Op::SetTitle(w, p, s)),
+        2 => (any::<bool>(), any::<u8>(), 0u8..3, 0u32..1_000_000).prop_map(|(w, p, l, c)| Op::Fund(w, p, l, c)),
+        1 => (any::<bool>(), any::<u8>()).prop_map(|(w, p)| Op::Archive(w, p)),
+        1 => (any::<bool>(), any::<u8>()).prop_map(|(w, p)| Op::Delete(w, p)),
+        2 => (any::<bool>(), 0u8..3, 0u8..3, any::<i16>()).prop_map(|(w, c, p, v)| Op::Observe(w, c, p, v)),
+        3 => any::<bool>().prop_map(Op::Sync),
+    ]
+}
+
+/// The `n`-th project of `r`'s own document (by id), if it has any.
+fn nth_project(r: &mut Replica, n: u8) -> Option<String> {
+    let own = r.own_doc();
+    let doc = r.materialise(&own).unwrap();
+    let mut ids: Vec<String> = portfolio::list(&doc).into_iter().map(|p| p.id).collect();
+    ids.sort();
+    (!ids.is_empty()).then(|| ids[n as usize % ids.len()].clone())
+}
+
+fn edit_project(r: &mut Replica, n: u8, f: impl FnOnce(&mut accordo_domain::model::Project)) {
+    let Some(id) = nth_project(r, n) else { return };
+    let own = r.own_doc();
+    r.edit(&own, 1_000, |doc| {
+        let old = portfolio::get(doc, &id)?;
+        let mut new = old.clone();
+        f(&mut new);
+        portfolio::save(doc, Some(&old), &new)?;
+        Ok(())
+    })
+    .unwrap();
+}
+
+fn apply(a: &mut Replica, b: &mut Replica, op: &Op, counter: &mut u32) {
+    match op {
+        Op::Sync(true) => copy_changes(a, b),
+        Op::Sync(false) => copy_changes(b, a),
+        other if op_who(other) => edit(a, other, counter),
+        other => edit(b, other, counter),
+    }
+}
+
+fn op_who(op: &Op) -> bool {
+    match op {
+        Op::Add(w, _)
+        | Op::SetPaid(w, ..)
+        | Op::SetTitle(w, ..)
+        | Op::Fund(w, ..)
+        | Op::Archive(w, _)
+        | Op::Delete(w, _)
+        | Op::Observe(w, ..) => *w,
+        Op::Sync(_) => true,
+    }
+}
+
+fn edit(r: &mut Replica, op: &Op, counter: &mut u32) {
+    let own = r.own_doc();
+    match op {
+        Op::Add(_, seed) => {
+            *counter += 1;
+            let id = format!("p{counter:04}");
+            let cup = format!("B{:02}D{:011}", seed % 100, counter);
+            r.edit(&own, 1_000, |doc| {
+                portfolio::add_project(doc, &id, &cup.parse().unwrap(), "Progetto", None, 1_000)?;
+                Ok(())
+            })
+            .unwrap();
+        }
+        Op::SetPaid(_, n, cents) => edit_project(r, *n, |p| p.paid_cents = Some(*cents as i64)),
+        Op::SetTitle(_, n, s) => edit_project(r, *n, |p| p.title = format!("Titolo {s}")),
+        Op::Fund(_, n, line, cents) => edit_project(r, *n, |p| {
+            p.funding.insert(
+                format!("l{line}"),
+                FundingLine {
+                    source: FundingSource::Pnrr,
+                    programme: None,
+                    amount_cents: *cents as i64,
+                },
+            );
+        }),
+        Op::Archive(_, n) => edit_project(r, *n, |p| p.archived = !p.archived),
+        Op::Delete(_, n) => {
+            let Some(id) = nth_project(r, *n) else { return };
+            r.edit(&own, 1_000, |doc| {
+                doc.delete(automerge::ROOT, format!("project/{id}"))
+                    .map_err(|e| ReplicaError::Edit(e.to_string()))
+            })
+            .unwrap();
+        }
+        Op::Observe(_, code, period, value) => {
+            r.edit(&own, 1_000, |doc| {
+                indicator::observe(
+                    doc,
+                    &format!("IND{code}"),
+                    &format!("202{period}"),
+                    &Observation {
+                        value: f64::from(*value) / 4.0,
+                        flag: None,
+                    },
+                )
+                .map_err(|e| ReplicaError::Edit(e.to_string()))
+            })
+            .unwrap();
+        }
+        Op::Sync(_) => unreachable!("handled by apply"),
+    }
+}
+
+/// Admits into `to` every change of `from` it lacks, as a pull does: in one
+/// transaction with the views' update.
+fn copy_changes(from: &mut Replica, to: &mut Replica) {
+    let entries: Vec<SignedChange> = from
+        .store
+        .read(|tx| {
+            let log = tx.log();
+            let head = log.head_seq()?;
+            Ok::<_, StoreError>(log.entries(&Scope::All, 0, head, usize::MAX)?)
+        })
+        .unwrap()
+        .into_iter()
+        .map(|e| e.change)
+        .collect();
+    to.store
+        .write(|tx| {
+            let mut docs = BTreeSet::new();
+            for env in entries {
+                let verified = env.verify().unwrap();
+                if let Ok(Admitted::Stored(_)) = admit(&mut tx.log(), &verified)? {
+                    docs.insert(verified.envelope.doc.clone());
+                }
+            }
+            after_pull(tx, &[], &docs)
+        })
+        .unwrap();
+}
+
+fn check(r: &mut Replica) {
+    let as_of = Date::parse_any("as_of", "2026-06-30").unwrap();
+    let from_views = report::build(&r.query(|tx| report_input(tx, as_of, None)).unwrap());
+    let docs = r.materialise_all().unwrap();
+    let from_docs = report::build(&report::input(as_of, None, &docs));
+    assert_eq!(from_views, from_docs, "report from the views == from the documents");
+    let rebuilt = r.store.write(|tx| rebuild(tx, &[])).unwrap();
+    assert_eq!(rebuilt.differing, 0, "incremental views == rebuilt views");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #[test]
+    fn incremental_views_equal_views_rebuilt_from_the_log(ops in proptest::collection::vec(op(), 1..60)) {
+        let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (mut a, mut b) = (replica(da.path()), replica(db.path()));
+        let mut counter = 0;
+        for op in &ops {
+            apply(&mut a, &mut b, op, &mut counter);
+        }
+        check(&mut a);
+        check(&mut b);
+        // After a full exchange both hold the same views.
+        copy_changes(&mut a, &mut b);
+        copy_changes(&mut b, &mut a);
+        let dump_a = a.store.read(|tx| rows::dump(tx)).unwrap();
+        let dump_b = b.store.read(|tx| rows::dump(tx)).unwrap();
+        prop_assert_eq!(dump_a, dump_b);
+    }
+}
+
+#[test]
+fn snapshots_are_taken_and_used_and_a_stale_one_is_ignored() {
+    let d = tempfile::tempdir().unwrap();
+    let mut r = replica(d.path());
+    let mut counter = 0;
+    for i in 0..(SNAPSHOT_EVERY + 3) {
+        edit(&mut r, &Op::Add(true, i as u8), &mut counter);
+    }
+    let own = r.own_doc();
+    let loaded = r
+        .store
+        .read(|tx| snapshot::load(tx, &own, &HashSet::new()))
+        .unwrap();
+    assert!(loaded.from_snapshot, "a snapshot was saved and used");
+    assert!(loaded.tail_changes < SNAPSHOT_EVERY, "only the tail is applied");
+    assert_eq!(portfolio::list(&loaded.doc).len(), SNAPSHOT_EVERY + 3);
+    // A verdict that leaves out a change the snapshot holds: the snapshot is
+    // stale and the document is rebuilt from the log without that change.
+    let first = r
+        .store
+        .read(|tx| tx.log().doc_changes(&own))
+        .unwrap()
+        .remove(0);
+    let hash = first.verify().unwrap().hash;
+    let invalid: HashSet<ChangeHash> = [hash].into_iter().collect();
+    let loaded = r
+        .store
+        .read(|tx| snapshot::load(tx, &own, &invalid))
+        .unwrap();
+    assert!(!loaded.from_snapshot);
+    assert!(portfolio::list(&loaded.doc).len() < SNAPSHOT_EVERY + 3);
+}
+
+const SNAPSHOT_EVERY: usize = snapshot::SNAPSHOT_AFTER_CHANGES;
