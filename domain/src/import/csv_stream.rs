@@ -79,6 +79,22 @@ fn stream_error(e: csv::Error) -> StreamError {
     StreamError::Csv(e)
 }
 
+/// Reads until `buf` is full or the file ends, so that what the csv
+/// reader sees does not depend on the sizes the file gives (its check for
+/// a BOM looks at the first read only).
+fn fill(inner: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match inner.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
 /// Passes bytes on only once they are known to be UTF-8; an incomplete
 /// sequence at the end of a chunk waits for the next one.
 struct Utf8Checked<R> {
@@ -109,7 +125,7 @@ impl<R: Read> Read for Utf8Checked<R> {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
-            let n = self.inner.read(&mut self.buf[self.end..])?;
+            let n = fill(&mut self.inner, &mut self.buf[self.end..])?;
             self.eof = n == 0;
             self.end += n;
             self.valid_end = match std::str::from_utf8(&self.buf[..self.end]) {
@@ -137,7 +153,7 @@ impl<R: Read> Read for Windows1252<R> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         while self.text_start == self.text_end {
             if self.raw_start == self.raw_end {
-                self.raw_end = self.inner.read(&mut self.raw)?;
+                self.raw_end = fill(&mut self.inner, &mut self.raw)?;
                 self.raw_start = 0;
                 if self.raw_end == 0 {
                     return Ok(0);
