@@ -2,16 +2,37 @@
 //! OpenCoesione `progetti_esteso` and Italia Domani `PNRR_Progetti` (with
 //! `PNRR_Localizzazione`).
 //!
-//! Parsing is pure and atomic: every row is checked, every error names its
-//! line (the line an editor shows, where the record starts; the spreadsheet
-//! row for XLSX), column and value, and the caller gets either all projects
-//! of its comune (plus the rows skipped and why) or every error — never a
-//! part. Text encoding (UTF-8 with or without BOM, or Windows-1252), line
-//! endings (LF, CR LF, CR), separator (`;` or `,`), decimal commas,
-//! `N/D`/`N/A` and both date forms are handled here; header names are matched
-//! loosely (trim, case, spaces). A project located in several comuni belongs
-//! to the first one listed, so that the metropolitan aggregate counts it once.
+//! Parsing is pure and atomic: every error names its line (the line an
+//! editor shows, where the record starts; the spreadsheet row for XLSX),
+//! column and value, and the caller gets either all projects of its comune
+//! (plus the rows skipped and why) or the errors — never a part. Text
+//! encoding (UTF-8 with or without BOM, or Windows-1252), line endings (LF,
+//! CR LF, CR), separator (`;` or `,`), decimal commas, `N/D`/`N/A` and both
+//! date forms are handled here; header names are matched loosely (trim,
+//! case, spaces). A project located in several comuni belongs to the first
+//! one listed, so that the metropolitan aggregate counts it once.
 //!
+//! # Streaming
+//!
+//! A CSV file is read as a stream ([`import_csv`], any `Read + Seek`): the
+//! header is judged first — an unknown layout or a missing column fails
+//! before the body is read — then records are read one at a time and only
+//! the rows of the node's comune are kept, so memory is bounded by the rows
+//! kept, not by the file (a national extract of over 1 GB for one comune).
+//! The encoding is decided without reading ahead: the file is read as UTF-8
+//! and, at the first byte that is not UTF-8 (anywhere, as before), read
+//! again from the top as Windows-1252. XLSX workbooks and the PNRR
+//! localizzazione file are small and read whole.
+//!
+//! Rows of other comuni: a row whose comune cell (`COD_COMUNE`'s first code,
+//! Accordo's `comune`) reads as another comune is counted as skipped on that
+//! one cell and not checked further — in a national extract they are
+//! millions of rows the office cannot fix and does not import. Every row
+//! that may be the office's (its comune, or a comune cell that does not
+//! read) is checked whole, and the header always is. At most
+//! [`MAX_LISTED_ERRORS`] errors and [`MAX_LISTED_SKIPS`] skipped rows are
+//! listed; the rest are counted ([`ImportErrors::1`], [`Outcome::skipped_rows`]).
+
 //! # What maps where
 //!
 //! A value in the file is either read into a typed field, kept as published
@@ -54,14 +75,32 @@
 //! procedural state is derived. `PNRR_Localizzazione` gives `locations`.
 //! Accordo's own files map column by column (see `open_data.rs`).
 
-use crate::model::{
-    FundingLine, FundingSource, Location, Phase, PhaseDates, PnrrMeasure, ProceduralState, Project,
-};
-use crate::open_data::{project_from_row, ACCORDO_COLUMNS};
+mod accordo;
+mod csv_stream;
+mod csv_text;
+mod opencoesione;
+mod pnrr;
+mod xlsx;
+
 pub use crate::table::{missing, normalise_header, parse_it_amount, RowError, RowReader, Table};
+pub use csv_stream::{Encoding, MAX_RECORD_BYTES};
+pub use csv_text::{decode_text, parse_csv};
+pub use xlsx::parse_xlsx;
+
+use crate::model::Project;
+use crate::open_data::ACCORDO_COLUMNS;
 use accordo_protocol::codes::Istat;
+use csv_stream::{CsvStream, StreamError};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
+use std::io::{Read, Seek};
+
+/// Errors listed in full; more are counted. An office fixes a file from
+/// the first errors, and a broken national extract could hold millions.
+pub const MAX_LISTED_ERRORS: usize = 1_000;
+/// Skipped rows listed with their reason; more are counted (a national
+/// extract skips millions of rows of other comuni).
+pub const MAX_LISTED_SKIPS: usize = 1_000;
 
 /// Which kind of file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -87,18 +126,45 @@ impl Format {
     }
 }
 
-/// Every error found; nothing was imported.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
-#[error("{} error(s), nothing imported; first: {}", .0.len(), .0[0])]
-pub struct ImportErrors(pub Vec<RowError>);
+/// Every error found (the first [`MAX_LISTED_ERRORS`], then how many more);
+/// nothing was imported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImportErrors(
+    /// The errors listed, in file order.
+    pub Vec<RowError>,
+    /// Errors found beyond those listed.
+    pub usize,
+);
+
+impl ImportErrors {
+    /// How many errors were found, listed or not.
+    pub fn total(&self) -> usize {
+        self.0.len() + self.1
+    }
+}
+
+impl std::fmt::Display for ImportErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} error(s), nothing imported", self.total())?;
+        match self.0.first() {
+            Some(first) => write!(f, "; first: {first}"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl std::error::Error for ImportErrors {}
 
 fn file_error(problem: impl Into<String>) -> ImportErrors {
-    ImportErrors(vec![RowError {
-        line: 0,
-        column: String::new(),
-        value: String::new(),
-        problem: problem.into(),
-    }])
+    ImportErrors(
+        vec![RowError {
+            line: 0,
+            column: String::new(),
+            value: String::new(),
+            problem: problem.into(),
+        }],
+        0,
+    )
 }
 
 /// A parsed project and the key that finds it again on re-import.
@@ -118,24 +184,14 @@ pub struct Outcome {
     pub encoding: &'static str,
     pub rows: usize,
     pub projects: Vec<Imported>,
-    /// (line, why) of rows left out: other comuni.
+    /// (line, why) of the first [`MAX_LISTED_SKIPS`] rows left out: other comuni.
     pub skipped: Vec<(usize, String)>,
+    /// Rows left out, listed in `skipped` or not.
+    pub skipped_rows: usize,
     /// Imported all the same: locations in comuni suppressed since.
     pub warnings: Vec<RowError>,
     /// Headers of the file whose values were neither mapped nor kept.
     pub not_kept: Vec<String>,
-}
-
-/// Decodes file bytes: UTF-8 (BOM stripped) or, failing that, Windows-1252.
-pub fn decode_text(bytes: &[u8]) -> (String, &'static str) {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    match std::str::from_utf8(bytes) {
-        Ok(s) => (s.to_owned(), "utf-8"),
-        Err(_) => {
-            let (text, _, _) = encoding_rs::WINDOWS_1252.decode(bytes);
-            (text.into_owned(), "windows-1252")
-        }
-    }
 }
 
 impl Outcome {
@@ -157,118 +213,322 @@ impl Outcome {
 /// `Outcome::encoding` of a workbook.
 const XLSX_ENCODING: &str = "xlsx";
 
-/// Turns byte offsets into the line numbers an editor shows: a line break is
-/// `\n`, `\r\n` or a lone `\r`. Records are read in order, so offsets
-/// increase and the text is scanned once.
-struct LineCounter<'a> {
-    text: &'a [u8],
-    offset: usize,
-    line: usize,
+/// What one row gave.
+enum Row {
+    Kept(Imported),
+    Skipped(String),
+    /// Errors only (already recorded).
+    Failed,
 }
 
-impl<'a> LineCounter<'a> {
-    fn new(text: &'a str) -> Self {
-        LineCounter {
-            text: text.as_bytes(),
-            offset: 0,
-            line: 1,
-        }
-    }
+/// How the rows of a judged header are read.
+enum Layout {
+    Opencoesione(opencoesione::OcColumns),
+    Pnrr(pnrr::Places),
+    Accordo,
+}
 
-    /// The 1-based line of the first byte at or after `offset` that is not
-    /// a line break. The csv crate places a record just after the previous
-    /// record's `\r` (before its `\n`) and before any blank lines skipped.
-    fn record_line(&mut self, offset: usize) -> usize {
-        let mut offset = offset.min(self.text.len());
-        while matches!(self.text.get(offset), Some(b'\r' | b'\n')) {
-            offset += 1;
-        }
-        // Records come in order; an offset before the scanned one (which the
-        // csv crate does not give) keeps the current line.
-        for i in self.offset..offset {
-            let lone_cr = self.text[i] == b'\r' && self.text.get(i + 1) != Some(&b'\n');
-            if self.text[i] == b'\n' || lone_cr {
-                self.line += 1;
+/// Parses `bytes` (and, for PNRR, the localizzazione file) for comune `own`:
+/// a workbook whole, CSV through [`import_csv`].
+pub fn import(
+    bytes: &[u8],
+    xlsx: bool,
+    format: Format,
+    localizzazione: Option<&[u8]>,
+    own: &Istat,
+) -> Result<Outcome, ImportErrors> {
+    if xlsx {
+        import_table(
+            &parse_xlsx(bytes)?,
+            XLSX_ENCODING,
+            format,
+            localizzazione,
+            own,
+        )
+    } else {
+        import_csv(std::io::Cursor::new(bytes), format, localizzazione, own)
+    }
+}
+
+/// Parses a CSV file read as a stream (see the module doc): the header is
+/// judged before the body is read, and only the rows of `own` are kept.
+pub fn import_csv<R: Read + Seek>(
+    mut file: R,
+    format: Format,
+    localizzazione: Option<&[u8]>,
+    own: &Istat,
+) -> Result<Outcome, ImportErrors> {
+    match stream_csv(&mut file, Encoding::Utf8, format, localizzazione, own) {
+        Err(Stop::NotUtf8) => {
+            match stream_csv(&mut file, Encoding::Windows1252, format, localizzazione, own) {
+                Err(Stop::NotUtf8) => Err(file_error(
+                    "the file is neither UTF-8 nor Windows-1252 (a bug: every byte is Windows-1252)",
+                )),
+                Err(Stop::Errors(e)) => Err(e),
+                Ok(o) => Ok(o),
             }
         }
-        self.offset = self.offset.max(offset);
-        self.line
+        Err(Stop::Errors(e)) => Err(e),
+        Ok(o) => Ok(o),
     }
 }
 
-/// Parses CSV text, guessing `;` or `,` from the header line. Each row
-/// carries the line its record starts on, counted as an editor counts
-/// (the csv crate's own line count is off for CR LF files).
-pub fn parse_csv(text: &str) -> Result<Table, ImportErrors> {
-    let first = text.split(['\r', '\n']).next().unwrap_or("");
-    let delimiter = if first.matches(';').count() >= first.matches(',').count() {
-        b';'
-    } else {
-        b','
-    };
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(delimiter)
-        .flexible(true)
-        .from_reader(text.as_bytes());
-    let headers = reader
-        .headers()
-        .map_err(|e| file_error(format!("the header line does not parse: {e}")))?
-        .iter()
-        .map(normalise_header)
-        .collect();
-    let mut lines = LineCounter::new(text);
-    let mut rows = Vec::new();
-    for record in reader.records() {
-        let record =
-            record.map_err(|e| file_error(format!("the file does not parse as CSV: {e}")))?;
-        let line = record
-            .position()
-            .map_or(0, |p| lines.record_line(p.byte() as usize));
-        if record.iter().all(|c| c.trim().is_empty()) {
+/// Why one reading of a CSV stream stopped short.
+enum Stop {
+    /// A byte that is not UTF-8: read again as Windows-1252.
+    NotUtf8,
+    Errors(ImportErrors),
+}
+
+impl From<ImportErrors> for Stop {
+    fn from(e: ImportErrors) -> Self {
+        Stop::Errors(e)
+    }
+}
+
+impl From<StreamError> for Stop {
+    fn from(e: StreamError) -> Self {
+        match e {
+            StreamError::NotUtf8 => Stop::NotUtf8,
+            StreamError::Csv(e) if e.is_io_error() => {
+                Stop::Errors(file_error(format!("the file could not be read: {e}")))
+            }
+            StreamError::Csv(e) => {
+                Stop::Errors(file_error(format!("the file does not parse as CSV: {e}")))
+            }
+            other => Stop::Errors(file_error(other.to_string())),
+        }
+    }
+}
+
+/// One reading of a CSV stream in `encoding`, from its start.
+fn stream_csv<R: Read + Seek>(
+    file: &mut R,
+    encoding: Encoding,
+    format: Format,
+    localizzazione: Option<&[u8]>,
+    own: &Istat,
+) -> Result<Outcome, Stop> {
+    let mut stream = CsvStream::open(file, encoding)?;
+    let headers = stream.headers().map_err(|e| match e {
+        StreamError::Csv(e) if !e.is_io_error() => {
+            Stop::Errors(file_error(format!("the header line does not parse: {e}")))
+        }
+        e => Stop::from(e),
+    })?;
+    let header = Table::new(
+        headers.iter().map(|h| normalise_header(h)).collect(),
+        Vec::new(),
+    );
+    let mut rows = Rows::new(&header, format, localizzazione, own)?;
+    while let Some((line, record)) = stream.next_record()? {
+        if csv_stream::is_blank(record) {
             continue;
         }
-        rows.push((line, record.iter().map(str::to_owned).collect()));
+        rows.rows += 1;
+        let key = rows.key_column.and_then(|i| record.get(i));
+        let key = key.and_then(|k| std::str::from_utf8(k).ok());
+        if let Some(why) = rows.other_comune(key) {
+            rows.skip(line, why);
+            continue;
+        }
+        let cells: Vec<String> = record
+            .iter()
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect();
+        rows.row(line, &cells);
     }
-    Ok(Table::new(headers, rows))
+    Ok(rows.finish(encoding.name())?)
 }
 
-/// Reads the first sheet of an XLSX workbook as a table.
-pub fn parse_xlsx(bytes: &[u8]) -> Result<Table, ImportErrors> {
-    use calamine::{Reader, Xlsx};
-    let mut book: Xlsx<_> = Xlsx::new(std::io::Cursor::new(bytes))
-        .map_err(|e| file_error(format!("not a readable XLSX workbook: {e}")))?;
-    let range = book
-        .worksheet_range_at(0)
-        .ok_or_else(|| file_error("the workbook has no sheet"))?
-        .map_err(|e| file_error(format!("the first sheet does not read: {e}")))?;
-    // The range starts at the first used cell, not at A1: rows are
-    // numbered from its start so errors name the row the spreadsheet shows.
-    let first_row = range.start().map_or(0, |(row, _)| row as usize);
-    let mut rows = range.rows();
-    let headers = rows
-        .next()
-        .ok_or_else(|| file_error("the first sheet is empty"))?
-        .iter()
-        .map(|c| normalise_header(&c.to_string()))
-        .collect();
-    let rows = rows
-        .enumerate()
-        .map(|(i, r)| {
-            let sheet_row = first_row + i + 2;
-            (sheet_row, r.iter().map(cell_text).collect::<Vec<_>>())
+/// Parses a table read whole (a workbook, or CSV text by [`parse_csv`]) as
+/// [`import_csv`] parses a stream.
+pub fn import_table(
+    table: &Table,
+    encoding: &'static str,
+    format: Format,
+    localizzazione: Option<&[u8]>,
+    own: &Istat,
+) -> Result<Outcome, ImportErrors> {
+    let mut rows = Rows::new(table, format, localizzazione, own)?;
+    for (line, cells) in &table.rows {
+        rows.rows += 1;
+        let key = rows.key_column.and_then(|i| cells.get(i));
+        if let Some(why) = rows.other_comune(key.map(String::as_str)) {
+            rows.skip(*line, why);
+            continue;
+        }
+        rows.row(*line, cells);
+    }
+    rows.finish(encoding)
+}
+
+/// The rows of a file as they are read: the projects kept, the rows
+/// skipped and the errors, each list bounded.
+struct Rows<'a> {
+    header: &'a Table,
+    format: Format,
+    layout: Layout,
+    own: &'a Istat,
+    /// The cell that tells a row's comune, for the cheap test.
+    key_column: Option<usize>,
+    rows: usize,
+    projects: Vec<Imported>,
+    skipped: Vec<(usize, String)>,
+    skipped_rows: usize,
+    errors: Vec<RowError>,
+    unlisted_errors: usize,
+}
+
+impl<'a> Rows<'a> {
+    /// Judges the header (layout, needed columns; for PNRR, reads the
+    /// localizzazione file) before any row is read.
+    fn new(
+        header: &'a Table,
+        format: Format,
+        localizzazione: Option<&[u8]>,
+        own: &'a Istat,
+    ) -> Result<Self, ImportErrors> {
+        let format = match format {
+            Format::Auto => detect(header).ok_or_else(|| {
+                file_error(format!(
+                    "unknown file layout: expected Accordo, OpenCoesione progetti_esteso or PNRR_Progetti headers; headers seen: {}",
+                    header.headers.join(", ")
+                ))
+            })?,
+            f => f,
+        };
+        let mut errors = Vec::new();
+        let (layout, key_column) = match format {
+            Format::Opencoesione => {
+                require_columns(
+                    header,
+                    "OpenCoesione progetti_esteso",
+                    &["cod_locale_progetto", "oc_titolo_progetto", "cod_comune"],
+                )?;
+                let columns = opencoesione::OcColumns::new(header);
+                (
+                    Layout::Opencoesione(columns),
+                    header.column(&["cod_comune"]),
+                )
+            }
+            Format::Pnrr => {
+                let loc = localizzazione
+                    .map(|b| parse_csv(&decode_text(b).0))
+                    .transpose()?;
+                (
+                    Layout::Pnrr(pnrr::places(header, loc.as_ref(), &mut errors)?),
+                    None,
+                )
+            }
+            Format::Accordo | Format::Auto => {
+                accordo::require(header)?;
+                (Layout::Accordo, header.column(&["comune"]))
+            }
+        };
+        let mut rows = Rows {
+            header,
+            format,
+            layout,
+            own,
+            key_column,
+            rows: 0,
+            projects: Vec::new(),
+            skipped: Vec::new(),
+            skipped_rows: 0,
+            errors,
+            unlisted_errors: 0,
+        };
+        rows.bound_errors();
+        Ok(rows)
+    }
+
+    /// Why a row is of another comune, if its comune cell alone says so.
+    fn other_comune(&self, key: Option<&str>) -> Option<String> {
+        match self.layout {
+            Layout::Opencoesione(_) => opencoesione::other_comune(key, self.own),
+            Layout::Accordo => accordo::other_comune(key, self.own),
+            Layout::Pnrr(_) => None,
+        }
+    }
+
+    fn skip(&mut self, line: usize, why: String) {
+        self.skipped_rows += 1;
+        if self.skipped.len() < MAX_LISTED_SKIPS {
+            self.skipped.push((line, why));
+        }
+    }
+
+    /// Reads one row whole.
+    fn row(&mut self, line: usize, cells: &[String]) {
+        let mut r = RowReader::new(self.header, line, cells, &mut self.errors);
+        let row = match &self.layout {
+            Layout::Opencoesione(columns) => opencoesione::row(&mut r, columns, self.own),
+            Layout::Pnrr(places) => pnrr::row(&mut r, places, self.own),
+            Layout::Accordo => accordo::row(&mut r, self.own),
+        };
+        match row {
+            Row::Kept(item) => self.projects.push(item),
+            Row::Skipped(why) => self.skip(line, why),
+            Row::Failed => {}
+        }
+        self.bound_errors();
+    }
+
+    fn bound_errors(&mut self) {
+        if self.errors.len() > MAX_LISTED_ERRORS {
+            self.unlisted_errors += self.errors.len() - MAX_LISTED_ERRORS;
+            self.errors.truncate(MAX_LISTED_ERRORS);
+        }
+    }
+
+    /// The outcome once every row is read, or every error.
+    fn finish(mut self, encoding: &'static str) -> Result<Outcome, ImportErrors> {
+        let warnings = check_comuni(&self.projects, self.format, &mut self.errors);
+        self.bound_errors();
+        let not_kept = match self.format {
+            Format::Opencoesione => unknown_headers(self.header, opencoesione::oc_known_columns()),
+            Format::Pnrr => unknown_headers(self.header, pnrr::pnrr_known_columns()),
+            Format::Accordo | Format::Auto => unknown_headers(self.header, ACCORDO_COLUMNS.iter()),
+        };
+        if !self.errors.is_empty() {
+            return Err(ImportErrors(self.errors, self.unlisted_errors));
+        }
+        duplicates(&self.projects)?;
+        Ok(Outcome {
+            format: self.format,
+            encoding,
+            rows: self.rows,
+            projects: self.projects,
+            skipped: self.skipped,
+            skipped_rows: self.skipped_rows,
+            warnings,
+            not_kept,
         })
-        .filter(|(_, r)| r.iter().any(|c| !c.trim().is_empty()))
-        .collect();
-    Ok(Table::new(headers, rows))
-}
-
-fn cell_text(c: &calamine::Data) -> String {
-    match c {
-        calamine::Data::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", *f as i64),
-        other => other.to_string(),
     }
 }
 
+/// Refuses a file naming the same project twice (each repeat listed).
+fn duplicates(projects: &[Imported]) -> Result<(), ImportErrors> {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let mut dup = Vec::new();
+    for p in projects {
+        if let Some(first) = seen.insert(&p.key, p.line) {
+            dup.push(RowError {
+                line: p.line,
+                column: "key".into(),
+                value: p.key.clone(),
+                problem: format!("the same project appears again (first at line {first})"),
+            });
+        }
+    }
+    if dup.is_empty() {
+        return Ok(());
+    }
+    let unlisted = dup.len().saturating_sub(MAX_LISTED_ERRORS);
+    dup.truncate(MAX_LISTED_ERRORS);
+    Err(ImportErrors(dup, unlisted))
+}
 /// Which format a table is, from its headers.
 pub fn detect(table: &Table) -> Option<Format> {
     let has = |n: &str| table.column(&[n]).is_some();
@@ -318,75 +578,6 @@ fn unknown_headers<S: AsRef<str>>(
         .collect()
 }
 
-/// Parses `bytes` (and, for PNRR, the localizzazione file) for comune `own`.
-pub fn import(
-    bytes: &[u8],
-    xlsx: bool,
-    format: Format,
-    localizzazione: Option<&[u8]>,
-    own: &Istat,
-) -> Result<Outcome, ImportErrors> {
-    let (table, encoding) = if xlsx {
-        (parse_xlsx(bytes)?, XLSX_ENCODING)
-    } else {
-        let (text, encoding) = decode_text(bytes);
-        (parse_csv(&text)?, encoding)
-    };
-    let format = match format {
-        Format::Auto => detect(&table).ok_or_else(|| {
-            file_error(format!(
-                "unknown file layout: expected Accordo, OpenCoesione progetti_esteso or PNRR_Progetti headers; headers seen: {}",
-                table.headers.join(", ")
-            ))
-        })?,
-        f => f,
-    };
-    let mut errors = Vec::new();
-    let (projects, skipped) = match format {
-        Format::Opencoesione => opencoesione(&table, own, &mut errors)?,
-        Format::Pnrr => {
-            let loc = localizzazione
-                .map(|b| parse_csv(&decode_text(b).0))
-                .transpose()?;
-            pnrr(&table, loc.as_ref(), own, &mut errors)?
-        }
-        Format::Accordo | Format::Auto => accordo(&table, own, &mut errors)?,
-    };
-    let warnings = check_comuni(&projects, format, &mut errors);
-    let not_kept = match format {
-        Format::Opencoesione => unknown_headers(&table, oc_known_columns()),
-        Format::Pnrr => unknown_headers(&table, pnrr_known_columns()),
-        Format::Accordo | Format::Auto => unknown_headers(&table, ACCORDO_COLUMNS.iter()),
-    };
-    if !errors.is_empty() {
-        return Err(ImportErrors(errors));
-    }
-    let mut seen: HashMap<&str, usize> = HashMap::new();
-    let mut dup = Vec::new();
-    for p in &projects {
-        if let Some(first) = seen.insert(&p.key, p.line) {
-            dup.push(RowError {
-                line: p.line,
-                column: "key".into(),
-                value: p.key.clone(),
-                problem: format!("the same project appears again (first at line {first})"),
-            });
-        }
-    }
-    if !dup.is_empty() {
-        return Err(ImportErrors(dup));
-    }
-    Ok(Outcome {
-        format,
-        encoding,
-        rows: table.rows.len(),
-        projects,
-        skipped,
-        warnings,
-        not_kept,
-    })
-}
-
 /// Checks every location against the ISTAT list: a code no comune ever had
 /// is an error; a suppressed comune's is imported with a warning (files
 /// of past years name comuni merged since).
@@ -424,413 +615,6 @@ fn check_comuni(
         }
     }
     warnings
-}
-
-type Parsed = (Vec<Imported>, Vec<(usize, String)>);
-
-const OC_FUNDING: &[(&str, FundingSource)] = &[
-    ("finanz_ue_fesr", FundingSource::Fesr),
-    ("finanz_ue_fse", FundingSource::Fse),
-    ("finanz_ue_feasr", FundingSource::Feasr),
-    ("finanz_ue_feamp", FundingSource::Feamp),
-    ("finanz_ue_iog", FundingSource::UeAltro),
-    (
-        "finanz_stato_fondo_di_rotazione",
-        FundingSource::FondoRotazione,
-    ),
-    ("finanz_stato_fsc", FundingSource::Fsc),
-    ("finanz_stato_pac", FundingSource::Pac),
-    ("finanz_stato_altri_provvedimenti", FundingSource::Stato),
-    ("finanz_regione", FundingSource::Regione),
-    ("finanz_provincia", FundingSource::Provincia),
-    ("finanz_comune", FundingSource::Comune),
-    ("finanz_altro_pubblico", FundingSource::AltroPubblico),
-    ("finanz_privato", FundingSource::Privato),
-    ("finanz_da_reperire", FundingSource::DaReperire),
-];
-
-/// OpenCoesione columns read into typed fields (besides funding and phases).
-const OC_MAPPED: &[&str] = &[
-    "cod_locale_progetto",
-    "cup",
-    "oc_titolo_progetto",
-    "oc_sintesi_progetto",
-    "oc_denom_attuatore",
-    "oc_denominazione_attuatore",
-    "cod_comune",
-    "finanz_totale_pubblico",
-    "impegni",
-    "tot_pagamenti",
-    "oc_codice_programma",
-    "oc_stato_procedurale",
-];
-
-/// OpenCoesione columns kept as published in `source_fields`.
-const OC_KEPT: &[&str] = &[
-    "oc_stato_progetto",
-    "oc_cod_fonte",
-    "fondo_comunitario",
-    "oc_descrizione_programma",
-    "oc_data_inizio_progetto",
-    "oc_data_fine_progetto_prevista",
-    "oc_data_fine_progetto_effettiva",
-    "costo_realizzato",
-    "oc_finanz_tot_pub_netto",
-    "oc_tema_sintetico",
-    "cup_descr_natura",
-    "cup_descr_tipologia",
-    "data_aggiornamento",
-];
-
-/// OpenCoesione columns that repeat a mapped one (`DEN_COMUNE` names `COD_COMUNE`).
-const OC_REDUNDANT: &[&str] = &["den_comune"];
-
-/// The phase-date columns `DATA_{INIZIO,FINE}_{PREV,EFF}_<PHASE>` of a phase.
-fn oc_phase_columns(phase: Phase) -> [String; 4] {
-    let c = phase.code().to_lowercase();
-    ["inizio_prev", "fine_prev", "inizio_eff", "fine_eff"].map(|k| format!("data_{k}_{c}"))
-}
-
-/// Every OpenCoesione column this importer reads or keeps.
-fn oc_known_columns() -> Vec<String> {
-    let phases = Phase::ALL.iter().flat_map(|p| oc_phase_columns(*p));
-    OC_MAPPED
-        .iter()
-        .chain(OC_KEPT)
-        .chain(OC_REDUNDANT)
-        .chain(OC_FUNDING.iter().map(|(c, _)| c))
-        .map(|c| (*c).to_owned())
-        .chain(phases)
-        .collect()
-}
-
-/// Phase dates in OpenCoesione columns `DATA_{INIZIO,FINE}_{PREV,EFF}_{PHASE}`.
-fn oc_phases(
-    r: &mut RowReader<'_>,
-    columns: &[(Phase, [String; 4])],
-) -> BTreeMap<Phase, PhaseDates> {
-    let mut out = BTreeMap::new();
-    for (phase, [ps, pe, as_, ae]) in columns {
-        let d = PhaseDates {
-            planned_start: r.date(&[ps]),
-            planned_end: r.date(&[pe]),
-            actual_start: r.date(&[as_]),
-            actual_end: r.date(&[ae]),
-        };
-        if d != PhaseDates::default() {
-            out.insert(*phase, d);
-        }
-    }
-    out
-}
-
-fn opencoesione(
-    table: &Table,
-    own: &Istat,
-    errors: &mut Vec<RowError>,
-) -> Result<Parsed, ImportErrors> {
-    require_columns(
-        table,
-        "OpenCoesione progetti_esteso",
-        &["cod_locale_progetto", "oc_titolo_progetto", "cod_comune"],
-    )?;
-    let phase_columns: Vec<(Phase, [String; 4])> = Phase::ALL
-        .iter()
-        .map(|p| (*p, oc_phase_columns(*p)))
-        .filter(|(_, names)| names.iter().any(|n| table.column(&[n]).is_some()))
-        .collect();
-    let mut projects = Vec::new();
-    let mut skipped = Vec::new();
-    for (line, cells) in &table.rows {
-        let mut r = RowReader::new(table, *line, cells, errors);
-        let comuni = oc_comuni(&mut r);
-        // A project located in several comuni belongs to the first listed,
-        // so that the metropolitan aggregate counts it once.
-        if comuni.first().map(String::as_str) != Some(own.as_str()) {
-            let first = comuni.first().map_or("?", |c| c.as_str());
-            skipped.push((*line, format!("belongs to comune {first}, not {own}")));
-            continue;
-        }
-        let Some(local) = r.require(&["cod_locale_progetto"]) else {
-            continue;
-        };
-        let mut p = Project {
-            cup: r.cup(&["cup"]),
-            local_code: Some(local.clone()),
-            import_key: Some(format!("oc:{local}")),
-            title: r.require(&["oc_titolo_progetto"]).unwrap_or_default(),
-            summary: r.text(&["oc_sintesi_progetto"]),
-            implementing_body: r.text(&["oc_denom_attuatore", "oc_denominazione_attuatore"]),
-            financed_cents: r.amount(&["finanz_totale_pubblico"], true),
-            committed_cents: r.amount(&["impegni"], true),
-            paid_cents: r.amount(&["tot_pagamenti"], true),
-            phases: oc_phases(&mut r, &phase_columns),
-            stated_state: r.typed::<ProceduralState>(&["oc_stato_procedurale"]),
-            ..Project::default()
-        };
-        r.keep(OC_KEPT, &mut p.source_fields);
-        let share = 10_000 / comuni.len().max(1) as i64;
-        for c in &comuni {
-            p.locations.insert(
-                c.clone(),
-                Location {
-                    comune: Some(c.clone()),
-                    share_bp: share,
-                },
-            );
-        }
-        let programme = r.text(&["oc_codice_programma"]);
-        for (col, source) in OC_FUNDING {
-            if let Some(amount) = r.amount(&[col], true).filter(|a| *a != 0) {
-                let line_id = col.trim_start_matches("finanz_").to_owned();
-                p.funding.insert(
-                    line_id,
-                    FundingLine {
-                        source: *source,
-                        programme: programme.clone(),
-                        amount_cents: amount,
-                    },
-                );
-            }
-        }
-        projects.push(Imported {
-            line: *line,
-            key: format!("oc:{local}"),
-            id: None,
-            project: p,
-        });
-    }
-    Ok((projects, skipped))
-}
-
-/// OpenCoesione's `COD_COMUNE`: 9 digits (region + ISTAT), several joined by `:::`.
-fn oc_comuni(r: &mut RowReader<'_>) -> Vec<String> {
-    let Some(v) = r.text(&["cod_comune"]) else {
-        r.fail("cod_comune", "", "a value is required");
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for part in v.split(":::") {
-        let t = part.trim();
-        // Byte slicing below is safe only on ASCII (found by fuzzing).
-        let code = if t.len() == 9 && t.is_ascii() {
-            &t[3..]
-        } else {
-            t
-        };
-        match code.parse::<Istat>() {
-            Ok(c) => out.push(c.to_string()),
-            Err(_) => r.fail(
-                "cod_comune",
-                part,
-                "expected a 9-digit code (3-digit region + 6-digit ISTAT)",
-            ),
-        }
-    }
-    out
-}
-
-const PNRR_FUNDING: &[(&str, FundingSource)] = &[
-    ("finanziamento pnrr", FundingSource::Pnrr),
-    ("finanziamento pnc", FundingSource::Pnc),
-    ("finanziamento stato", FundingSource::Stato),
-    ("finanziamento ue (non pnrr)", FundingSource::UeAltro),
-    ("finanziamento regione", FundingSource::Regione),
-    ("finanziamento provincia", FundingSource::Provincia),
-    ("finanziamento comune", FundingSource::Comune),
-    ("finanziamento altro pubblico", FundingSource::AltroPubblico),
-    ("finanziamento privato", FundingSource::Privato),
-    ("finanziamento da reperire", FundingSource::DaReperire),
-    ("finanziamento altri fondi", FundingSource::Altro),
-];
-
-/// PNRR_Progetti columns read into typed fields (besides funding).
-const PNRR_MAPPED: &[&str] = &[
-    "cup",
-    "codice locale progetto",
-    "codice univoco submisura",
-    "titolo progetto",
-    "sintesi progetto",
-    "soggetto attuatore",
-    "id misura",
-    "misura",
-    "finanziamento totale pubblico",
-    "finanziamento totale",
-    "data inizio progetto prevista",
-    "data fine progetto prevista",
-    "data inizio progetto effettiva",
-    "data fine progetto effettiva",
-];
-
-/// PNRR_Progetti columns kept as published in `source_fields`.
-const PNRR_KEPT: &[&str] = &[
-    "missione",
-    "componente",
-    "codice univoco submisura",
-    "finanziamento totale",
-    "descrizione fase iter di progetto",
-    "stato avanzamento progetto",
-];
-
-/// Every PNRR_Progetti column this importer reads or keeps.
-fn pnrr_known_columns() -> Vec<&'static str> {
-    PNRR_MAPPED
-        .iter()
-        .chain(PNRR_KEPT)
-        .chain(PNRR_FUNDING.iter().map(|(c, _)| c))
-        .copied()
-        .collect()
-}
-
-/// (CUP, codice locale progetto) -> ISTAT comuni, from PNRR_Localizzazione.
-fn pnrr_locations(
-    loc: &Table,
-    errors: &mut Vec<RowError>,
-) -> Result<HashMap<(String, String), Vec<String>>, ImportErrors> {
-    require_columns(
-        loc,
-        "PNRR_Localizzazione",
-        &["cup", "codice provincia", "codice comune"],
-    )?;
-    let mut out: HashMap<(String, String), Vec<String>> = HashMap::new();
-    for (line, cells) in &loc.rows {
-        let mut r = RowReader::new(loc, *line, cells, errors);
-        let cup = r.text(&["cup"]).unwrap_or_default();
-        let clp = r.text(&["codice locale progetto"]).unwrap_or_default();
-        let (Some(prov), Some(com)) = (r.text(&["codice provincia"]), r.text(&["codice comune"]))
-        else {
-            continue;
-        };
-        let code = format!("{:0>3}{:0>3}", prov.trim(), com.trim());
-        match code.parse::<Istat>() {
-            Ok(c) => out.entry((cup, clp)).or_default().push(c.to_string()),
-            Err(_) => r.fail(
-                "codice comune",
-                &format!("{prov}/{com}"),
-                "expected a province code and a comune code of up to 3 digits each",
-            ),
-        }
-    }
-    Ok(out)
-}
-
-fn pnrr(
-    table: &Table,
-    loc: Option<&Table>,
-    own: &Istat,
-    errors: &mut Vec<RowError>,
-) -> Result<Parsed, ImportErrors> {
-    require_columns(table, "PNRR_Progetti", &["cup", "titolo progetto"])?;
-    let Some(loc) = loc else {
-        return Err(file_error("PNRR_Progetti has no comune column: pass the matching PNRR_Localizzazione file with --localizzazione FILE"));
-    };
-    let places = pnrr_locations(loc, errors)?;
-    let mut projects = Vec::new();
-    let mut skipped = Vec::new();
-    for (line, cells) in &table.rows {
-        let mut r = RowReader::new(table, *line, cells, errors);
-        let cup_text = r.text(&["cup"]).unwrap_or_default();
-        let clp = r.text(&["codice locale progetto"]).unwrap_or_default();
-        let comuni = places
-            .get(&(cup_text.clone(), clp.clone()))
-            .or_else(|| places.get(&(cup_text.clone(), String::new())))
-            .cloned()
-            .unwrap_or_default();
-        // As for OpenCoesione: the first location owns the project.
-        if comuni.first().map(String::as_str) != Some(own.as_str()) {
-            let first = comuni.first().map_or("no location", |c| c.as_str());
-            skipped.push((*line, format!("belongs to comune {first}, not {own}")));
-            continue;
-        }
-        let sub = r.text(&["codice univoco submisura"]).unwrap_or_default();
-        let key = format!("pnrr:{sub}|{cup_text}|{clp}");
-        let mut p = Project {
-            cup: r.cup(&["cup"]),
-            local_code: (!clp.is_empty()).then(|| clp.clone()),
-            import_key: Some(key.clone()),
-            title: r.require(&["titolo progetto"]).unwrap_or_default(),
-            summary: r.text(&["sintesi progetto"]),
-            implementing_body: r.text(&["soggetto attuatore"]),
-            pnrr_measure: r.typed::<PnrrMeasure>(&["id misura", "misura"]),
-            financed_cents: r
-                .amount(&["finanziamento totale pubblico"], true)
-                .or_else(|| r.amount(&["finanziamento totale"], true)),
-            ..Project::default()
-        };
-        r.keep(PNRR_KEPT, &mut p.source_fields);
-        let dates = PhaseDates {
-            planned_start: r.date(&["data inizio progetto prevista"]),
-            planned_end: r.date(&["data fine progetto prevista"]),
-            actual_start: r.date(&["data inizio progetto effettiva"]),
-            actual_end: r.date(&["data fine progetto effettiva"]),
-        };
-        if dates != PhaseDates::default() {
-            // PNRR files give the project's own dates: recorded as execution.
-            p.phases.insert(Phase::Esecuzione, dates);
-        }
-        let share = 10_000 / comuni.len().max(1) as i64;
-        for c in &comuni {
-            p.locations.insert(
-                c.clone(),
-                Location {
-                    comune: Some(c.clone()),
-                    share_bp: share,
-                },
-            );
-        }
-        for (col, source) in PNRR_FUNDING {
-            if let Some(amount) = r.amount(&[col], true).filter(|a| *a != 0) {
-                let id = source.code().to_lowercase().replace(['+', ' '], "_");
-                p.funding.insert(
-                    id,
-                    FundingLine {
-                        source: *source,
-                        programme: None,
-                        amount_cents: amount,
-                    },
-                );
-            }
-        }
-        projects.push(Imported {
-            line: *line,
-            key,
-            id: None,
-            project: p,
-        });
-    }
-    Ok((projects, skipped))
-}
-
-fn accordo(table: &Table, own: &Istat, errors: &mut Vec<RowError>) -> Result<Parsed, ImportErrors> {
-    let needed: Vec<&str> = ACCORDO_COLUMNS
-        .iter()
-        .filter(|c| matches!(**c, "id_progetto" | "comune" | "titolo"))
-        .copied()
-        .collect();
-    require_columns(table, "Accordo", &needed)?;
-    let mut projects = Vec::new();
-    let mut skipped = Vec::new();
-    for (line, cells) in &table.rows {
-        let mut r = RowReader::new(table, *line, cells, errors);
-        let comune = r.require(&["comune"]).unwrap_or_default();
-        if comune != own.as_str() {
-            skipped.push((*line, format!("comune {comune} is not {own}")));
-            continue;
-        }
-        let Some(id) = r.require(&["id_progetto"]) else {
-            continue;
-        };
-        if let Some(p) = project_from_row(&mut r) {
-            let key = p.import_key.clone().unwrap_or_else(|| format!("id:{id}"));
-            projects.push(Imported {
-                line: *line,
-                key,
-                id: Some(id),
-                project: p,
-            });
-        }
-    }
-    Ok((projects, skipped))
 }
 
 #[cfg(test)]

@@ -10,12 +10,15 @@ use crate::replica::{Replica, ReplicaError};
 use accordo_domain::export;
 use accordo_domain::import::{self, Format, ImportErrors, Imported, Outcome};
 use accordo_domain::portfolio::{self, Project};
+use accordo_protocol::codes::Istat;
 use accordo_protocol::doc::DocId;
 use accordo_protocol::envelope::MAX_CHANGE_BYTES;
 use anyhow::{bail, Context, Result};
 use automerge::AutoCommit;
 use clap::ValueEnum;
 use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 /// Rows above which `import` shows a progress bar.
@@ -30,8 +33,8 @@ pub enum ExportFormat {
     Json,
 }
 
-fn is_xlsx(path: &Path, bytes: &[u8]) -> bool {
-    bytes.starts_with(b"PK\x03\x04")
+fn is_xlsx(path: &Path, first_bytes: &[u8]) -> bool {
+    first_bytes.starts_with(b"PK\x03\x04")
         || path
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("xlsx"))
@@ -41,8 +44,8 @@ fn print_errors(e: &ImportErrors) {
     for err in e.0.iter().take(PRINTED_ERRORS) {
         eprintln!("  {err}");
     }
-    if e.0.len() > PRINTED_ERRORS {
-        eprintln!("  ... and {} more", e.0.len() - PRINTED_ERRORS);
+    if e.total() > PRINTED_ERRORS {
+        eprintln!("  ... and {} more", e.total() - PRINTED_ERRORS);
     }
 }
 
@@ -111,6 +114,20 @@ fn resolve(
     Ok((Some(old), new))
 }
 
+/// `Some(n)` when every parsed project equals the stored one, compared on
+/// the document as read (no write transaction held): nothing to write.
+fn all_unchanged(replica: &mut Replica, outcome: &Outcome, now: i64) -> Result<Option<usize>> {
+    let doc = replica.materialise(&replica.own_doc())?;
+    let by_key = portfolio::import_keys(&doc);
+    for item in &outcome.projects {
+        match resolve(&doc, item, outcome.format, &by_key, now)? {
+            (Some(old), new) if old == new => {}
+            _ => return Ok(None),
+        }
+    }
+    Ok(Some(outcome.projects.len()))
+}
+
 /// Writes the parsed projects into this comune's document, all in one store
 /// transaction, as signed changes of at most [`CHANGE_BUDGET_BYTES`] of
 /// estimated edits each (a project larger than `MAX_CHANGE_BYTES` alone is
@@ -119,6 +136,12 @@ pub fn apply(replica: &mut Replica, outcome: &Outcome) -> Result<Applied> {
     let own = replica.own_doc();
     let now = now_ms();
     let items = &outcome.projects;
+    if let Some(unchanged) = all_unchanged(replica, outcome, now)? {
+        return Ok(Applied {
+            unchanged,
+            ..Applied::default()
+        });
+    }
     let bar = (items.len() > PROGRESS_ROWS).then(|| {
         let bar = indicatif::ProgressBar::new(items.len() as u64);
         bar.set_message("importing");
@@ -172,6 +195,31 @@ pub fn apply(replica: &mut Replica, outcome: &Outcome) -> Result<Applied> {
     Ok(applied)
 }
 
+/// Parses `file` for comune `own`: a workbook read whole (they are small),
+/// CSV streamed so that memory stays bounded by the rows kept.
+fn parse_file(
+    path: &Path,
+    file: File,
+    format: Format,
+    localizzazione: Option<&[u8]>,
+    own: &Istat,
+) -> std::io::Result<Result<Outcome, ImportErrors>> {
+    let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, file);
+    let mut magic = Vec::with_capacity(4);
+    (&mut reader).take(4).read_to_end(&mut magic)?;
+    if is_xlsx(path, &magic) {
+        reader.seek(SeekFrom::Start(0))?;
+        let mut bytes = Vec::new();
+        reader.read_to_end(&mut bytes)?;
+        return Ok(import::import(&bytes, true, format, localizzazione, own));
+    }
+    reader.seek(SeekFrom::Start(0))?;
+    Ok(import::import_csv(reader, format, localizzazione, own))
+}
+
+/// Bytes read from an imported file at a time.
+const READ_BUFFER_BYTES: usize = 256 << 10;
+
 pub fn run_import(
     dir: &Path,
     file: &Path,
@@ -179,22 +227,23 @@ pub fn run_import(
     localizzazione: Option<PathBuf>,
     dry_run: bool,
 ) -> Result<std::process::ExitCode> {
-    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let opened = File::open(file).with_context(|| format!("reading {}", file.display()))?;
     let loc = localizzazione
         .as_ref()
         .map(|p| std::fs::read(p).with_context(|| format!("reading {}", p.display())))
         .transpose()?;
     let mut replica = Replica::open(dir)?;
     let own = replica.settings.comune.clone();
-    let outcome = match import::import(&bytes, is_xlsx(file, &bytes), format, loc.as_deref(), &own)
-    {
+    let parsed = parse_file(file, opened, format, loc.as_deref(), &own)
+        .with_context(|| format!("reading {}", file.display()))?;
+    let outcome = match parsed {
         Ok(o) => o,
         Err(e) => {
             eprintln!(
                 "error: {} in {}: {} error(s), nothing imported",
                 file.display(),
-                e.0.len(),
-                e.0.len()
+                e.total(),
+                e.total()
             );
             print_errors(&e);
             return Ok(std::process::ExitCode::FAILURE);
@@ -203,7 +252,7 @@ pub fn run_import(
     for w in &outcome.warnings {
         eprintln!("warning: {w}");
     }
-    let skipped = outcome.skipped.len();
+    let skipped = outcome.skipped_rows;
     let first_skip = outcome
         .skipped
         .first()
@@ -377,6 +426,34 @@ mod tests {
         assert!(e.contains("line 5: the project needs about"), "{e}");
         let own = r.own_doc();
         assert!(portfolio::list(&r.materialise(&own).unwrap()).is_empty());
+    }
+
+    /// Re-importing the same file changes nothing and writes nothing: no
+    /// new change in the log (the comparison is made before any write).
+    #[test]
+    fn an_unchanged_reimport_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = replica(dir.path());
+        let outcome = parse(&opencoesione(30, 50, "In esecuzione"));
+        assert_eq!(apply(&mut r, &outcome).unwrap().added, 30);
+        let own = r.own_doc();
+        let changes = |r: &mut Replica| r.materialise(&own).unwrap().get_changes(&[]).len();
+        let before = changes(&mut r);
+        let again = apply(&mut r, &outcome).unwrap();
+        assert_eq!(
+            again,
+            Applied {
+                unchanged: 30,
+                ..Applied::default()
+            }
+        );
+        assert_eq!(changes(&mut r), before);
+        // One project differing: written, the others counted unchanged.
+        let mut changed = outcome.clone();
+        changed.projects[7].project.title = "Progetto rinominato".into();
+        let applied = apply(&mut r, &changed).unwrap();
+        assert_eq!((applied.updated, applied.unchanged), (1, 29));
+        assert_eq!(changes(&mut r), before + 1);
     }
 
     /// A re-import of an OpenCoesione file updates what the file says and
