@@ -231,6 +231,48 @@ pub fn stamp_schema(doc: &mut AutoCommit) -> Result<(), CodecError> {
     Ok(())
 }
 
+/// The root keys of `doc` whose records a change touched: the key an op
+/// writes at the root, or the root key above the object it writes in. `doc`
+/// must hold the change (objects it creates are found there); ops on
+/// objects `doc` does not know are ignored.
+pub fn root_keys_touched(
+    doc: &AutoCommit,
+    change: &automerge::Change,
+) -> std::collections::BTreeSet<String> {
+    use automerge::legacy::{Key, ObjectId};
+    let mut keys = std::collections::BTreeSet::new();
+    let mut seen_objects = std::collections::HashMap::<String, Option<String>>::new();
+    for op in change.decode().operations {
+        match (&op.obj, &op.key) {
+            (ObjectId::Root, Key::Map(k)) => {
+                keys.insert(k.to_string());
+            }
+            (ObjectId::Root, _) => {}
+            (ObjectId::Id(id), _) => {
+                let id = id.to_string();
+                let root_key = seen_objects
+                    .entry(id.clone())
+                    .or_insert_with(|| root_key_of(doc, &id))
+                    .clone();
+                if let Some(k) = root_key {
+                    keys.insert(k);
+                }
+            }
+        }
+    }
+    keys
+}
+
+/// The root key under which object `id` (`counter@actor`) lives.
+fn root_key_of(doc: &AutoCommit, id: &str) -> Option<String> {
+    let obj = doc.import_obj(id).ok()?;
+    let parents = doc.parents(&obj).ok()?;
+    match parents.last()?.prop {
+        automerge::Prop::Map(k) => Some(k),
+        automerge::Prop::Seq(_) => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,47 +326,5 @@ mod tests {
             .unwrap()
             .clone();
         assert_eq!(funding.keys().collect::<Vec<_>>(), vec!["x", "y"]);
-    }
-}
-
-/// The root keys of `doc` whose records a change touched: the key an op
-/// writes at the root, or the root key above the object it writes in. `doc`
-/// must hold the change (objects it creates are found there); ops on
-/// objects `doc` does not know are ignored.
-pub fn root_keys_touched(
-    doc: &AutoCommit,
-    change: &automerge::Change,
-) -> std::collections::BTreeSet<String> {
-    use automerge::legacy::{Key, ObjectId};
-    let mut keys = std::collections::BTreeSet::new();
-    let mut seen_objects = std::collections::HashMap::<String, Option<String>>::new();
-    for op in change.decode().operations {
-        match (&op.obj, &op.key) {
-            (ObjectId::Root, Key::Map(k)) => {
-                keys.insert(k.to_string());
-            }
-            (ObjectId::Root, _) => {}
-            (ObjectId::Id(id), _) => {
-                let id = id.to_string();
-                let root_key = seen_objects
-                    .entry(id.clone())
-                    .or_insert_with(|| root_key_of(doc, &id))
-                    .clone();
-                if let Some(k) = root_key {
-                    keys.insert(k);
-                }
-            }
-        }
-    }
-    keys
-}
-
-/// The root key under which object `id` (`counter@actor`) lives.
-fn root_key_of(doc: &AutoCommit, id: &str) -> Option<String> {
-    let obj = doc.import_obj(id).ok()?;
-    let parents = doc.parents(&obj).ok()?;
-    match parents.last()?.prop {
-        automerge::Prop::Map(k) => Some(k),
-        automerge::Prop::Seq(_) => None,
     }
 }

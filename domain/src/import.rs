@@ -215,7 +215,7 @@ const XLSX_ENCODING: &str = "xlsx";
 
 /// What one row gave.
 enum Row {
-    Kept(Imported),
+    Kept(Box<Imported>),
     Skipped(String),
     /// Errors only (already recorded).
     Failed,
@@ -468,7 +468,7 @@ impl<'a> Rows<'a> {
             Layout::Accordo => accordo::row(&mut r, self.own),
         };
         match row {
-            Row::Kept(item) => self.projects.push(item),
+            Row::Kept(item) => self.projects.push(*item),
             Row::Skipped(why) => self.skip(line, why),
             Row::Failed => {}
         }

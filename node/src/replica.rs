@@ -216,7 +216,7 @@ impl Replica {
 
     /// Every held change's metadata, in log order per document.
     pub fn held_metas(&mut self) -> Result<Vec<ChangeMeta>, ReplicaError> {
-        self.store.read(|tx| held_metas_in(tx))
+        self.store.read(held_metas_in)
     }
 
     /// Hashes of held changes this node must not show (invalid under the
@@ -237,17 +237,17 @@ impl Replica {
     /// since).
     pub fn materialise(&mut self, doc: &DocId) -> Result<AutoCommit, ReplicaError> {
         let invalid = self.invalid_hashes()?;
-        Ok(self
-            .store
-            .read(|tx| snapshot::load(tx, doc, &invalid))?
-            .doc)
+        Ok(self.store.read(|tx| snapshot::load(tx, doc, &invalid))?.doc)
     }
 
     /// Brings the query store up to date with the log if it is behind (a
     /// log written by an older version, or appended to directly). Cheap
     /// when it is current: one read.
     pub fn catch_up_views(&mut self) -> Result<views::CaughtUp, ReplicaError> {
-        if !self.store.read(|tx| Ok::<_, ReplicaError>(views::behind(tx)?))? {
+        if !self
+            .store
+            .read(|tx| Ok::<_, ReplicaError>(views::behind(tx)?))?
+        {
             return Ok(views::CaughtUp::default());
         }
         let anchors = self.settings.anchors.clone();

@@ -34,12 +34,12 @@ pub(super) fn row(r: &mut RowReader<'_>, own: &Istat) -> Row {
         return Row::Failed;
     };
     match project_from_row(r) {
-        Some(p) => Row::Kept(Imported {
+        Some(p) => Row::Kept(Box::new(Imported {
             line: r.line,
             key: p.import_key.clone().unwrap_or_else(|| format!("id:{id}")),
             id: Some(id),
             project: p,
-        }),
+        })),
         None => Row::Failed,
     }
 }

@@ -192,12 +192,12 @@ pub(super) fn row(r: &mut RowReader<'_>, columns: &OcColumns, own: &Istat) -> Ro
             );
         }
     }
-    Row::Kept(Imported {
+    Row::Kept(Box::new(Imported {
         line: r.line,
         key: format!("oc:{local}"),
         id: None,
         project: p,
-    })
+    }))
 }
 
 /// OpenCoesione's `COD_COMUNE`: 9 digits (region + ISTAT), several joined by `:::`.

@@ -168,10 +168,10 @@ pub(super) fn row(r: &mut RowReader<'_>, places: &Places, own: &Istat) -> Row {
             );
         }
     }
-    Row::Kept(Imported {
+    Row::Kept(Box::new(Imported {
         line: r.line,
         key,
         id: None,
         project: p,
-    })
+    }))
 }

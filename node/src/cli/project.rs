@@ -359,9 +359,7 @@ pub(super) fn locate(
     id: &Option<String>,
 ) -> Result<String> {
     if let Some(id) = id {
-        let known = replica.query(|tx| {
-            Ok(crate::views::projects_with_id(tx, doc, id)?)
-        })?;
+        let known = replica.query(|tx| crate::views::projects_with_id(tx, doc, id))?;
         if !known {
             return Err(portfolio::PortfolioError::NoSuchId(id.clone()).into());
         }

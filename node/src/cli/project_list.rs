@@ -2,9 +2,9 @@
 //! across the comune documents a node holds.
 
 use crate::output_format::Format;
+use crate::views::Listed;
 use accordo_domain::comuni;
 use accordo_domain::money::format_eur;
-use crate::views::Listed;
 use accordo_protocol::doc::DocId;
 use anyhow::Result;
 use serde_json::json;

@@ -19,9 +19,8 @@ mod read;
 mod rows;
 
 pub use read::{
-    doc_heads, find_by_cup, find_one, find_by_import_key, import_keys, project_count, projects,
-    projects_with_id,
-    report_input, Listed,
+    doc_heads, find_by_cup, find_by_import_key, find_one, import_keys, project_count, projects,
+    projects_with_id, report_input, Listed,
 };
 
 use crate::replica::{held_metas_in, ReplicaError};
@@ -64,7 +63,10 @@ fn view_state(tx: &NodeTx<'_>, doc: &DocId) -> Result<Option<ViewState>, StoreEr
 
 /// The changes a node must not show, judged inside `tx` (empty when the
 /// node is not governed by a registry).
-pub fn invalid_in(tx: &NodeTx<'_>, anchors: &[NodeId]) -> Result<HashSet<ChangeHash>, ReplicaError> {
+pub fn invalid_in(
+    tx: &NodeTx<'_>,
+    anchors: &[NodeId],
+) -> Result<HashSet<ChangeHash>, ReplicaError> {
     if anchors.is_empty() {
         return Ok(HashSet::new());
     }

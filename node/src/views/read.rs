@@ -5,8 +5,8 @@ use crate::replica::ReplicaError;
 use crate::store::NodeTx;
 use accordo_domain::indicator::{IndicatorData, IndicatorDef};
 use accordo_domain::model::{Date, Project};
-use accordo_domain::report::Input;
 use accordo_domain::portfolio::PortfolioError;
+use accordo_domain::report::Input;
 use accordo_protocol::codes::Cup;
 use accordo_protocol::doc::DocId;
 use accordo_store::StoreError;
@@ -122,9 +122,7 @@ pub fn find_by_import_key(
         .sql()
         .prepare_cached("SELECT id FROM view_projects WHERE doc = ?1 AND import_key = ?2 LIMIT 1")
         .map_err(sql_err)?;
-    let mut rows = stmt
-        .query(params![doc.canonical(), key])
-        .map_err(sql_err)?;
+    let mut rows = stmt.query(params![doc.canonical(), key]).map_err(sql_err)?;
     rows.next()
         .map_err(sql_err)?
         .map(|r| r.get::<_, String>(0))
@@ -194,7 +192,10 @@ pub fn report_input(
             }
             DocId::Plan => {
                 catalog = catalog_defs(tx)?;
-                indicator_data.push(("metro".to_owned(), indicators.remove(&key).unwrap_or_default()));
+                indicator_data.push((
+                    "metro".to_owned(),
+                    indicators.remove(&key).unwrap_or_default(),
+                ));
             }
             DocId::Registry => {}
         }

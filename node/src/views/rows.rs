@@ -136,8 +136,14 @@ fn write_project(
     let d = doc.canonical();
     let (state, basis) = p.state_and_basis();
     let measure = p.pnrr_measure.as_ref().map(|m| m.as_str().to_owned());
-    let mission = measure.as_deref().and_then(|m| m.get(..2)).map(str::to_owned);
-    let component = measure.as_deref().and_then(|m| m.get(..4)).map(str::to_owned);
+    let mission = measure
+        .as_deref()
+        .and_then(|m| m.get(..2))
+        .map(str::to_owned);
+    let component = measure
+        .as_deref()
+        .and_then(|m| m.get(..4))
+        .map(str::to_owned);
     let record = serde_json::to_string(p)
         .map_err(|e| ReplicaError::Edit(format!("project {} does not serialise: {e}", p.id)))?;
     tx.sql()
@@ -162,8 +168,7 @@ fn write_project(
                 mission,
                 component,
                 p.cost_cents,
-                p.financed_cents
-                    .unwrap_or_else(|| p.funding_total_cents()),
+                p.financed_cents.unwrap_or_else(|| p.funding_total_cents()),
                 p.committed_cents.unwrap_or(0),
                 p.paid_cents.unwrap_or(0),
                 record,
@@ -177,7 +182,14 @@ fn write_project(
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )
             .and_then(|mut s| {
-                s.execute(params![d, p.id, line, f.source.code(), f.programme, f.amount_cents])
+                s.execute(params![
+                    d,
+                    p.id,
+                    line,
+                    f.source.code(),
+                    f.programme,
+                    f.amount_cents
+                ])
             })
             .map_err(sql_err)?;
     }

@@ -161,7 +161,7 @@ fn copy_changes(from: &mut Replica, to: &mut Replica) {
         .read(|tx| {
             let log = tx.log();
             let head = log.head_seq()?;
-            Ok::<_, StoreError>(log.entries(&Scope::All, 0, head, usize::MAX)?)
+            log.entries(&Scope::All, 0, head, usize::MAX)
         })
         .unwrap()
         .into_iter()
@@ -186,7 +186,10 @@ fn check(r: &mut Replica) {
     let from_views = report::build(&r.query(|tx| report_input(tx, as_of, None)).unwrap());
     let docs = r.materialise_all().unwrap();
     let from_docs = report::build(&report::input(as_of, None, &docs));
-    assert_eq!(from_views, from_docs, "report from the views == from the documents");
+    assert_eq!(
+        from_views, from_docs,
+        "report from the views == from the documents"
+    );
     let rebuilt = r.store.write(|tx| rebuild(tx, &[])).unwrap();
     assert_eq!(rebuilt.differing, 0, "incremental views == rebuilt views");
 }
@@ -206,8 +209,8 @@ proptest! {
         // After a full exchange both hold the same views.
         copy_changes(&mut a, &mut b);
         copy_changes(&mut b, &mut a);
-        let dump_a = a.store.read(|tx| rows::dump(tx)).unwrap();
-        let dump_b = b.store.read(|tx| rows::dump(tx)).unwrap();
+        let dump_a = a.store.read(rows::dump).unwrap();
+        let dump_b = b.store.read(rows::dump).unwrap();
         prop_assert_eq!(dump_a, dump_b);
     }
 }
@@ -226,7 +229,10 @@ fn snapshots_are_taken_and_used_and_a_stale_one_is_ignored() {
         .read(|tx| snapshot::load(tx, &own, &HashSet::new()))
         .unwrap();
     assert!(loaded.from_snapshot, "a snapshot was saved and used");
-    assert!(loaded.tail_changes < SNAPSHOT_EVERY, "only the tail is applied");
+    assert!(
+        loaded.tail_changes < SNAPSHOT_EVERY,
+        "only the tail is applied"
+    );
     assert_eq!(portfolio::list(&loaded.doc).len(), SNAPSHOT_EVERY + 3);
     // A verdict that leaves out a change the snapshot holds: the snapshot is
     // stale and the document is rebuilt from the log without that change.
