@@ -99,7 +99,7 @@ pub fn hashes_from_blob(blob: &[u8]) -> Result<BTreeSet<ChangeHash>, StoreError>
 }
 
 /// The invalid changes of `doc` at or before log position `seq`.
-fn invalid_up_to(
+pub fn invalid_up_to(
     tx: &NodeTx<'_>,
     doc: &DocId,
     invalid: &HashSet<ChangeHash>,

@@ -30,7 +30,6 @@ use accordo_domain::codec::root_keys_touched;
 use accordo_protocol::doc::DocId;
 use accordo_protocol::envelope::{parse_change, ChangeHash};
 use accordo_protocol::identity::NodeId;
-use accordo_protocol::log::LogStore;
 use accordo_protocol::registry::judge;
 use accordo_store::StoreError;
 use automerge::AutoCommit;
@@ -73,23 +72,6 @@ pub fn invalid_in(
     let anchors: BTreeSet<NodeId> = anchors.iter().copied().collect();
     let metas = held_metas_in(tx)?;
     Ok(judge(&anchors, &metas).invalid.into_keys().collect())
-}
-
-/// The invalid changes among `doc`'s changes up to log position `seq`.
-fn invalid_of(
-    tx: &NodeTx<'_>,
-    doc: &DocId,
-    invalid: &HashSet<ChangeHash>,
-    seq: u64,
-) -> Result<BTreeSet<ChangeHash>, StoreError> {
-    let log = tx.log();
-    let mut out = BTreeSet::new();
-    for h in invalid {
-        if log.position(doc, h)?.is_some_and(|at| at <= seq) {
-            out.insert(*h);
-        }
-    }
-    Ok(out)
 }
 
 /// How much a catch-up did.
@@ -187,7 +169,7 @@ fn refresh(
     out: &mut CaughtUp,
 ) -> Result<(), ReplicaError> {
     let head_seq = tx.log().doc_head_seq(doc)?;
-    let left_out_now = invalid_of(tx, doc, invalid, head_seq)?;
+    let left_out_now = snapshot::invalid_up_to(tx, doc, invalid, head_seq)?;
     let state = view_state(tx, doc)?;
     if let Some(s) = &state {
         if s.view_seq == head_seq && s.left_out == left_out_now {
@@ -200,7 +182,9 @@ fn refresh(
     };
     out.documents += 1;
     let incremental = match &state {
-        Some(s) if s.view_seq > 0 => invalid_of(tx, doc, invalid, s.view_seq)? == s.left_out,
+        Some(s) if s.view_seq > 0 => {
+            snapshot::invalid_up_to(tx, doc, invalid, s.view_seq)? == s.left_out
+        }
         _ => false,
     };
     if incremental {

@@ -12,7 +12,7 @@ use accordo_domain::portfolio;
 use accordo_domain::report;
 use accordo_protocol::envelope::SignedChange;
 use accordo_protocol::identity::Role;
-use accordo_protocol::log::{admit, Admitted};
+use accordo_protocol::log::{admit, Admitted, LogStore};
 use accordo_protocol::wire::Scope;
 use automerge::transaction::Transactable;
 use proptest::prelude::*;
