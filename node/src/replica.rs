@@ -491,6 +491,22 @@ pub fn held_metas_in(tx: &NodeTx<'_>) -> Result<Vec<ChangeMeta>, ReplicaError> {
     Ok(metas)
 }
 
+/// A comune node directory for unit tests (comune 092009, no registry).
+#[cfg(test)]
+pub(crate) fn test_replica(dir: &Path) -> Replica {
+    let relay = NodeId::from_signing_key(&SigningKey::from_bytes(&[7; 32]));
+    let settings = Settings {
+        comune: "092009".parse().expect("a valid ISTAT code"),
+        role: Role::Comune,
+        relay: format!("{relay}@127.0.0.1:4433")
+            .parse()
+            .expect("a valid relay address"),
+        network: "test".into(),
+        anchors: Vec::new(),
+    };
+    Replica::init(dir, settings).expect("a fresh directory initialises")
+}
+
 pub fn join_ids(ids: &[NodeId]) -> String {
     ids.iter()
         .map(NodeId::to_string)

@@ -10,7 +10,7 @@
 //! in the transaction that stored the changes it covers, once enough changes
 //! have accumulated since the last one that a save pays for itself.
 
-use crate::replica::{load_doc, load_valid, ReplicaError};
+use crate::replica::{load_valid, ReplicaError};
 use crate::store::NodeTx;
 use accordo_protocol::doc::DocId;
 use accordo_protocol::envelope::{parse_change, ChangeHash, SignedChange};
@@ -190,13 +190,9 @@ pub fn maybe_save(
     tx: &NodeTx<'_>,
     doc_id: &DocId,
     loaded: &mut Loaded,
-    extra_changes: usize,
-    extra_bytes: usize,
     invalid: &HashSet<ChangeHash>,
 ) -> Result<bool, ReplicaError> {
-    let changes = loaded.tail_changes + extra_changes;
-    let bytes = loaded.tail_bytes + extra_bytes;
-    if changes < SNAPSHOT_AFTER_CHANGES && bytes < SNAPSHOT_AFTER_BYTES {
+    if loaded.tail_changes < SNAPSHOT_AFTER_CHANGES && loaded.tail_bytes < SNAPSHOT_AFTER_BYTES {
         return Ok(false);
     }
     save(tx, doc_id, &mut loaded.doc, loaded.head_seq, invalid)?;
@@ -234,17 +230,4 @@ pub fn drop_all(tx: &NodeTx<'_>) -> Result<(), StoreError> {
         [],
     )?;
     Ok(())
-}
-
-/// The document rebuilt from the whole log, ignoring any snapshot.
-pub fn load_from_log(
-    tx: &NodeTx<'_>,
-    doc: &DocId,
-    invalid: &HashSet<ChangeHash>,
-) -> Result<AutoCommit, ReplicaError> {
-    let changes = tx.log().doc_changes(doc)?;
-    if invalid.is_empty() {
-        return load_doc(doc, &changes);
-    }
-    load_valid(doc, &changes, invalid)
 }

@@ -164,6 +164,21 @@ fn three_comuni_import_sync_and_the_metro_report_adds_them_up() -> Result<()> {
     let page = std::fs::read_to_string(&html)?;
     assert!(page.contains("<svg") && page.contains("Rapporto di monitoraggio"));
     assert!(!page.contains("<script") && !page.contains("src=\""));
+
+    // The query store the sync kept incrementally is what the log gives.
+    let rebuilt = metro.cmd(&["rebuild-views"])?.ok()?;
+    assert!(
+        rebuilt
+            .stdout
+            .contains(", 0 differed from the incremental views"),
+        "{}",
+        rebuilt.stdout
+    );
+    assert_eq!(
+        report(&metro, &[])?,
+        r,
+        "the report is the same after a rebuild"
+    );
     Ok(())
 }
 

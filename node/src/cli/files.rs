@@ -334,20 +334,10 @@ pub fn run_export(dir: &Path, format: ExportFormat, all: bool, out: &Path) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::replica::Settings;
     use accordo_domain::model::ProceduralState;
-    use accordo_protocol::identity::{NodeId, Role};
 
     fn replica(dir: &Path) -> Replica {
-        let relay = NodeId::from_signing_key(&ed25519_dalek::SigningKey::from_bytes(&[7; 32]));
-        let settings = Settings {
-            comune: "092009".parse().unwrap(),
-            role: Role::Comune,
-            relay: format!("{relay}@127.0.0.1:4433").parse().unwrap(),
-            network: "test".into(),
-            anchors: Vec::new(),
-        };
-        Replica::init(dir, settings).unwrap()
+        crate::replica::test_replica(dir)
     }
 
     /// A distinct, hardly compressible description of about `bytes` bytes.

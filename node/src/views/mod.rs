@@ -19,8 +19,7 @@ mod read;
 mod rows;
 
 pub use read::{
-    doc_heads, find_by_cup, find_by_import_key, find_one, import_keys, project_count, projects,
-    projects_with_id, report_input, Listed,
+    doc_heads, find_by_cup, find_one, projects, projects_with_id, report_input, Listed,
 };
 
 use crate::replica::{held_metas_in, ReplicaError};
@@ -210,7 +209,7 @@ fn refresh(
             ],
         )
         .map_err(StoreError::from)?;
-    if snapshot::maybe_save(tx, doc, &mut loaded, 0, 0, invalid)? {
+    if snapshot::maybe_save(tx, doc, &mut loaded, invalid)? {
         out.snapshots += 1;
     }
     Ok(())
@@ -256,17 +255,11 @@ pub fn rebuild(tx: &NodeTx<'_>, anchors: &[NodeId]) -> Result<Rebuilt, ReplicaEr
     tx.sql()
         .execute("DELETE FROM doc_state", [])
         .map_err(StoreError::from)?;
+    // With no snapshot and no recorded state, every document loads from
+    // the whole log and is derived in full.
     let mut out = CaughtUp::default();
     for (doc, _) in tx.log().doc_heads_seq()? {
-        let mut loaded = Loaded {
-            doc: snapshot::load_from_log(tx, &doc, &invalid)?,
-            head_seq: 0,
-            tail_changes: usize::MAX / 2,
-            tail_bytes: 0,
-            from_snapshot: false,
-        };
-        loaded.head_seq = tx.log().doc_head_seq(&doc)?;
-        refresh(tx, &doc, &invalid, Some(loaded), &mut out)?;
+        refresh(tx, &doc, &invalid, None, &mut out)?;
     }
     let after = rows::dump(tx)?;
     let differing = before.symmetric_difference(&after).count();

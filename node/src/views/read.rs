@@ -11,7 +11,7 @@ use accordo_protocol::codes::Cup;
 use accordo_protocol::doc::DocId;
 use accordo_store::StoreError;
 use rusqlite::params;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 fn sql_err(e: rusqlite::Error) -> ReplicaError {
     ReplicaError::Store(StoreError::from(e))
@@ -74,18 +74,6 @@ pub fn projects_with_id(tx: &NodeTx<'_>, doc: &DocId, id: &str) -> Result<bool, 
         .map_err(sql_err)
 }
 
-/// Number of projects held (archived ones included).
-pub fn project_count(tx: &NodeTx<'_>, doc: &DocId) -> Result<u64, ReplicaError> {
-    tx.sql()
-        .query_row(
-            "SELECT COUNT(*) FROM view_projects WHERE doc = ?1",
-            [doc.canonical()],
-            |r| r.get::<_, i64>(0),
-        )
-        .map(|n| n as u64)
-        .map_err(sql_err)
-}
-
 /// Ids of `doc`'s projects with this CUP, in id order.
 pub fn find_by_cup(tx: &NodeTx<'_>, doc: &DocId, cup: &str) -> Result<Vec<String>, ReplicaError> {
     let mut stmt = tx
@@ -110,40 +98,6 @@ pub fn find_one(tx: &NodeTx<'_>, doc: &DocId, cup: &Cup) -> Result<String, Repli
         }
         .into()),
     }
-}
-
-/// The project of `doc` with this import key, if any.
-pub fn find_by_import_key(
-    tx: &NodeTx<'_>,
-    doc: &DocId,
-    key: &str,
-) -> Result<Option<String>, ReplicaError> {
-    let mut stmt = tx
-        .sql()
-        .prepare_cached("SELECT id FROM view_projects WHERE doc = ?1 AND import_key = ?2 LIMIT 1")
-        .map_err(sql_err)?;
-    let mut rows = stmt.query(params![doc.canonical(), key]).map_err(sql_err)?;
-    rows.next()
-        .map_err(sql_err)?
-        .map(|r| r.get::<_, String>(0))
-        .transpose()
-        .map_err(sql_err)
-}
-
-/// Import key -> project id for every project of `doc` that has one.
-pub fn import_keys(tx: &NodeTx<'_>, doc: &DocId) -> Result<HashMap<String, String>, ReplicaError> {
-    let mut stmt = tx
-        .sql()
-        .prepare_cached(
-            "SELECT import_key, id FROM view_projects WHERE doc = ?1 AND import_key IS NOT NULL",
-        )
-        .map_err(sql_err)?;
-    let rows = stmt
-        .query_map([doc.canonical()], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-        })
-        .map_err(sql_err)?;
-    rows.map(|r| r.map_err(sql_err)).collect()
 }
 
 /// Every document the views cover with its heads (hex), in document order.

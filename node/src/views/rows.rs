@@ -29,9 +29,9 @@ fn sql_err(e: rusqlite::Error) -> ReplicaError {
     ReplicaError::Store(StoreError::from(e))
 }
 
-/// Deletes every row derived from `doc`.
-pub fn clear(tx: &NodeTx<'_>, doc: &DocId) -> Result<(), ReplicaError> {
-    for table in DOC_TABLES {
+/// Deletes the rows of `tables` derived from `doc`.
+fn delete_doc_rows(tx: &NodeTx<'_>, doc: &DocId, tables: &[&str]) -> Result<(), ReplicaError> {
+    for table in tables {
         tx.sql()
             .execute(
                 &format!("DELETE FROM {table} WHERE doc = ?1"),
@@ -39,24 +39,32 @@ pub fn clear(tx: &NodeTx<'_>, doc: &DocId) -> Result<(), ReplicaError> {
             )
             .map_err(sql_err)?;
     }
+    Ok(())
+}
+
+/// Deletes every row of `tables`.
+fn delete_rows(tx: &NodeTx<'_>, tables: &[&str]) -> Result<(), ReplicaError> {
+    for table in tables {
+        tx.sql()
+            .execute(&format!("DELETE FROM {table}"), [])
+            .map_err(sql_err)?;
+    }
+    Ok(())
+}
+
+/// Deletes every row derived from `doc`.
+pub fn clear(tx: &NodeTx<'_>, doc: &DocId) -> Result<(), ReplicaError> {
+    delete_doc_rows(tx, doc, &DOC_TABLES)?;
     if *doc == DocId::Plan {
-        for table in PLAN_TABLES {
-            tx.sql()
-                .execute(&format!("DELETE FROM {table}"), [])
-                .map_err(sql_err)?;
-        }
+        delete_rows(tx, &PLAN_TABLES)?;
     }
     Ok(())
 }
 
 /// Deletes every derived row.
 pub fn clear_all(tx: &NodeTx<'_>) -> Result<(), ReplicaError> {
-    for table in DOC_TABLES.iter().chain(PLAN_TABLES.iter()) {
-        tx.sql()
-            .execute(&format!("DELETE FROM {table}"), [])
-            .map_err(sql_err)?;
-    }
-    Ok(())
+    delete_rows(tx, &DOC_TABLES)?;
+    delete_rows(tx, &PLAN_TABLES)
 }
 
 /// Writes every record of `doc`.
@@ -91,20 +99,9 @@ pub fn write_keys(
         }
     }
     if other {
-        for table in &DOC_TABLES[4..] {
-            tx.sql()
-                .execute(
-                    &format!("DELETE FROM {table} WHERE doc = ?1"),
-                    [doc_id.canonical()],
-                )
-                .map_err(sql_err)?;
-        }
+        delete_doc_rows(tx, doc_id, &DOC_TABLES[4..])?;
         if *doc_id == DocId::Plan {
-            for table in PLAN_TABLES {
-                tx.sql()
-                    .execute(&format!("DELETE FROM {table}"), [])
-                    .map_err(sql_err)?;
-            }
+            delete_rows(tx, &PLAN_TABLES)?;
         }
         write_doc_records(tx, doc_id, doc)?;
     }

@@ -5,13 +5,12 @@
 //! the report built from the materialised documents.
 
 use super::*;
-use crate::replica::{Replica, Settings};
+use crate::replica::Replica;
 use accordo_domain::indicator::{self, Observation};
 use accordo_domain::model::{Date, FundingLine, FundingSource};
 use accordo_domain::portfolio;
 use accordo_domain::report;
 use accordo_protocol::envelope::SignedChange;
-use accordo_protocol::identity::Role;
 use accordo_protocol::log::{admit, Admitted, LogStore};
 use accordo_protocol::wire::Scope;
 use automerge::transaction::Transactable;
@@ -19,15 +18,7 @@ use proptest::prelude::*;
 use std::path::Path;
 
 fn replica(dir: &Path) -> Replica {
-    let relay = NodeId::from_signing_key(&ed25519_dalek::SigningKey::from_bytes(&[7; 32]));
-    let settings = Settings {
-        comune: "092009".parse().unwrap(),
-        role: Role::Comune,
-        relay: format!("{relay}@127.0.0.1:4433").parse().unwrap(),
-        network: "test".into(),
-        anchors: Vec::new(),
-    };
-    Replica::init(dir, settings).unwrap()
+    crate::replica::test_replica(dir)
 }
 
 #[derive(Debug, Clone)]
