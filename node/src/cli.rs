@@ -26,7 +26,6 @@ use accordo_net::keyfile;
 use accordo_protocol::doc::DocId;
 use accordo_protocol::identity::{NodeId, RelayAddr, Role};
 use accordo_protocol::registry::{Invite, InviteError, KeyStatus, RegistryRole, Statement};
-use accordo_store::StoreError;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use codes::{comune_in_force, parse_cup};
@@ -171,7 +170,15 @@ enum Command {
         retry_rejected: bool,
     },
     /// Stay connected and sync continuously until SIGINT/SIGTERM.
-    Run,
+    Run {
+        /// Also serve the web application on this address, e.g.
+        /// 127.0.0.1:8080 (off loopback only once a user exists).
+        #[arg(long)]
+        http: Option<std::net::SocketAddr>,
+    },
+    /// People who sign in to the web application.
+    #[command(subcommand)]
+    User(UserCmd),
     /// Node id, role, outbox and per-document heads.
     Status {
         #[arg(long, value_enum, default_value_t)]
@@ -238,6 +245,32 @@ enum AdminCmd {
         /// How long the token stays valid, e.g. 7d, 12h, 30m.
         #[arg(long, default_value = "7d")]
         expires_in: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Add a person who signs in to the web application; the password is
+    /// read from standard input (one line), never from the command line.
+    Add {
+        #[arg(long)]
+        name: String,
+        /// Read the password from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        /// `viewer` reads; `editor` also changes.
+        #[arg(long, value_enum, default_value = "editor")]
+        role: crate::users::WebRole,
+    },
+    /// List the web application's users.
+    List {
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Remove a user (their sessions end when the web application next checks).
+    Remove {
+        #[arg(long)]
+        name: String,
     },
 }
 
@@ -368,7 +401,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             timeout_s,
             retry_rejected,
         } => return sync(dir, Duration::from_secs(timeout_s), retry_rejected),
-        Command::Run => run_node(dir)?,
+        Command::Run { http } => run_node(dir, http)?,
+        Command::User(cmd) => user_cmd(dir, cmd)?,
         Command::Status { format } => status(dir, format)?,
         Command::Demo { .. } => unreachable!("handled above"),
     }
@@ -414,76 +448,97 @@ fn sync(dir: &Path, timeout: Duration, retry_rejected: bool) -> Result<ExitCode>
     }
 }
 
-fn run_node(dir: &Path) -> Result<()> {
+fn run_node(dir: &Path, http: Option<std::net::SocketAddr>) -> Result<()> {
     let replica = Arc::new(Mutex::new(Replica::open(dir)?));
+    if let Some(addr) = http {
+        crate::web::check_exposure(dir, addr)?;
+    }
     runtime()?.block_on(async move {
         let shutdown = CancellationToken::new();
-        let engine = client::run_forever(replica, shutdown.clone());
-        tokio::pin!(engine);
-        tokio::select! {
-            r = &mut engine => r?,
-            () = crate::signal::wait_for_signal() => {
-                tracing::info!("signal received; stopping");
-                shutdown.cancel();
-                engine.await?;
+        let web = async {
+            match http {
+                Some(addr) => {
+                    let listener = crate::web::bind(dir, addr).await?;
+                    eprintln!(
+                        "web application on http://{}/",
+                        listener.local_addr().unwrap_or(addr)
+                    );
+                    crate::web::serve(dir, listener, shutdown.clone()).await?;
+                }
+                None => shutdown.cancelled().await,
+            }
+            anyhow::Ok(())
+        };
+        let engine = async {
+            client::run_forever(replica, shutdown.clone()).await?;
+            anyhow::Ok(())
+        };
+        let signal = async {
+            crate::signal::wait_for_signal().await;
+            tracing::info!("signal received; stopping");
+            shutdown.cancel();
+        };
+        tokio::pin!(web, engine, signal);
+        // Either part failing stops the other; a signal stops both.
+        let mut web_done = false;
+        let mut engine_done = false;
+        while !(web_done && engine_done) {
+            tokio::select! {
+                r = &mut web, if !web_done => { web_done = true; shutdown.cancel(); r?; }
+                r = &mut engine, if !engine_done => { engine_done = true; shutdown.cancel(); r?; }
+                () = &mut signal, if !shutdown.is_cancelled() => {}
             }
         }
         anyhow::Ok(())
     })
 }
 
+fn user_cmd(dir: &Path, cmd: UserCmd) -> Result<()> {
+    let mut replica = Replica::open(dir)?;
+    match cmd {
+        UserCmd::Add {
+            name,
+            password_stdin,
+            role,
+        } => {
+            if !password_stdin {
+                anyhow::bail!("give the password on standard input with --password-stdin (a password on the command line would be seen by other users of this machine)");
+            }
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("reading the password from standard input")?;
+            let password = line.trim_end_matches(['\n', '\r']);
+            let user = crate::users::add(&mut replica.store, &name, password, role, now_ms())?;
+            println!("added user {} ({})", user.name, user.role.as_str());
+        }
+        UserCmd::List { format } => {
+            let users = crate::users::list(&mut replica.store)?;
+            if format == Format::Json {
+                println!("{}", serde_json::to_string_pretty(&users)?);
+            } else {
+                for u in &users {
+                    println!("{:<32} {}", u.name, u.role.as_str());
+                }
+                println!("{} user(s)", users.len());
+            }
+        }
+        UserCmd::Remove { name } => {
+            crate::users::remove(&mut replica.store, &name)?;
+            println!("removed user {name}");
+        }
+    }
+    Ok(())
+}
+
 fn status(dir: &Path, format: Format) -> Result<()> {
     let mut replica = Replica::open(dir)?;
-    let (pending, rejected_n, rejected, cursors, docs, quarantined) = replica.store.read(|tx| {
-        let (p, r) = tx.outbox_counts()?;
-        Ok::<_, StoreError>((
-            p,
-            r,
-            tx.rejected()?,
-            tx.cursors()?,
-            tx.log().docs()?,
-            tx.quarantine_counts()?.0,
-        ))
-    })?;
-    let mut doc_rows = Vec::new();
-    for (doc, changes) in docs {
-        let mut am = replica.materialise(&doc)?;
-        let mut heads: Vec<String> = am.get_heads().iter().map(|h| h.to_string()).collect();
-        heads.sort();
-        let name = match &doc {
-            DocId::Comune(c) => comuni::name(c.as_str()),
-            _ => None,
-        };
-        doc_rows.push(json!({"doc": doc.to_string(), "comune_name": name, "changes": changes, "heads": heads}));
-    }
-    let cursors: serde_json::Map<_, _> = cursors
-        .iter()
-        .map(|(scope, seq)| {
-            let key = match scope {
-                accordo_protocol::wire::Scope::All => "*".to_owned(),
-                accordo_protocol::wire::Scope::Doc(d) => d.to_string(),
-            };
-            (key, json!(seq))
-        })
-        .collect();
+    let st = crate::ops::status::read(&mut replica)?;
+    let (pending, rejected_n, quarantined) =
+        (st.outbox_pending, st.outbox_rejected, st.quarantined);
     let s = &replica.settings;
-    let out = json!({
-        "node_id": replica.id.to_string(),
-        "comune": s.comune.as_str(),
-        "comune_name": comuni::name(s.comune.as_str()),
-        "role": s.role.as_str(),
-        "relay": s.relay.to_string(),
-        "network": s.network,
-        "outbox_pending": pending,
-        "outbox_rejected": rejected_n,
-        "rejected": rejected.iter().map(|(h, why)| json!({"hash": h.to_string(), "reason": why})).collect::<Vec<_>>(),
-        "cursors": cursors,
-        "docs": doc_rows,
-        "quarantined": quarantined,
-        "last_contact_ms": replica.store.meta(client::LAST_CONTACT_META)?.and_then(|v| v.parse::<u64>().ok()),
-    });
     if format == Format::Json {
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        println!("{}", serde_json::to_string_pretty(&st)?);
     } else {
         println!("node     {}", replica.id);
         println!(
@@ -496,16 +551,9 @@ fn status(dir: &Path, format: Format) -> Result<()> {
         if quarantined > 0 {
             println!("held     {quarantined} change(s) of authors this node cannot place (quarantine, not shown)");
         }
-        for d in &doc_rows {
-            let name = d["comune_name"]
-                .as_str()
-                .map(|n| format!(" {n}"))
-                .unwrap_or_default();
-            println!(
-                "doc      {}{name} ({} changes)",
-                d["doc"].as_str().unwrap_or(""),
-                d["changes"]
-            );
+        for d in &st.docs {
+            let name = d.comune_name.map(|n| format!(" {n}")).unwrap_or_default();
+            println!("doc      {}{name} ({} changes)", d.doc, d.changes);
         }
     }
     Ok(())

@@ -7,3 +7,11 @@ pub fn now_ms() -> i64 {
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
+
+/// Today's date (UTC).
+pub fn today() -> accordo_domain::model::Date {
+    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    // Invariant: RFC 3339 starts with the calendar date, within Date's range.
+    accordo_domain::model::Date::parse_any("today", &stamp[..10])
+        .expect("the clock gives a valid date")
+}

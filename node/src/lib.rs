@@ -5,7 +5,9 @@
 //! report) is the `accordo-domain` crate, without I/O; [`snapshot`] keeps
 //! documents as compacted snapshots plus the changes since, and [`views`] is
 //! the query store kept current with the log; [`client`] syncs with
-//! the relay; [`cli`] and [`demo`] are the `accordo` command.
+//! the relay; [`ops`] are the operations on a node's data that both
+//! [`cli`] (with [`demo`], the `accordo` command) and [`web`] (the web
+//! application, with its accounts in [`users`]) call.
 
 pub mod admin;
 pub mod audit;
@@ -13,6 +15,7 @@ pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod demo;
+pub mod ops;
 pub mod output_file;
 pub mod output_format;
 pub mod placement;
@@ -21,4 +24,6 @@ pub mod report_input;
 pub mod signal;
 pub mod snapshot;
 pub mod store;
+pub mod users;
 pub mod views;
+pub mod web;

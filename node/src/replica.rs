@@ -283,9 +283,21 @@ impl Replica {
         now_ms: i64,
         f: impl FnOnce(&mut AutoCommit) -> Result<T, ReplicaError>,
     ) -> Result<(T, Option<ChangeHash>), ReplicaError> {
+        self.edit_as(doc, now_ms, None, f)
+    }
+
+    /// [`Replica::edit`] with a message signed inside the change: the
+    /// person who made the edit (see [`crate::ops::Author`]).
+    pub fn edit_as<T>(
+        &mut self,
+        doc: &DocId,
+        now_ms: i64,
+        message: Option<String>,
+        f: impl FnOnce(&mut AutoCommit) -> Result<T, ReplicaError>,
+    ) -> Result<(T, Option<ChangeHash>), ReplicaError> {
         self.reload_if_rotated()?;
         self.refuse_while_rotating()?;
-        self.edit_with_message(doc, now_ms, None, f)
+        self.edit_with_message(doc, now_ms, message, f)
     }
 
     /// Takes up the key `accordo key rotate` installed from another process,

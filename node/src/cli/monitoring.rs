@@ -437,7 +437,7 @@ pub fn run_report(
 ) -> Result<()> {
     let as_of = match as_of {
         Some(s) => field(Date::parse_any("--as-of", &s))?,
-        None => today(),
+        None => crate::clock::today(),
     };
     let period = period
         .map(|p| field(indicator::parse_period(&p)))
@@ -463,11 +463,4 @@ pub fn run_report(
         }
     }
     Ok(())
-}
-
-/// Today's date (UTC).
-pub fn today() -> Date {
-    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    // Invariant: RFC 3339 starts with the calendar date, within Date's range.
-    Date::parse_any("today", &stamp[..10]).expect("the clock gives a valid date")
 }

@@ -3,21 +3,17 @@
 //! form expected. Edits are local (offline) and reach the relay on `sync`.
 
 use super::codes::comune_any;
-use crate::clock::now_ms;
+use crate::ops::project::{self, Fields, Target};
+use crate::ops::Author;
 use crate::output_format::Format;
 use crate::replica::Replica;
 use accordo_domain::comuni;
-use accordo_domain::model::{
-    parse_due, parse_sdg, Date, Dimension, FieldError, FundingLine, FundingSource, Location,
-    Milestone, Phase, PnrrMeasure, ProceduralState, Project, StateBasis,
-};
-use accordo_domain::money::{format_eur, parse_eur_cents};
-use accordo_domain::portfolio;
-use accordo_protocol::codes::Cup;
+use accordo_domain::model::StateBasis;
+use accordo_domain::money::format_eur;
 use accordo_protocol::doc::DocId;
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use automerge::AutoCommit;
-use clap::{Args, Subcommand};
+use clap::Subcommand;
 use serde_json::json;
 use std::path::Path;
 
@@ -164,270 +160,22 @@ pub enum PhaseCmd {
     },
 }
 
-/// Optional fields shared by `add` and `set`.
-#[derive(Args, Default)]
-pub struct Fields {
-    #[arg(long)]
-    summary: Option<String>,
-    #[arg(long)]
-    local_code: Option<String>,
-    /// Soggetto attuatore.
-    #[arg(long)]
-    implementing_body: Option<String>,
-    #[arg(long)]
-    cost_eur: Option<String>,
-    #[arg(long)]
-    financed_eur: Option<String>,
-    #[arg(long)]
-    committed_eur: Option<String>,
-    #[arg(long)]
-    paid_eur: Option<String>,
-    /// PNRR measure, e.g. M5C2I2.2.
-    #[arg(long)]
-    pnrr_measure: Option<String>,
-    /// SDGs 1..17, comma-separated (replaces the set).
-    #[arg(long, value_delimiter = ',')]
-    sdg: Vec<String>,
-    /// governance, environmental, social, economic; comma-separated.
-    #[arg(long, value_delimiter = ',')]
-    dimension: Vec<String>,
-    /// PSM axis/objective/action codes, comma-separated.
-    #[arg(long, value_delimiter = ',')]
-    psm: Vec<String>,
-    /// Zona omogenea code.
-    #[arg(long)]
-    zone: Option<String>,
-    /// ISTAT:PERCENT (e.g. 092009:60) or `national`; repeatable (replaces the set).
-    #[arg(long)]
-    location: Vec<String>,
-    /// Physical progress, percent 0..100.
-    #[arg(long)]
-    progress: Option<String>,
-    /// Procedural state override, or `auto` to derive it from the phases.
-    #[arg(long)]
-    state: Option<String>,
-    /// The state the source publishes (e.g. "In esecuzione"), used when no
-    /// override is set; `none` clears it so the state is derived.
-    #[arg(long)]
-    stated_state: Option<String>,
-    #[arg(long)]
-    officer: Option<String>,
-    #[arg(long)]
-    notes: Option<String>,
-}
-
-fn field<T>(r: Result<T, FieldError>) -> Result<T> {
-    r.map_err(|e| anyhow::anyhow!("invalid {e}"))
-}
-
-fn money(name: &'static str, v: &Option<String>) -> Result<Option<i64>> {
-    v.as_deref()
-        .map(|s| parse_eur_cents(name, s))
-        .transpose()
-        .map_err(Into::into)
-}
-
-impl Fields {
-    /// Applies the given fields to `p`, validating each.
-    fn apply(&self, p: &mut Project) -> Result<()> {
-        let text = |v: &Option<String>| {
-            v.as_ref()
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-        };
-        if self.summary.is_some() {
-            p.summary = text(&self.summary);
-        }
-        if self.local_code.is_some() {
-            p.local_code = text(&self.local_code);
-        }
-        if self.implementing_body.is_some() {
-            p.implementing_body = text(&self.implementing_body);
-        }
-        for (target, value, name) in [
-            (&mut p.cost_cents, &self.cost_eur, "--cost-eur"),
-            (&mut p.financed_cents, &self.financed_eur, "--financed-eur"),
-            (
-                &mut p.committed_cents,
-                &self.committed_eur,
-                "--committed-eur",
-            ),
-            (&mut p.paid_cents, &self.paid_eur, "--paid-eur"),
-        ] {
-            if let Some(c) = money(name, value)? {
-                *target = Some(c);
-            }
-        }
-        if let Some(m) = &self.pnrr_measure {
-            p.pnrr_measure = Some(field(m.parse::<PnrrMeasure>())?);
-        }
-        if !self.sdg.is_empty() {
-            p.sdgs = self
-                .sdg
-                .iter()
-                .map(|s| field(parse_sdg(s)))
-                .collect::<Result<_>>()?;
-        }
-        if !self.dimension.is_empty() {
-            p.dimensions = self
-                .dimension
-                .iter()
-                .map(|s| field(s.parse::<Dimension>()))
-                .collect::<Result<_>>()?;
-        }
-        if !self.psm.is_empty() {
-            p.psm_links = self.psm.iter().map(|s| s.trim().to_owned()).collect();
-        }
-        if self.zone.is_some() {
-            p.zone = text(&self.zone);
-        }
-        if !self.location.is_empty() {
-            p.locations = parse_locations(&self.location)?;
-        }
-        if let Some(s) = &self.progress {
-            let pct = s
-                .trim()
-                .trim_end_matches('%')
-                .parse::<i64>()
-                .ok()
-                .filter(|v| (0..=100).contains(v))
-                .with_context(|| {
-                    format!("invalid progress: expected a percentage 0..100, got {s:?}")
-                })?;
-            p.physical_progress_pct = Some(pct);
-        }
-        if let Some(s) = &self.state {
-            p.state_override = match s.trim() {
-                "auto" => None,
-                other => Some(field(other.parse::<ProceduralState>())?),
-            };
-        }
-        if let Some(s) = &self.stated_state {
-            p.stated_state = match s.trim() {
-                "none" | "" => None,
-                other => Some(field(other.parse::<ProceduralState>())?),
-            };
-        }
-        if self.officer.is_some() {
-            p.officer = text(&self.officer);
-        }
-        if self.notes.is_some() {
-            p.notes = text(&self.notes);
-        }
-        Ok(())
-    }
-}
-
-fn parse_locations(items: &[String]) -> Result<std::collections::BTreeMap<String, Location>> {
-    let mut out = std::collections::BTreeMap::new();
-    for item in items {
-        let (code, pct) = item.split_once(':').unwrap_or((item.as_str(), "100"));
-        let share = parse_eur_cents("--location share", pct)
-            .ok()
-            .filter(|v| (0..=10_000).contains(v))
-            .with_context(|| {
-                format!("invalid location {item:?}: share must be a percentage 0..100")
-            })?;
-        let comune = match code.trim() {
-            "national" | "000" | "nazionale" => None,
-            c => Some(
-                comune_any(
-                    c,
-                    &format!("invalid location {item:?} (expected ISTAT:PERCENT or `national`)"),
-                )?
-                .to_string(),
-            ),
-        };
-        let key = comune.clone().unwrap_or_else(|| "000".into());
-        out.insert(
-            key,
-            Location {
-                comune,
-                share_bp: share,
-            },
-        );
-    }
-    Ok(out)
-}
-
-/// Finds the project of `doc` named by a CUP (looked up in the query
-/// store) or an id (checked when the document is edited or shown).
-pub(super) fn locate(
-    replica: &mut Replica,
-    doc: &DocId,
-    cup: &Option<String>,
-    id: &Option<String>,
-) -> Result<String> {
-    if let Some(id) = id {
-        let known = replica.query(|tx| crate::views::projects_with_id(tx, doc, id))?;
-        if !known {
-            return Err(portfolio::PortfolioError::NoSuchId(id.clone()).into());
-        }
-        return Ok(id.clone());
-    }
-    let Some(cup) = cup else {
-        bail!("name the project: give its CUP or --id");
-    };
-    let cup: Cup = cup.parse().context("CUP")?;
-    Ok(replica.query(|tx| crate::views::find_one(tx, doc, &cup))?)
-}
-
-/// Loads, changes and saves one project of this comune in one signed change.
-fn update(
-    replica: &mut Replica,
-    cup: &Option<String>,
-    id: &Option<String>,
-    change: impl FnOnce(&mut Project) -> Result<()>,
-) -> Result<(Project, bool)> {
-    let own = replica.own_doc();
-    let pid = locate(replica, &own, cup, id)?;
-    let mut outcome: Option<Result<Project>> = None;
-    let edited = replica.edit(&own, now_ms(), |doc| {
-        let result = (|| {
-            let old = portfolio::get(doc, &pid)?;
-            let mut new = old.clone();
-            change(&mut new)?;
-            portfolio::save(doc, Some(&old), &new)?;
-            Ok(new)
-        })();
-        let failed = result.is_err();
-        outcome = Some(result);
-        if failed {
-            return Err(crate::replica::ReplicaError::Edit("refused".into()));
-        }
-        Ok(())
-    });
-    match (outcome, edited) {
-        (Some(Err(e)), _) => Err(e),
-        (Some(Ok(p)), Ok((_, h))) => Ok((p, h.is_some())),
-        (_, Err(e)) => Err(e.into()),
-        (None, _) => bail!("the edit did not run"),
+fn warn_all(warnings: &[String]) {
+    for w in warnings {
+        eprintln!("warning: {w}");
     }
 }
 
 pub fn run(dir: &Path, cmd: ProjectCmd) -> Result<()> {
     let mut replica = Replica::open(dir)?;
     let own = replica.own_doc();
+    let me = Author::default();
+    let target = |cup: Option<String>, id: Option<String>| Target { cup, id };
     match cmd {
         ProjectCmd::Add { cup, title, fields } => {
-            let cup = cup.as_deref().map(super::codes::parse_cup).transpose()?;
-            let title = portfolio::validate_title(&title)?;
-            let mut p = Project {
-                id: portfolio::new_project_id()?,
-                cup: cup.as_ref().map(|c| c.as_str().to_owned()),
-                title,
-                created_ms: now_ms(),
-                ..Project::default()
-            };
-            fields.apply(&mut p)?;
-            replica.edit(&own, now_ms(), |doc| {
-                if let Some(c) = &cup {
-                    if let Some(existing) = portfolio::find_by_cup(doc, c)?.first() {
-                        eprintln!("warning: CUP {c} is already used by project {existing}; adding another");
-                    }
-                }
-                Ok(portfolio::save(doc, None, &p)?)
-            })?;
+            let added = project::add(&mut replica, cup.as_deref(), &title, &fields, &me)?;
+            warn_all(&added.warnings);
+            let p = added.project;
             let label = p.cup.as_deref().unwrap_or("without CUP");
             println!(
                 "added project {label} (id {}) to comune {}",
@@ -441,13 +189,14 @@ pub fn run(dir: &Path, cmd: ProjectCmd) -> Result<()> {
             title,
             fields,
         } => {
-            let title = title.map(|t| portfolio::validate_title(&t)).transpose()?;
-            let (p, changed) = update(&mut replica, &cup, &id, |p| {
-                if let Some(t) = title {
-                    p.title = t;
-                }
-                fields.apply(p)
-            })?;
+            let (p, changed, warnings) = project::set(
+                &mut replica,
+                &target(cup, id),
+                title.as_deref(),
+                &fields,
+                &me,
+            )?;
+            warn_all(&warnings);
             let label = p.cup.as_deref().unwrap_or(&p.id);
             println!(
                 "{} project {label}",
@@ -455,18 +204,76 @@ pub fn run(dir: &Path, cmd: ProjectCmd) -> Result<()> {
             );
         }
         ProjectCmd::Archive { cup, id, undo } => {
-            let (p, _) = update(&mut replica, &cup, &id, |p| {
-                p.archived = !undo;
-                Ok(())
-            })?;
+            let p = project::archive(&mut replica, &target(cup, id), undo, &me)?;
             println!(
                 "project {} {}",
                 p.cup.as_deref().unwrap_or(&p.id),
                 if undo { "restored" } else { "archived" }
             );
         }
-        ProjectCmd::Funding(cmd) => funding(&mut replica, cmd)?,
-        ProjectCmd::Milestone(cmd) => milestone(&mut replica, cmd)?,
+        ProjectCmd::Funding(FundingCmd::Add {
+            cup,
+            id,
+            source,
+            amount_eur,
+            programme,
+        }) => {
+            let (line_id, line) = project::funding_add(
+                &mut replica,
+                &target(cup, id),
+                &source,
+                &amount_eur,
+                programme,
+                &me,
+            )?;
+            println!(
+                "added funding line {line_id}: {} {}",
+                line.source,
+                format_eur(line.amount_cents)
+            );
+        }
+        ProjectCmd::Funding(FundingCmd::Remove { cup, id, line }) => {
+            project::funding_remove(&mut replica, &target(cup, id), &line, &me)?;
+            println!("removed funding line {line}");
+        }
+        ProjectCmd::Milestone(MilestoneCmd::Add {
+            cup,
+            id,
+            code,
+            description,
+            due,
+            unit,
+            baseline,
+            target: goal,
+        }) => {
+            let new = project::NewMilestone {
+                code,
+                description,
+                due,
+                unit,
+                baseline,
+                target: goal,
+            };
+            let (mid, m) = project::milestone_add(&mut replica, &target(cup, id), new, &me)?;
+            println!("added milestone {mid} ({}, due {})", m.code, m.due);
+        }
+        ProjectCmd::Milestone(MilestoneCmd::Done {
+            cup,
+            id,
+            milestone,
+            date,
+            value,
+        }) => {
+            let date = project::milestone_done(
+                &mut replica,
+                &target(cup, id),
+                &milestone,
+                &date,
+                value,
+                &me,
+            )?;
+            println!("milestone {milestone} achieved on {date}");
+        }
         ProjectCmd::Phase(PhaseCmd::Set {
             cup,
             id,
@@ -476,35 +283,14 @@ pub fn run(dir: &Path, cmd: ProjectCmd) -> Result<()> {
             actual_start,
             actual_end,
         }) => {
-            let phase: Phase = field(phase.parse())?;
-            let date = |name: &str, v: &Option<String>| -> Result<Option<Date>> {
-                v.as_deref()
-                    .map(|s| field(Date::parse_any(name, s)))
-                    .transpose()
+            let dates = project::PhaseDates {
+                planned_start,
+                planned_end,
+                actual_start,
+                actual_end,
             };
-            let dates = [
-                date("--planned-start", &planned_start)?,
-                date("--planned-end", &planned_end)?,
-                date("--actual-start", &actual_start)?,
-                date("--actual-end", &actual_end)?,
-            ];
-            if dates.iter().all(Option::is_none) {
-                bail!("nothing to set: give at least one of --planned-start, --planned-end, --actual-start, --actual-end");
-            }
-            let (p, _) = update(&mut replica, &cup, &id, |p| {
-                let entry = p.phases.entry(phase).or_default();
-                for (slot, value) in [
-                    (&mut entry.planned_start, dates[0]),
-                    (&mut entry.planned_end, dates[1]),
-                    (&mut entry.actual_start, dates[2]),
-                    (&mut entry.actual_end, dates[3]),
-                ] {
-                    if value.is_some() {
-                        *slot = value;
-                    }
-                }
-                Ok(())
-            })?;
+            let (phase, p) =
+                project::phase_set(&mut replica, &target(cup, id), &phase, &dates, &me)?;
             println!(
                 "phase {phase} set; procedural state: {}",
                 p.procedural_state()
@@ -529,107 +315,9 @@ pub fn run(dir: &Path, cmd: ProjectCmd) -> Result<()> {
                 Some(c) => DocId::Comune(comune_any(&c, "--comune")?),
                 None => own,
             };
-            let pid = locate(&mut replica, &doc_id, &cup, &id)?;
+            let pid = project::locate(&mut replica, &doc_id, &target(cup, id))?;
             let doc = replica.materialise(&doc_id)?;
             show(&doc, &doc_id, &pid, format)?;
-        }
-    }
-    Ok(())
-}
-
-fn funding(replica: &mut Replica, cmd: FundingCmd) -> Result<()> {
-    match cmd {
-        FundingCmd::Add {
-            cup,
-            id,
-            source,
-            amount_eur,
-            programme,
-        } => {
-            let source: FundingSource = field(source.parse())?;
-            let amount_cents = parse_eur_cents("--amount-eur", &amount_eur)?;
-            let line_id = portfolio::new_project_id()?;
-            let line = FundingLine {
-                source,
-                programme,
-                amount_cents,
-            };
-            let lid = line_id.clone();
-            update(replica, &cup, &id, move |p| {
-                p.funding.insert(lid, line);
-                Ok(())
-            })?;
-            println!(
-                "added funding line {line_id}: {source} {}",
-                format_eur(amount_cents)
-            );
-        }
-        FundingCmd::Remove { cup, id, line } => {
-            update(replica, &cup, &id, |p| {
-                p.funding
-                    .remove(&line)
-                    .map(|_| ())
-                    .with_context(|| format!("--line: no funding line {line:?} in this project"))
-            })?;
-            println!("removed funding line {line}");
-        }
-    }
-    Ok(())
-}
-
-fn milestone(replica: &mut Replica, cmd: MilestoneCmd) -> Result<()> {
-    match cmd {
-        MilestoneCmd::Add {
-            cup,
-            id,
-            code,
-            description,
-            due,
-            unit,
-            baseline,
-            target,
-        } => {
-            let due = field(parse_due("--due", &due))?;
-            if code.trim().is_empty() {
-                bail!("invalid --code: must not be empty");
-            }
-            let mid = portfolio::new_project_id()?;
-            let m = Milestone {
-                code: code.trim().to_owned(),
-                description,
-                unit,
-                baseline,
-                target,
-                due,
-                achieved_date: None,
-                achieved_value: None,
-            };
-            let key = mid.clone();
-            update(replica, &cup, &id, move |p| {
-                p.milestones.insert(key, m);
-                Ok(())
-            })?;
-            println!("added milestone {mid} ({code}, due {due})");
-        }
-        MilestoneCmd::Done {
-            cup,
-            id,
-            milestone,
-            date,
-            value,
-        } => {
-            let date = field(Date::parse_any("--date", &date))?;
-            update(replica, &cup, &id, |p| {
-                let m = p.milestones.get_mut(&milestone).with_context(|| {
-                    format!("--milestone: no milestone {milestone:?} in this project")
-                })?;
-                m.achieved_date = Some(date);
-                if value.is_some() {
-                    m.achieved_value = value;
-                }
-                Ok(())
-            })?;
-            println!("milestone {milestone} achieved on {date}");
         }
     }
     Ok(())
@@ -644,38 +332,14 @@ fn location_share(share_bp: i64) -> String {
     }
 }
 
-/// Top-level fields whose concurrent values `show` reports.
-const CONFLICT_FIELDS: &[&str] = &[
-    "title",
-    "cup",
-    "summary",
-    "local_code",
-    "implementing_body",
-    "cost_cents",
-    "financed_cents",
-    "committed_cents",
-    "paid_cents",
-    "pnrr_measure",
-    "zone",
-    "physical_progress_pct",
-    "state_override",
-    "stated_state",
-    "officer",
-    "notes",
-    "archived",
-];
-
 fn show(doc: &AutoCommit, doc_id: &DocId, id: &str, format: Format) -> Result<()> {
-    let project = portfolio::get(doc, id)?;
+    let (project, found) = project::read(doc, id)?;
     let mut conflicts = serde_json::Map::new();
-    for field in CONFLICT_FIELDS {
-        let values = portfolio::field_conflicts(doc, id, field)?;
-        if values.len() > 1 {
-            conflicts.insert(
-                (*field).into(),
-                json!({"winner": values[0], "others": values[1..]}),
-            );
-        }
+    for c in found {
+        conflicts.insert(
+            c.field.into(),
+            json!({"winner": c.winner, "others": c.others}),
+        );
     }
     let comune = super::project_list::comune_of(doc_id);
     let (state, basis) = project.state_and_basis();

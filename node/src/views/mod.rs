@@ -15,8 +15,10 @@
 //! `accordo rebuild-views` derives everything again from the log alone and
 //! counts the rows that differed (it must be 0).
 
+pub mod dashboard;
 mod read;
 mod rows;
+pub mod search;
 
 pub use read::{
     doc_heads, find_by_cup, find_one, projects, projects_with_id, report_input, Listed,

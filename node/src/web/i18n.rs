@@ -1,0 +1,317 @@
+//! The web application's languages: Italian (the default) and English.
+//! Words of the pages are looked up by key in [`MESSAGES`]; amounts and
+//! dates are written the way each language writes them (`1.234.567,89 €`,
+//! `31/12/2026` in Italian; `€1,234,567.89`, `2026-12-31` in English).
+//!
+//! The language is the person's choice (a `lang` cookie, set by the switch
+//! in the page header), else the browser's `Accept-Language`, else Italian.
+
+use accordo_domain::model::Date;
+use accordo_domain::money::format_eur;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lang {
+    #[default]
+    It,
+    En,
+}
+
+/// Name of the cookie that remembers the language chosen.
+pub const LANG_COOKIE: &str = "lang";
+
+impl Lang {
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::It => "it",
+            Lang::En => "en",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Lang> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "it" => Some(Lang::It),
+            "en" => Some(Lang::En),
+            _ => None,
+        }
+    }
+
+    /// The other language, for the switch in the header.
+    pub fn other(self) -> Lang {
+        match self {
+            Lang::It => Lang::En,
+            Lang::En => Lang::It,
+        }
+    }
+
+    /// The language of a request: the cookie, else the best of
+    /// `Accept-Language` that we have (q-values honoured), else Italian.
+    pub fn choose(cookie: Option<&str>, accept_language: Option<&str>) -> Lang {
+        if let Some(l) = cookie.and_then(Lang::parse) {
+            return l;
+        }
+        let mut best: Option<(f32, Lang)> = None;
+        for part in accept_language.unwrap_or("").split(',') {
+            let mut pieces = part.split(';');
+            let tag = pieces.next().unwrap_or("").trim();
+            let primary = tag.split('-').next().unwrap_or("");
+            let q = pieces
+                .find_map(|p| p.trim().strip_prefix("q="))
+                .and_then(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            if let Some(l) = Lang::parse(primary) {
+                if q > 0.0 && best.is_none_or(|(bq, _)| q > bq) {
+                    best = Some((q, l));
+                }
+            }
+        }
+        best.map(|(_, l)| l).unwrap_or_default()
+    }
+
+    /// The page's word for `key`; the key itself when it has none (a
+    /// missing translation shows up, it does not break the page).
+    pub fn t(self, key: &str) -> &'static str {
+        match MESSAGES.binary_search_by(|(k, _, _)| (*k).cmp(key)) {
+            Ok(i) => match self {
+                Lang::It => MESSAGES[i].1,
+                Lang::En => MESSAGES[i].2,
+            },
+            Err(_) => "?",
+        }
+    }
+
+    /// An amount in euro cents, as the language writes it.
+    pub fn eur(self, cents: i64) -> String {
+        let it = format_eur(cents);
+        match self {
+            Lang::It => format!("{it}\u{a0}€"),
+            Lang::En => {
+                let swapped: String = it
+                    .chars()
+                    .map(|c| match c {
+                        '.' => ',',
+                        ',' => '.',
+                        c => c,
+                    })
+                    .collect();
+                match swapped.strip_prefix('-') {
+                    Some(rest) => format!("-€{rest}"),
+                    None => format!("€{swapped}"),
+                }
+            }
+        }
+    }
+
+    /// An optional amount; a dash when there is none.
+    pub fn eur_opt(self, cents: Option<i64>) -> String {
+        cents.map(|c| self.eur(c)).unwrap_or_else(|| "–".into())
+    }
+
+    /// A count with thousands grouped (`62.400` / `62,400`).
+    pub fn count(self, n: usize) -> String {
+        let digits = n.to_string();
+        let sep = match self {
+            Lang::It => '.',
+            Lang::En => ',',
+        };
+        let mut out = String::new();
+        for (i, ch) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                out.push(sep);
+            }
+            out.push(ch);
+        }
+        out
+    }
+
+    /// A date as the language writes it.
+    pub fn date(self, d: &Date) -> String {
+        match self {
+            Lang::It => format!("{:02}/{:02}/{:04}", d.day, d.month, d.year),
+            Lang::En => d.to_string(),
+        }
+    }
+
+    pub fn date_opt(self, d: Option<&Date>) -> String {
+        d.map(|d| self.date(d)).unwrap_or_else(|| "–".into())
+    }
+
+    /// A moment (milliseconds since the epoch) as date and time in Italy's
+    /// time zone, where every office of the network is.
+    pub fn moment_ms(self, ms: u64) -> String {
+        let Ok(ts) = jiff::Timestamp::from_millisecond(ms as i64) else {
+            return "–".into();
+        };
+        let tz = jiff::tz::TimeZone::get("Europe/Rome").unwrap_or(jiff::tz::TimeZone::UTC);
+        let at = ts.to_zoned(tz);
+        match self {
+            Lang::It => at.strftime("%d/%m/%Y %H:%M").to_string(),
+            Lang::En => at.strftime("%Y-%m-%d %H:%M").to_string(),
+        }
+    }
+}
+
+/// (key, Italian, English), sorted by key (a test checks the order).
+pub const MESSAGES: &[(&str, &str, &str)] = &[
+    ("action.add_funding", "Aggiungi finanziamento", "Add funding line"),
+    ("action.add_milestone", "Aggiungi milestone", "Add milestone"),
+    ("action.apply", "Applica", "Apply"),
+    ("action.choose_value", "Scegli questo valore", "Choose this value"),
+    ("action.confirm_import", "Conferma l'importazione", "Confirm the import"),
+    ("action.download", "Scarica", "Download"),
+    ("action.dry_run", "Verifica il file", "Check the file"),
+    ("action.edit", "Modifica", "Edit"),
+    ("action.login", "Accedi", "Sign in"),
+    ("action.logout", "Esci", "Sign out"),
+    ("action.mark_done", "Segna come raggiunta", "Mark as achieved"),
+    ("action.new_project", "Nuovo progetto", "New project"),
+    ("action.remove", "Rimuovi", "Remove"),
+    ("action.save", "Salva", "Save"),
+    ("action.search", "Cerca", "Search"),
+    ("app.name", "Accordo", "Accordo"),
+    ("app.skip", "Vai al contenuto", "Skip to content"),
+    ("app.tagline", "Piano Strategico Metropolitano", "Strategic Metropolitan Plan"),
+    ("dash.by_comune", "Per comune", "By comune"),
+    ("dash.by_mission", "Per missione PNRR", "By PNRR mission"),
+    ("dash.by_source", "Per fonte di finanziamento", "By funding source"),
+    ("dash.by_state", "Per stato procedurale", "By procedural state"),
+    ("dash.by_zone", "Per zona omogenea", "By zona omogenea"),
+    ("dash.committed", "Impegnato", "Committed"),
+    ("dash.financed", "Finanziato", "Financed"),
+    ("dash.last_change", "Ultima modifica ricevuta", "Newest change received"),
+    ("dash.late", "Milestone in ritardo", "Late milestones"),
+    ("dash.paid", "Pagato", "Paid"),
+    ("dash.paid_share", "Pagato / finanziato", "Paid / financed"),
+    ("dash.silent", "silente da oltre 3 giorni", "silent for over 3 days"),
+    ("dash.totals", "Totali", "Totals"),
+    ("error.csrf", "Richiesta rifiutata: il modulo è scaduto o non proviene da questa pagina. Ricarica la pagina e riprova.", "Request refused: the form expired or did not come from this page. Reload the page and try again."),
+    ("error.forbidden", "Il tuo ruolo non consente modifiche.", "Your role cannot change anything."),
+    ("error.login", "Nome o password non validi.", "Invalid name or password."),
+    ("error.not_found", "Pagina non trovata", "Page not found"),
+    ("error.rate_limited", "Troppi tentativi: riprova tra qualche minuto.", "Too many attempts: try again in a few minutes."),
+    ("error.server", "Errore del nodo", "Node error"),
+    ("error.title", "Errore", "Error"),
+    ("field.committed", "Impegnato (€)", "Committed (€)"),
+    ("field.cost", "Costo (€)", "Cost (€)"),
+    ("field.cup", "CUP", "CUP"),
+    ("field.dimension", "Dimensioni (governance, environmental, social, economic)", "Dimensions (governance, environmental, social, economic)"),
+    ("field.financed", "Finanziato (€)", "Financed (€)"),
+    ("field.implementing_body", "Soggetto attuatore", "Implementing body"),
+    ("field.local_code", "Codice locale", "Local code"),
+    ("field.location", "Localizzazioni (ISTAT:PERCENTUALE, separate da virgola)", "Locations (ISTAT:PERCENT, comma-separated)"),
+    ("field.name", "Nome", "Name"),
+    ("field.notes", "Note", "Notes"),
+    ("field.officer", "RUP / referente", "Officer"),
+    ("field.paid", "Pagato (€)", "Paid (€)"),
+    ("field.password", "Password", "Password"),
+    ("field.pnrr_measure", "Misura PNRR (es. M5C2I2.2)", "PNRR measure (e.g. M5C2I2.2)"),
+    ("field.progress", "Avanzamento fisico (%)", "Physical progress (%)"),
+    ("field.psm", "Collegamenti PSM (codici, separati da virgola)", "PSM links (codes, comma-separated)"),
+    ("field.sdg", "SDG (1..17, separati da virgola)", "SDGs (1..17, comma-separated)"),
+    ("field.state", "Stato procedurale (vuoto: derivato dalle fasi)", "Procedural state (empty: derived from the phases)"),
+    ("field.summary", "Sintesi", "Summary"),
+    ("field.title", "Titolo", "Title"),
+    ("field.zone", "Zona omogenea", "Zona omogenea"),
+    ("filter.all", "Tutti", "All"),
+    ("filter.late", "Solo con milestone in ritardo", "Only with late milestones"),
+    ("filter.mission", "Missione PNRR", "PNRR mission"),
+    ("filter.source", "Fonte di finanziamento", "Funding source"),
+    ("filter.state", "Stato procedurale", "Procedural state"),
+    ("lang.switch", "English", "Italiano"),
+    ("list.next", "Successivi", "Next"),
+    ("list.pages", "Pagine", "Pages"),
+    ("list.prev", "Precedenti", "Previous"),
+    ("list.search", "Cerca per CUP o titolo", "Search by CUP or title"),
+    ("nav.admin", "Amministrazione", "Administration"),
+    ("nav.dashboard", "Cruscotto", "Dashboard"),
+    ("nav.import", "Importa", "Import"),
+    ("nav.projects", "Progetti", "Projects"),
+    ("nav.report", "Rapporto", "Report"),
+    ("page.login", "Accesso", "Sign in"),
+    ("page.new_project", "Nuovo progetto", "New project"),
+    ("page.projects", "Progetti", "Projects"),
+    ("project.achieved", "Raggiunta il", "Achieved on"),
+    ("project.actual", "Effettive", "Actual"),
+    ("project.actual_end", "Fine effettiva", "Actual end"),
+    ("project.actual_start", "Inizio effettivo", "Actual start"),
+    ("project.amount", "Importo", "Amount"),
+    ("project.audit", "Chi ha firmato ogni modifica", "Who signed each change"),
+    ("project.code", "Codice", "Code"),
+    ("project.comune", "Comune", "Comune"),
+    ("project.conflicts", "Modifiche concorrenti", "Concurrent edits"),
+    ("project.conflicts_help", "Due modifiche fatte in contemporanea hanno dato valori diversi a questi campi: è mostrato il primo; scegli quello giusto.", "Two edits made at the same time gave these fields different values: the first is shown; choose the right one."),
+    ("project.count", "progetti", "projects"),
+    ("project.description", "Descrizione", "Description"),
+    ("project.due", "Scadenza", "Due"),
+    ("project.funding", "Finanziamenti", "Funding"),
+    ("project.late", "In ritardo", "Late"),
+    ("project.milestones", "Milestone e target", "Milestones and targets"),
+    ("project.none", "Nessun progetto.", "No projects."),
+    ("project.phase", "Fase", "Phase"),
+    ("project.phases", "Fasi procedurali", "Procedural phases"),
+    ("project.planned", "Previste", "Planned"),
+    ("project.planned_end", "Fine prevista", "Planned end"),
+    ("project.planned_start", "Inizio previsto", "Planned start"),
+    ("project.programme", "Programma", "Programme"),
+    ("project.saved", "Progetto salvato.", "Project saved."),
+    ("project.source", "Fonte", "Source"),
+    ("project.state", "Stato", "State"),
+    ("sync.changes_waiting", "Modifiche in attesa di invio", "Changes waiting to be sent"),
+    ("sync.in_sync", "Sincronizzato", "In sync"),
+    ("sync.last_contact", "Ultimo contatto con il relay", "Last contact with the relay"),
+    ("sync.never", "mai", "never"),
+    ("sync.rejected", "Modifiche rifiutate", "Rejected changes"),
+    ("sync.title", "Sincronizzazione", "Synchronisation"),
+    ("sync.waiting", "Non sincronizzato", "Not in sync"),
+    ("warning.title", "Attenzione", "Warning"),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_sorted_and_unique_so_lookups_find_them() {
+        for pair in MESSAGES.windows(2) {
+            assert!(pair[0].0 < pair[1].0, "{} before {}", pair[0].0, pair[1].0);
+        }
+        assert_eq!(Lang::It.t("action.save"), "Salva");
+        assert_eq!(Lang::En.t("action.save"), "Save");
+        assert_eq!(Lang::It.t("no.such.key"), "?");
+    }
+
+    #[test]
+    fn amounts_dates_and_counts_in_each_language() {
+        assert_eq!(Lang::It.eur(123_456_789), "1.234.567,89\u{a0}€");
+        assert_eq!(Lang::En.eur(123_456_789), "€1,234,567.89");
+        assert_eq!(Lang::En.eur(-5), "-€0.05");
+        let d = Date {
+            year: 2026,
+            month: 12,
+            day: 31,
+        };
+        assert_eq!(Lang::It.date(&d), "31/12/2026");
+        assert_eq!(Lang::En.date(&d), "2026-12-31");
+        assert_eq!(Lang::It.count(62_400), "62.400");
+        assert_eq!(Lang::En.count(1_000_000), "1,000,000");
+        // 2026-12-03 10:00 UTC is 11:00 in Rome (CET).
+        assert_eq!(Lang::It.moment_ms(1_796_292_000_000), "03/12/2026 11:00");
+        // 2026-07-01 10:00 UTC is 12:00 in Rome (CEST).
+        assert_eq!(Lang::En.moment_ms(1_782_900_000_000), "2026-07-01 12:00");
+    }
+
+    #[test]
+    fn the_cookie_wins_then_accept_language_by_quality_then_italian() {
+        assert_eq!(Lang::choose(Some("en"), Some("it")), Lang::En);
+        assert_eq!(
+            Lang::choose(None, Some("en-GB,en;q=0.9,it;q=0.8")),
+            Lang::En
+        );
+        assert_eq!(
+            Lang::choose(None, Some("de-DE,it;q=0.5,en;q=0.9")),
+            Lang::En
+        );
+        assert_eq!(Lang::choose(None, Some("fr,de")), Lang::It);
+        assert_eq!(Lang::choose(Some("xx"), None), Lang::It);
+        assert_eq!(Lang::choose(None, Some("en;q=0")), Lang::It);
+    }
+}
