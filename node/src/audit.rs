@@ -24,6 +24,9 @@ pub struct AuditRow {
     pub comune: Option<String>,
     pub role: Option<String>,
     pub time: String,
+    /// The person named in the signed change (an edit made through the
+    /// web application by a signed-in user).
+    pub person: Option<String>,
     pub fields: Vec<String>,
     pub signature_valid: bool,
     pub valid: bool,
@@ -37,11 +40,34 @@ pub fn audit(dir: &std::path::Path, cup: &Cup, comune: Option<&str>, format: For
         None => replica.own_doc(),
     };
     let id = replica.query(|tx| crate::views::find_one(tx, &doc_id, cup))?;
-    let doc = replica.materialise(&doc_id)?;
-    let obj = portfolio::project_obj(&doc, &id)?.to_string();
+    let rows = trail(&mut replica, &doc_id, &id)?;
+    if format == Format::Json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        for r in &rows {
+            let person = r.person.as_deref().map(|p| format!(" ({p})")).unwrap_or_default();
+            println!(
+                "{}  {}{person}  {} {}  {}  [{}]  {}",
+                r.time,
+                &r.author[..16],
+                r.comune.as_deref().unwrap_or("?"),
+                r.role.as_deref().unwrap_or("?"),
+                &r.hash[..12],
+                r.fields.join(", "),
+                if r.valid { "valid" } else { "INVALID" }
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Every change of `doc_id` that touched project `id`, oldest first.
+pub fn trail(replica: &mut Replica, doc_id: &DocId, id: &str) -> Result<Vec<AuditRow>> {
+    let doc = replica.materialise(doc_id)?;
+    let obj = portfolio::project_obj(&doc, id)?.to_string();
     let root_key = format!("project/{id}");
     let verdict = replica.governed().then(|| replica.verdict()).transpose()?;
-    let envelopes = replica.store.read(|tx| tx.log().doc_changes(&doc_id))?;
+    let envelopes = replica.store.read(|tx| tx.log().doc_changes(doc_id))?;
     let mut rows = Vec::new();
     for env in envelopes {
         let change = Change::try_from(env.change.as_slice()).context("stored change")?;
@@ -63,29 +89,15 @@ pub fn audit(dir: &std::path::Path, cup: &Cup, comune: Option<&str>, format: For
             comune: member.as_ref().map(|m| m.comune.to_string()),
             role: member.as_ref().map(|m| m.role.to_string()),
             time: iso_time(meta.time_s),
+            person: crate::ops::Author::from_message(change.message())
+                .map(str::to_owned),
             fields: fields.into_iter().collect(),
             signature_valid,
             valid: signature_valid && problem.is_none(),
             problem,
         });
     }
-    if format == Format::Json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
-    } else {
-        for r in &rows {
-            println!(
-                "{}  {}  {} {}  {}  [{}]  {}",
-                r.time,
-                &r.author[..16],
-                r.comune.as_deref().unwrap_or("?"),
-                r.role.as_deref().unwrap_or("?"),
-                &r.hash[..12],
-                r.fields.join(", "),
-                if r.valid { "valid" } else { "INVALID" }
-            );
-        }
-    }
-    Ok(())
+    Ok(rows)
 }
 
 /// The fields of the project (object `obj`, at root key `root_key`) that a

@@ -13,6 +13,8 @@
 //! token, and sends a visitor who must sign in to `/accesso`.
 
 mod api;
+mod audit_page;
+mod list_page;
 pub mod auth;
 pub mod i18n;
 mod pages;
@@ -277,7 +279,7 @@ fn router(app: Shared) -> Router {
         .route("/accesso", get(pages::login_form).post(pages::login))
         .route("/esci", post(pages::logout))
         .route("/lingua/{lang}", get(pages::switch_language))
-        .route("/progetti", get(project_pages::list))
+        .route("/progetti", get(list_page::list))
         .route(
             "/progetti/nuovo",
             get(project_pages::new_form).post(project_pages::create),
@@ -293,6 +295,10 @@ fn router(app: Shared) -> Router {
         .route(
             "/progetti/{comune}/{id}/milestone",
             post(project_pages::add_milestone),
+        )
+        .route(
+            "/progetti/{comune}/{id}/modifiche",
+            get(audit_page::audit),
         )
         .route(
             "/progetti/{comune}/{id}/fasi",
