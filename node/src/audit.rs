@@ -45,7 +45,11 @@ pub fn audit(dir: &std::path::Path, cup: &Cup, comune: Option<&str>, format: For
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
         for r in &rows {
-            let person = r.person.as_deref().map(|p| format!(" ({p})")).unwrap_or_default();
+            let person = r
+                .person
+                .as_deref()
+                .map(|p| format!(" ({p})"))
+                .unwrap_or_default();
             println!(
                 "{}  {}{person}  {} {}  {}  [{}]  {}",
                 r.time,
@@ -89,8 +93,7 @@ pub fn trail(replica: &mut Replica, doc_id: &DocId, id: &str) -> Result<Vec<Audi
             comune: member.as_ref().map(|m| m.comune.to_string()),
             role: member.as_ref().map(|m| m.role.to_string()),
             time: iso_time(meta.time_s),
-            person: crate::ops::Author::from_message(change.message())
-                .map(str::to_owned),
+            person: crate::ops::Author::from_message(change.message()).map(str::to_owned),
             fields: fields.into_iter().collect(),
             signature_valid,
             valid: signature_valid && problem.is_none(),

@@ -3,6 +3,7 @@
 //! port 0. Tests wait on observable state (a "listening on" line, a command's
 //! exit, a status query), never on a bare sleep.
 
+pub mod browser;
 pub mod simnet;
 
 use anyhow::{bail, Context, Result};

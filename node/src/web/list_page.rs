@@ -175,4 +175,3 @@ pub async fn list(
     };
     render::page(v.lang, &page_view)
 }
-

@@ -14,9 +14,9 @@
 
 mod api;
 mod audit_page;
-mod list_page;
 pub mod auth;
 pub mod i18n;
+mod list_page;
 mod pages;
 mod project_pages;
 mod render;
@@ -296,10 +296,7 @@ fn router(app: Shared) -> Router {
             "/progetti/{comune}/{id}/milestone",
             post(project_pages::add_milestone),
         )
-        .route(
-            "/progetti/{comune}/{id}/modifiche",
-            get(audit_page::audit),
-        )
+        .route("/progetti/{comune}/{id}/modifiche", get(audit_page::audit))
         .route(
             "/progetti/{comune}/{id}/fasi",
             post(project_pages::set_phase),

@@ -1,0 +1,283 @@
+//! End-to-end tests of the web application in a real headless browser
+//! (Debian's chromium through chromedriver): a comune's office creates and
+//! edits a project, the metro dashboard shows it after the nodes sync;
+//! titles are shown as text; the language switch; sign-in when accounts
+//! exist; CSRF; the refusal to serve off loopback without accounts.
+//! Screenshots of the main pages go to `target/screenshots/`.
+
+use accordo_tests::browser::{Browser, WebNode};
+use accordo_tests::{accordo_bin, path, Node, Relay};
+use anyhow::{Context, Result};
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+const CAGLIARI: &str = "092009";
+const QUARTU: &str = "092051";
+
+fn add_user(node: &Node, name: &str, password: &str, role: &str) -> Result<()> {
+    let mut child = Command::new(accordo_bin())
+        .args([
+            "--dir",
+            &path(&node.node_dir()),
+            "user",
+            "add",
+            "--name",
+            name,
+            "--password-stdin",
+            "--role",
+            role,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    child
+        .stdin
+        .take()
+        .context("stdin")?
+        .write_all(format!("{password}\n").as_bytes())?;
+    let out = child.wait_with_output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "user add failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_comune_adds_and_edits_a_project_in_the_browser_and_the_metro_dashboard_shows_it(
+) -> Result<()> {
+    let mut relay = Relay::init()?;
+    relay.start()?;
+    let metro = Node::admitted(&relay, CAGLIARI, "metro")?;
+    let quartu = Node::admitted(&relay, QUARTU, "comune")?;
+    let quartu_web = WebNode::start(&quartu)?;
+    let metro_web = WebNode::start(&metro)?;
+    let b = Browser::start().await?;
+
+    // The add form: fields labelled CUP and Titolo, a "Salva" button.
+    b.client.goto(&quartu_web.url("/progetti/nuovo")).await?;
+    let source = b.client.source().await?;
+    assert!(
+        source.contains(r#"<label for="cup">CUP</label>"#),
+        "{source}"
+    );
+    assert!(source.contains(r#"<label for="title">Titolo</label>"#));
+    let title = "<script>window.__xss = 1</script> Scuola \"Deledda\" & palestra";
+    b.fill("#cup", "H81B22000777001").await?;
+    b.fill("#title", title).await?;
+    b.fill("#financed_eur", "1.234.567,89").await?;
+    b.screenshot("project-new").await?;
+    b.click("form[action='/progetti/nuovo'] button[type=submit]")
+        .await?;
+
+    // Lands on the project's page; the title is shown as text.
+    let h1 = b.text("main h1").await?;
+    assert_eq!(h1, title, "a <script> title is shown as text");
+    let url = b.client.current_url().await?;
+    assert!(
+        url.path().starts_with(&format!("/progetti/{QUARTU}/")),
+        "{url}"
+    );
+    let ran: serde_json::Value = b
+        .client
+        .execute("return typeof window.__xss;", vec![])
+        .await?;
+    assert_eq!(ran, "undefined", "the title's script must not run");
+    assert_eq!(b.text("#project-financed").await?, "1.234.567,89 €");
+
+    // Edit: paid and the title, in the edit form.
+    b.fill("#paid_eur", "250000").await?;
+    b.fill("#title", "Scuola Deledda: palestra").await?;
+    b.click(&format!(
+        "form[action='{}'] button[type=submit]",
+        url.path()
+    ))
+    .await?;
+    assert_eq!(b.text("main h1").await?, "Scuola Deledda: palestra");
+    assert_eq!(b.text("#project-paid").await?, "250.000,00 €");
+    b.screenshot("project").await?;
+
+    // The CLI sees the same project: one implementation of the edit.
+    let listed = quartu.projects(false)?;
+    assert!(
+        listed.contains(&(
+            QUARTU.to_owned(),
+            "H81B22000777001".to_owned(),
+            "Scuola Deledda: palestra".to_owned()
+        )),
+        "{listed:?}"
+    );
+
+    // The comune's list and its search.
+    b.client
+        .goto(&quartu_web.url("/progetti?q=deledda"))
+        .await?;
+    assert_eq!(b.text("#count").await?, "1 progetti");
+    b.screenshot("projects").await?;
+
+    // The metro dashboard shows the comune's figures once both daemons
+    // have synced through the relay (observed on the page itself).
+    let dashboard = b
+        .until(&metro_web.url("/"), |s| {
+            s.contains("Quartu Sant'Elena") && s.contains("1.234.567,89")
+        })
+        .await?;
+    assert!(dashboard.contains("Per comune"), "metro dashboard");
+    b.screenshot("dashboard-metro").await?;
+    b.client
+        .goto(&metro_web.url(&format!("/progetti?comune={QUARTU}")))
+        .await?;
+    assert!(b
+        .text("#projects")
+        .await?
+        .contains("Scuola Deledda: palestra"));
+    b.client.goto(&quartu_web.url("/")).await?;
+    b.screenshot("dashboard-comune").await?;
+    b.close().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_language_switch_turns_pages_english_and_is_remembered() -> Result<()> {
+    let mut relay = Relay::init()?;
+    relay.start()?;
+    let quartu = Node::admitted(&relay, QUARTU, "comune")?;
+    let web = WebNode::start(&quartu)?;
+    let b = Browser::start().await?;
+    b.client.goto(&web.url("/progetti")).await?;
+    assert_eq!(b.text("main h1").await?, "Progetti");
+    b.click("a.lang-switch").await?;
+    assert_eq!(b.text("main h1").await?, "Projects");
+    let lang: serde_json::Value = b
+        .client
+        .execute("return document.documentElement.lang;", vec![])
+        .await?;
+    assert_eq!(lang, "en");
+    assert_eq!(
+        b.client.current_url().await?.path(),
+        "/progetti",
+        "the switch comes back to the same page"
+    );
+    b.client.goto(&web.url("/")).await?;
+    assert_eq!(
+        b.text("main h1").await?,
+        "Dashboard",
+        "the choice is remembered"
+    );
+    b.click("a.lang-switch").await?;
+    assert_eq!(b.text("main h1").await?, "Cruscotto");
+    b.close().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_accounts_every_page_needs_sign_in_and_edits_name_the_person() -> Result<()> {
+    let mut relay = Relay::init()?;
+    relay.start()?;
+    let quartu = Node::admitted(&relay, QUARTU, "comune")?;
+    add_user(&quartu, "anna.rossi", "correct horse battery", "editor")?;
+    add_user(&quartu, "luca", "viewer password 1", "viewer")?;
+    let web = WebNode::start(&quartu)?;
+    let b = Browser::start().await?;
+
+    b.client.goto(&web.url("/progetti")).await?;
+    assert_eq!(b.client.current_url().await?.path(), "/accesso");
+    b.fill("#name", "anna.rossi").await?;
+    b.fill("#password", "wrong password").await?;
+    b.click("form[action='/accesso'] button").await?;
+    assert!(b.text(".alert-danger").await?.contains("non validi"));
+    b.screenshot("login").await?;
+    b.fill("#name", "anna.rossi").await?;
+    b.fill("#password", "correct horse battery").await?;
+    b.click("form[action='/accesso'] button").await?;
+    assert_eq!(
+        b.client.current_url().await?.path(),
+        "/progetti",
+        "signing in comes back to the page asked for"
+    );
+    b.client.goto(&web.url("/progetti/nuovo")).await?;
+    b.fill("#cup", "H81B22000888001").await?;
+    b.fill("#title", "Biblioteca comunale").await?;
+    b.click("form[action='/progetti/nuovo'] button[type=submit]")
+        .await?;
+    assert_eq!(b.text("main h1").await?, "Biblioteca comunale");
+
+    // The signed change names the person: in `accordo audit` and the page.
+    let audit = quartu
+        .cmd(&["audit", "H81B22000888001", "--format", "json"])?
+        .json()?;
+    assert_eq!(audit[0]["person"], "anna.rossi", "{audit}");
+    b.click("#audit-link").await?;
+    assert!(b.text("#audit").await?.contains("anna.rossi"));
+
+    // Sign out; a viewer reads but cannot change anything.
+    b.click("form[action='/esci'] button").await?;
+    assert_eq!(b.client.current_url().await?.path(), "/accesso");
+    b.fill("#name", "luca").await?;
+    b.fill("#password", "viewer password 1").await?;
+    b.click("form[action='/accesso'] button").await?;
+    b.client.goto(&web.url("/progetti")).await?;
+    assert!(b.text("#projects").await?.contains("Biblioteca comunale"));
+    let source = b.client.source().await?;
+    assert!(
+        !source.contains("/progetti/nuovo"),
+        "no add button for a viewer"
+    );
+    b.client.goto(&web.url("/progetti/nuovo")).await?;
+    assert!(b.text(".alert-danger").await?.contains("ruolo"));
+    b.close().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_without_the_csrf_token_is_refused_and_changes_nothing() -> Result<()> {
+    let mut relay = Relay::init()?;
+    relay.start()?;
+    let quartu = Node::admitted(&relay, QUARTU, "comune")?;
+    let web = WebNode::start(&quartu)?;
+    let b = Browser::start().await?;
+    b.client.goto(&web.url("/progetti")).await?;
+    let fetch = |body: &'static str| {
+        format!(
+            "const done = arguments[arguments.length - 1];
+             fetch('/progetti/nuovo', {{method: 'POST', headers: {{'Content-Type': 'application/x-www-form-urlencoded'}}, body: '{body}'}})
+               .then(r => done(r.status)).catch(e => done(String(e)));"
+        )
+    };
+    let no_token = b
+        .client
+        .execute_async(&fetch("title=Forged"), vec![])
+        .await?;
+    assert_eq!(no_token, 403);
+    let wrong_token = b
+        .client
+        .execute_async(&fetch("title=Forged&csrf=0123456789abcdef"), vec![])
+        .await?;
+    assert_eq!(wrong_token, 403);
+    assert!(quartu.projects(false)?.is_empty(), "nothing was added");
+    b.close().await?;
+    Ok(())
+}
+
+#[test]
+fn off_loopback_the_web_application_refuses_to_start_without_accounts() -> Result<()> {
+    let mut relay = Relay::init()?;
+    relay.start()?;
+    let quartu = Node::admitted(&relay, QUARTU, "comune")?;
+    let out = Command::new(accordo_bin())
+        .args([
+            "--dir",
+            &path(&quartu.node_dir()),
+            "run",
+            "--http",
+            "0.0.0.0:0",
+        ])
+        .output()?;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("without accounts"), "{stderr}");
+    assert!(stderr.contains("user add"), "says what to do: {stderr}");
+    Ok(())
+}
