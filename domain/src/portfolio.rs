@@ -311,9 +311,76 @@ pub fn field_conflicts(
     Ok(values)
 }
 
+/// Settles a conflict on a project's field by writing again the concurrent
+/// value whose text (as [`field_conflicts`] shows it) is `chosen`: the new
+/// write supersedes every concurrent one, on every replica once synced.
+/// Returns false (and writes nothing) when no concurrent value has that
+/// text, or the field has no conflict.
+pub fn resolve_conflict(
+    doc: &mut AutoCommit,
+    id: &str,
+    field: &str,
+    chosen: &str,
+) -> Result<bool, PortfolioError> {
+    let obj = project_obj(doc, id)?;
+    let values = doc.get_all(&obj, field).map_err(am_err)?;
+    if values.len() < 2 {
+        return Ok(false);
+    }
+    let pick = values.into_iter().find_map(|(v, _)| match v {
+        Value::Scalar(s) => {
+            let text = match s.as_ref() {
+                ScalarValue::Str(t) => t.to_string(),
+                other => other.to_string(),
+            };
+            (text == chosen).then(|| s.into_owned())
+        }
+        Value::Object(_) => None,
+    });
+    let Some(value) = pick else {
+        return Ok(false);
+    };
+    doc.put(&obj, field, value).map_err(am_err)?;
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_chosen_concurrent_value_settles_the_conflict_on_both_replicas() {
+        let mut a = AutoCommit::new();
+        let p = Project {
+            id: "p1".into(),
+            title: "Scuola".into(),
+            ..Project::default()
+        };
+        save(&mut a, None, &p).unwrap();
+        let mut b = a.fork();
+        for (doc, title) in [(&mut a, "Scuola A"), (&mut b, "Scuola B")] {
+            let old = get(doc, "p1").unwrap();
+            let mut new = old.clone();
+            new.title = title.into();
+            save(doc, Some(&old), &new).unwrap();
+        }
+        a.merge(&mut b).unwrap();
+        let values = field_conflicts(&a, "p1", "title").unwrap();
+        assert_eq!(values.len(), 2);
+        let loser = values[1].clone();
+        assert!(!resolve_conflict(&mut a, "p1", "title", "neither").unwrap());
+        assert!(resolve_conflict(&mut a, "p1", "title", &loser).unwrap());
+        assert_eq!(
+            field_conflicts(&a, "p1", "title").unwrap(),
+            vec![loser.clone()]
+        );
+        b.merge(&mut a).unwrap();
+        assert_eq!(get(&b, "p1").unwrap().title, loser);
+        assert!(
+            !resolve_conflict(&mut a, "p1", "title", &loser).unwrap(),
+            "no conflict left"
+        );
+    }
 
     fn cup(s: &str) -> Cup {
         s.parse().unwrap()

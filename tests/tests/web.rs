@@ -281,3 +281,64 @@ fn off_loopback_the_web_application_refuses_to_start_without_accounts() -> Resul
     assert!(stderr.contains("user add"), "says what to do: {stderr}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_edits_show_as_a_conflict_and_a_chosen_value_settles_it() -> Result<()> {
+    let mut relay = Relay::init()?;
+    relay.start()?;
+    let lavori = Node::admitted(&relay, CAGLIARI, "comune")?;
+    let ragioneria = Node::admitted(&relay, CAGLIARI, "comune")?;
+    lavori.add("F21B21000310006", "Mercato San Benedetto")?;
+    lavori.sync()?.ok()?;
+    ragioneria.sync()?.ok()?;
+    // Both offices retitle the project offline, then sync.
+    for (node, title) in [
+        (&lavori, "Mercato: restauro"),
+        (&ragioneria, "Mercato: impianti"),
+    ] {
+        node.cmd(&["project", "set", "F21B21000310006", "--title", title])?
+            .ok()?;
+    }
+    for node in [&lavori, &ragioneria, &lavori] {
+        node.sync()?.ok()?;
+    }
+    let web = WebNode::start(&lavori)?;
+    let b = Browser::start().await?;
+    b.client
+        .goto(&web.url("/progetti?q=F21B21000310006"))
+        .await?;
+    b.click("#projects tbody a").await?;
+    let conflicts = b.text("#conflicts").await?;
+    assert!(
+        conflicts.contains("Mercato: restauro") && conflicts.contains("Mercato: impianti"),
+        "{conflicts}"
+    );
+    b.screenshot("project-conflict").await?;
+    // Keep the value that did not win.
+    let shown = b.text("main h1").await?;
+    let other = if shown == "Mercato: restauro" {
+        "Mercato: impianti"
+    } else {
+        "Mercato: restauro"
+    };
+    b.click(&format!(
+        "#conflicts form:has(input[name=value][value='{other}']) button"
+    ))
+    .await?;
+    assert_eq!(b.text("main h1").await?, other);
+    let source = b.client.source().await?;
+    assert!(
+        !source.contains("id=\"conflicts\""),
+        "the conflict is settled"
+    );
+    // The other office sees the same choice after syncing.
+    lavori.sync()?.ok()?;
+    ragioneria.sync()?.ok()?;
+    let shown = ragioneria
+        .cmd(&["project", "show", "F21B21000310006", "--format", "json"])?
+        .json()?;
+    assert_eq!(shown["title"], other);
+    assert_eq!(shown["conflicts"], serde_json::json!({}));
+    b.close().await?;
+    Ok(())
+}

@@ -68,6 +68,18 @@ pub enum ProjectCmd {
         #[arg(long)]
         undo: bool,
     },
+    /// Settle a concurrent edit: keep one of the values `show` lists.
+    Choose {
+        cup: Option<String>,
+        #[arg(long)]
+        id: Option<String>,
+        /// The field, e.g. title, paid_cents.
+        #[arg(long)]
+        field: String,
+        /// The value to keep, as `show` prints it.
+        #[arg(long)]
+        value: String,
+    },
     /// Funding lines of a project.
     #[command(subcommand)]
     Funding(FundingCmd),
@@ -210,6 +222,15 @@ pub fn run(dir: &Path, cmd: ProjectCmd) -> Result<()> {
                 p.cup.as_deref().unwrap_or(&p.id),
                 if undo { "restored" } else { "archived" }
             );
+        }
+        ProjectCmd::Choose {
+            cup,
+            id,
+            field,
+            value,
+        } => {
+            project::choose(&mut replica, &target(cup, id), &field, &value, &me)?;
+            println!("{field} set to {value:?}; the concurrent values are settled");
         }
         ProjectCmd::Funding(FundingCmd::Add {
             cup,

@@ -569,6 +569,38 @@ pub fn phase_set(
     Ok((phase, p))
 }
 
+/// Settles a concurrent edit of `field` by choosing one of its values (as
+/// [`read`] lists them): one signed change that supersedes them all.
+pub fn choose(
+    replica: &mut Replica,
+    target: &Target,
+    field: &str,
+    value: &str,
+    author: &Author,
+) -> Result<(), OpError> {
+    let Some(field) = CONFLICT_FIELDS.iter().copied().find(|f| *f == field) else {
+        return Err(OpError::field(
+            "field",
+            format!(
+                "--field: {field:?} is not a field with concurrent values ({})",
+                CONFLICT_FIELDS.join(", ")
+            ),
+        ));
+    };
+    let own = replica.own_doc();
+    let pid = locate(replica, &own, target)?;
+    let (resolved, _) = replica.edit_as(&own, now_ms(), author.message(), |doc| {
+        Ok(portfolio::resolve_conflict(doc, &pid, field, value)?)
+    })?;
+    if !resolved {
+        return Err(OpError::field(
+            "value",
+            format!("--value: {value:?} is not one of the concurrent values of {field}"),
+        ));
+    }
+    Ok(())
+}
+
 /// Top-level fields whose concurrent values are reported.
 pub const CONFLICT_FIELDS: &[&str] = &[
     "title",

@@ -296,6 +296,10 @@ fn router(app: Shared) -> Router {
             "/progetti/{comune}/{id}/milestone",
             post(project_pages::add_milestone),
         )
+        .route(
+            "/progetti/{comune}/{id}/scegli",
+            post(project_pages::choose),
+        )
         .route("/progetti/{comune}/{id}/modifiche", get(audit_page::audit))
         .route(
             "/progetti/{comune}/{id}/fasi",

@@ -567,3 +567,22 @@ pub async fn set_phase(
     })
     .await
 }
+
+#[derive(Deserialize)]
+pub struct ChooseForm {
+    field: String,
+    value: String,
+}
+
+pub async fn choose(
+    State(app): State<Shared>,
+    Extension(v): Extension<Visitor>,
+    Path((comune, id)): Path<(String, String)>,
+    Form(f): Form<ChooseForm>,
+) -> Response {
+    let author = v.author();
+    edit(app, v, comune, id, None, move |r, t| {
+        ops::choose(r, t, &f.field, &f.value, &author)
+    })
+    .await
+}
