@@ -5,7 +5,7 @@
 
 use crate::model::Project;
 use crate::open_data::{project_row, ACCORDO_COLUMNS};
-use crate::report::Report;
+use crate::report::{Report, Stamp};
 
 /// Why a file could not be built in memory (none of these is expected with
 /// valid projects: they are the writers' own errors, passed on).
@@ -124,5 +124,53 @@ pub fn report_xlsx(r: &Report) -> Result<Vec<u8>> {
             sheet.write_number(y, c as u16 + 1, *n as f64)?;
         }
     }
+    stamp_sheet(&mut book, &r.computed_from)?;
+    book.set_properties(
+        &rust_xlsxwriter::DocProperties::new()
+            .set_title(format!("Rapporto di monitoraggio al {}", r.as_of))
+            .set_comment(format!(
+                "Calcolato da {} documenti, impronta blake3 {}; accordo report --verify sul rapporto JSON con la stessa impronta",
+                r.computed_from.documents.len(),
+                r.computed_from.digest
+            ))
+            .set_custom_property("accordo_digest", &r.computed_from.digest)
+            .set_custom_property(
+                "accordo_documents",
+                i32::try_from(r.computed_from.documents.len()).unwrap_or(i32::MAX),
+            ),
+    );
     Ok(book.save_to_buffer()?)
+}
+
+/// The sheet `Verifica`: the digest, the number of documents, and each
+/// document with its heads (one row per head), so a printed or forwarded
+/// workbook can be traced to the data it was computed from.
+fn stamp_sheet(book: &mut rust_xlsxwriter::Workbook, stamp: &Stamp) -> Result<()> {
+    let sheet = book.add_worksheet();
+    sheet.set_name("Verifica")?;
+    sheet.write_string(0, 0, "impronta_blake3")?;
+    sheet.write_string(0, 1, &stamp.digest)?;
+    sheet.write_string(1, 0, "documenti")?;
+    sheet.write_number(1, 1, stamp.documents.len() as f64)?;
+    sheet.write_string(2, 0, "verifica")?;
+    sheet.write_string(
+        2,
+        1,
+        "accordo report --verify FILE.json sul rapporto JSON con la stessa impronta",
+    )?;
+    sheet.write_string(4, 0, "documento")?;
+    sheet.write_string(4, 1, "head")?;
+    let mut y = 5;
+    for d in &stamp.documents {
+        if d.heads.is_empty() {
+            sheet.write_string(y, 0, &d.doc)?;
+            y += 1;
+        }
+        for h in &d.heads {
+            sheet.write_string(y, 0, &d.doc)?;
+            sheet.write_string(y, 1, h)?;
+            y += 1;
+        }
+    }
+    Ok(())
 }

@@ -126,7 +126,8 @@ enum Command {
     /// The Strategic Metropolitan Plan's structure (metro writes it).
     #[command(subcommand)]
     Plan(monitoring::PlanCmd),
-    /// The monitoring report over every document this node holds.
+    /// The monitoring report over every document this node holds, stamped
+    /// with each document's heads and a digest of its content.
     Report {
         /// Milestones due before this date and not achieved are late (default: today).
         #[arg(long)]
@@ -138,6 +139,11 @@ enum Command {
         format: monitoring::ReportFormat,
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Recompute the JSON report FILE at the heads it was stamped with,
+        /// from this node's log: exit 0 only if it matches, 1 if a figure
+        /// differs or a head is not held here, 2 if FILE is not a report.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["as_of", "period", "format", "out"])]
+        verify: Option<PathBuf>,
     },
     /// Import projects of this comune from a file (atomic: one bad row, nothing imported).
     Import {
@@ -374,10 +380,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Indicator(cmd) => monitoring::reference(dir, cmd)?,
         Command::Plan(cmd) => monitoring::plan(dir, cmd)?,
         Command::Report {
+            verify: Some(file), ..
+        } => return monitoring::run_report_verify(dir, &file),
+        Command::Report {
             as_of,
             period,
             format,
             out,
+            verify: None,
         } => monitoring::run_report(dir, as_of, period, format, out)?,
         Command::Import {
             file,

@@ -21,6 +21,7 @@ pub mod output_format;
 pub mod placement;
 pub mod replica;
 pub mod report_input;
+pub mod report_verify;
 pub mod signal;
 pub mod snapshot;
 pub mod store;

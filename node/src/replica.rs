@@ -378,6 +378,18 @@ impl Replica {
     ) -> Result<T, ReplicaError> {
         self.catch_up_views()?;
         let invalid = self.invalid_hashes()?;
+        if !invalid.is_empty() {
+            let actor = derive_actor(&self.id, &self.nonce);
+            if self
+                .store
+                .read(|tx| last_own_change_invalid(tx, doc, &actor, &invalid))?
+            {
+                // The document loads without that change, so the next one
+                // would take its sequence number again: an equivocation the
+                // log refuses. A fresh actor starts its numbers anew.
+                self.nonce = fresh_nonce()?;
+            }
+        }
         let actor = derive_actor(&self.id, &self.nonce);
         let (key, nonce) = (&self.key, self.nonce);
         let anchors = self.settings.anchors.clone();
@@ -430,6 +442,30 @@ impl Replica {
             Ok(made)
         })
     }
+}
+
+/// Whether the last change `actor` made to `doc` is invalid (revoked past
+/// its cut, or built on a change that is): an actor's changes form a chain,
+/// so then the document holds fewer of its changes than the log does.
+fn last_own_change_invalid(
+    tx: &NodeTx<'_>,
+    doc: &DocId,
+    actor: &[u8; accordo_protocol::envelope::ACTOR_ID_BYTES],
+    invalid: &HashSet<ChangeHash>,
+) -> Result<bool, ReplicaError> {
+    use rusqlite::OptionalExtension;
+    let last: Option<Vec<u8>> = tx
+        .sql()
+        .query_row(
+            "SELECT hash FROM log WHERE doc = ?1 AND actor = ?2 ORDER BY actor_seq DESC LIMIT 1",
+            rusqlite::params![doc.canonical(), &actor[..]],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(StoreError::from)?;
+    Ok(last.is_some_and(|h| {
+        <[u8; 32]>::try_from(h.as_slice()).is_ok_and(|h| invalid.contains(&ChangeHash(h)))
+    }))
 }
 
 /// Commits pending edits of `am` as one change, signs it, and stores it in
@@ -503,18 +539,31 @@ pub fn held_metas_in(tx: &NodeTx<'_>) -> Result<Vec<ChangeMeta>, ReplicaError> {
     Ok(metas)
 }
 
+/// The relay address unit tests' replicas name (no relay runs there).
+#[cfg(test)]
+pub(crate) fn test_relay() -> RelayAddr {
+    let relay = NodeId::from_signing_key(&SigningKey::from_bytes(&[7; 32]));
+    format!("{relay}@127.0.0.1:4433")
+        .parse()
+        .expect("a valid relay address")
+}
+
 /// A comune node directory for unit tests (comune 092009, no registry).
 #[cfg(test)]
 pub(crate) fn test_replica(dir: &Path) -> Replica {
-    let relay = NodeId::from_signing_key(&SigningKey::from_bytes(&[7; 32]));
+    test_replica_governed(dir, Vec::new())
+}
+
+/// A comune node directory for unit tests (comune 092009) governed by the
+/// registry of these pinned admins (none: no registry).
+#[cfg(test)]
+pub(crate) fn test_replica_governed(dir: &Path, anchors: Vec<NodeId>) -> Replica {
     let settings = Settings {
         comune: "092009".parse().expect("a valid ISTAT code"),
         role: Role::Comune,
-        relay: format!("{relay}@127.0.0.1:4433")
-            .parse()
-            .expect("a valid relay address"),
+        relay: test_relay(),
         network: "test".into(),
-        anchors: Vec::new(),
+        anchors,
     };
     Replica::init(dir, settings).expect("a fresh directory initialises")
 }

@@ -16,6 +16,7 @@ use accordo_protocol::identity::Role;
 use anyhow::{bail, Result};
 use clap::{Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 #[derive(Subcommand)]
 pub enum IndicatorCmd {
@@ -463,4 +464,69 @@ pub fn run_report(
         }
     }
     Ok(())
+}
+
+/// How many differing figures `report --verify` prints before "and N
+/// more": the first few locate an alteration; the rest are its echoes
+/// (totals, shifted rows).
+const MAX_DIFFERENCES_SHOWN: usize = 5;
+
+/// Exit code of `report --verify` when the file is not a report at all
+/// (as for a bad configuration or command line).
+const NOT_A_REPORT_EXIT: u8 = 2;
+
+/// `accordo report --verify FILE`.
+pub fn run_report_verify(dir: &Path, file: &Path) -> Result<ExitCode> {
+    use crate::report_verify::{verify_file, Outcome, VerifyError};
+    let mut replica = Replica::open(dir)?;
+    let outcome = match verify_file(&mut replica, file) {
+        Ok(o) => o,
+        Err(VerifyError::Replica(e)) => return Err(e.into()),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(NOT_A_REPORT_EXIT));
+        }
+    };
+    match outcome {
+        Outcome::Verified {
+            documents,
+            digest,
+            now_invalid,
+        } => {
+            println!("report verified: {documents} documents, digest {digest}");
+            if now_invalid > 0 {
+                println!(
+                    "note: {now_invalid} change(s) it was computed from are invalid under the registry this node holds now (revoked since)"
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Outcome::HeadsNotHeld(missing) => {
+            for (doc, hash) in &missing {
+                println!("heads not held: {doc} {hash}");
+            }
+            Ok(ExitCode::FAILURE)
+        }
+        Outcome::Mismatch {
+            differences,
+            digest_of_content_differs,
+        } => {
+            let mut lines = differences.iter().map(ToString::to_string);
+            match lines.next() {
+                Some(first) => println!("report does not match: {first}"),
+                None => println!("report does not match its digest"),
+            }
+            for line in lines.by_ref().take(MAX_DIFFERENCES_SHOWN - 1) {
+                println!("  {line}");
+            }
+            let more = lines.count();
+            if more > 0 {
+                println!("  … and {more} more");
+            }
+            if digest_of_content_differs {
+                println!("  the digest in the file is not that of its content: altered after it was made");
+            }
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }

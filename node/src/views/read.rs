@@ -6,7 +6,7 @@ use crate::store::NodeTx;
 use accordo_domain::indicator::{IndicatorData, IndicatorDef};
 use accordo_domain::model::{Date, Project};
 use accordo_domain::portfolio::PortfolioError;
-use accordo_domain::report::Input;
+use accordo_domain::report::{DocHeads, Input};
 use accordo_protocol::codes::Cup;
 use accordo_protocol::doc::DocId;
 use accordo_store::StoreError;
@@ -123,7 +123,9 @@ pub fn doc_heads(tx: &NodeTx<'_>) -> Result<Vec<(DocId, Vec<String>)>, ReplicaEr
 }
 
 /// The report's input from the query store: the same as
-/// `accordo_domain::report::input` over every held document.
+/// `accordo_domain::report::input` over every held document, with the
+/// heads each document's views were derived at (read in this transaction,
+/// so the figures and the heads agree).
 pub fn report_input(
     tx: &NodeTx<'_>,
     as_of: Date,
@@ -137,8 +139,13 @@ pub fn report_input(
     let mut comuni = Vec::new();
     let mut indicator_data = Vec::new();
     let mut catalog = Vec::new();
-    for (doc, _) in doc_heads(tx)? {
+    let mut documents = Vec::new();
+    for (doc, heads) in doc_heads(tx)? {
         let key = doc.canonical();
+        documents.push(DocHeads {
+            doc: key.clone(),
+            heads,
+        });
         match &doc {
             DocId::Comune(c) => {
                 comuni.push((c.to_string(), by_doc.remove(&key).unwrap_or_default()));
@@ -160,6 +167,7 @@ pub fn report_input(
         comuni,
         catalog,
         indicator_data,
+        documents,
     })
 }
 
