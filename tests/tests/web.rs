@@ -133,6 +133,30 @@ async fn a_comune_adds_and_edits_a_project_in_the_browser_and_the_metro_dashboar
         .text("#projects")
         .await?
         .contains("Scuola Deledda: palestra"));
+    // The report page; its JSON download verifies against the metro's log.
+    b.client.goto(&metro_web.url("/rapporto")).await?;
+    let digest = b.text("#report-digest").await?;
+    assert_eq!(digest.len(), 64, "{digest}");
+    b.screenshot("report").await?;
+    let json: serde_json::Value = b
+        .client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             fetch('/rapporto/rapporto.json').then(r => r.text()).then(done);",
+            vec![],
+        )
+        .await?;
+    let file = metro.dir.path().join("rapporto-web.json");
+    std::fs::write(&file, json.as_str().context("report text")?)?;
+    let verified = metro.cmd(&["report", "--verify", &path(&file)])?;
+    assert_eq!(
+        verified.code,
+        Some(0),
+        "{}{}",
+        verified.stdout,
+        verified.stderr
+    );
+    assert!(verified.stdout.contains(&digest), "{}", verified.stdout);
     b.client.goto(&quartu_web.url("/")).await?;
     b.screenshot("dashboard-comune").await?;
     b.close().await?;

@@ -7,15 +7,12 @@
 
 use crate::clock::now_ms;
 use crate::replica::{Replica, ReplicaError};
-use accordo_domain::export;
 use accordo_domain::import::{self, Format, ImportErrors, Imported, Outcome};
 use accordo_domain::portfolio::{self, Project};
 use accordo_protocol::codes::Istat;
-use accordo_protocol::doc::DocId;
 use accordo_protocol::envelope::MAX_CHANGE_BYTES;
 use anyhow::{bail, Context, Result};
 use automerge::AutoCommit;
-use clap::ValueEnum;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
@@ -26,12 +23,7 @@ const PROGRESS_ROWS: usize = 5_000;
 /// Errors printed in full before the rest are counted.
 const PRINTED_ERRORS: usize = 50;
 
-#[derive(Clone, Copy, ValueEnum, PartialEq)]
-pub enum ExportFormat {
-    Csv,
-    Xlsx,
-    Json,
-}
+pub use crate::ops::output::ExportFormat;
 
 fn is_xlsx(path: &Path, first_bytes: &[u8]) -> bool {
     first_bytes.starts_with(b"PK\x03\x04")
@@ -308,21 +300,8 @@ fn not_kept_note(outcome: &Outcome) -> String {
 
 pub fn run_export(dir: &Path, format: ExportFormat, all: bool, out: &Path) -> Result<()> {
     let mut replica = Replica::open(dir)?;
-    let own = replica.own_doc();
-    let only = (!all).then_some(&own);
-    let rows: Vec<(String, Project)> = replica
-        .query(|tx| crate::views::projects(tx, only, true))?
-        .into_iter()
-        .filter_map(|(doc, p)| match doc {
-            DocId::Comune(c) => Some((c.to_string(), p)),
-            _ => None,
-        })
-        .collect();
-    let bytes = match format {
-        ExportFormat::Csv => export::csv_bytes(&rows)?,
-        ExportFormat::Xlsx => export::xlsx_bytes(&rows)?,
-        ExportFormat::Json => export::json_bytes(&rows)?,
-    };
+    let rows = crate::ops::output::export_rows(&mut replica, all)?;
+    let bytes = crate::ops::output::export_bytes(&rows, format)?;
     if out.as_os_str().is_empty() {
         bail!("--out: a file path is required");
     }

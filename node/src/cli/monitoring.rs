@@ -10,11 +10,10 @@ use accordo_domain::comuni;
 use accordo_domain::indicator::{self, IndicatorDef, Observation, Reference};
 use accordo_domain::model::{parse_sdg, Date, Dimension, FieldError};
 use accordo_domain::plan::{self, Kind, Membership, PlanItem};
-use accordo_domain::report;
 use accordo_protocol::doc::DocId;
 use accordo_protocol::identity::Role;
 use anyhow::{bail, Result};
-use clap::{Subcommand, ValueEnum};
+use clap::Subcommand;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -127,13 +126,7 @@ pub enum PlanItemCmd {
     },
 }
 
-#[derive(Clone, Copy, ValueEnum, PartialEq)]
-pub enum ReportFormat {
-    Json,
-    Md,
-    Html,
-    Xlsx,
-}
+pub use crate::ops::output::ReportFormat;
 
 fn field<T>(r: Result<T, FieldError>) -> Result<T> {
     r.map_err(|e| anyhow::anyhow!("invalid {e}"))
@@ -444,14 +437,8 @@ pub fn run_report(
         .map(|p| field(indicator::parse_period(&p)))
         .transpose()?;
     let mut replica = Replica::open(dir)?;
-    let input = crate::report_input::gather(&mut replica, as_of, period)?;
-    let r = report::build(&input);
-    let bytes = match format {
-        ReportFormat::Json => format!("{}\n", serde_json::to_string_pretty(&r)?).into_bytes(),
-        ReportFormat::Md => report::markdown(&r).into_bytes(),
-        ReportFormat::Html => report::html(&r).into_bytes(),
-        ReportFormat::Xlsx => accordo_domain::export::report_xlsx(&r)?,
-    };
+    let r = crate::ops::output::report(&mut replica, as_of, period)?;
+    let bytes = crate::ops::output::report_bytes(&r, format)?;
     match out {
         Some(path) => {
             crate::output_file::write_atomically(&path, &bytes)?;

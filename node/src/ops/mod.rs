@@ -7,6 +7,7 @@
 //! nothing written.
 
 pub mod listing;
+pub mod output;
 pub mod project;
 pub mod status;
 

@@ -12,7 +12,6 @@
 use super::{Failure, Shared, Visitor};
 use accordo_domain::indicator;
 use accordo_domain::model::Date;
-use accordo_domain::report;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
@@ -86,8 +85,8 @@ pub async fn report(
     };
     answer(
         app.with_replica(move |r| {
-            let input = crate::report_input::gather(r, as_of, period)?;
-            Ok(Ok(serde_json::to_value(report::build(&input))?))
+            let report = crate::ops::output::report(r, as_of, period)?;
+            Ok(Ok(serde_json::to_value(report)?))
         })
         .await,
     )

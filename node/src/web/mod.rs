@@ -20,6 +20,7 @@ mod list_page;
 mod pages;
 mod project_pages;
 mod render;
+mod report_page;
 
 use crate::replica::{Replica, ReplicaError};
 use crate::users::{self, UserError};
@@ -305,6 +306,9 @@ fn router(app: Shared) -> Router {
             "/progetti/{comune}/{id}/fasi",
             post(project_pages::set_phase),
         )
+        .route("/rapporto", get(report_page::page))
+        .route("/rapporto/{file}", get(report_page::file))
+        .route("/esporta/{file}", get(report_page::export))
         .route("/api/v1/projects", get(api::projects))
         .route("/api/v1/report", get(api::report))
         .route("/api/v1/status", get(api::status))
