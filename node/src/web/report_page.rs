@@ -28,14 +28,14 @@ struct Asked {
     period: Option<String>,
 }
 
-fn asked(v: &Visitor, q: &ReportQuery) -> Result<Asked, Response> {
-    let bad = |e: String| render::error_page(v.lang, StatusCode::BAD_REQUEST, &e);
+/// The date and period asked for, or what is wrong with them.
+fn asked(q: &ReportQuery) -> Result<Asked, String> {
     let as_of = match q.as_of.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        Some(s) => Date::parse_any("as_of", s).map_err(|e| bad(e.to_string()))?,
+        Some(s) => Date::parse_any("as_of", s).map_err(|e| e.to_string())?,
         None => crate::clock::today(),
     };
     let period = match q.period.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        Some(p) => Some(indicator::parse_period(p).map_err(|e| bad(e.to_string()))?),
+        Some(p) => Some(indicator::parse_period(p).map_err(|e| e.to_string())?),
         None => None,
     };
     Ok(Asked { as_of, period })
@@ -68,9 +68,9 @@ pub async fn page(
     Extension(v): Extension<Visitor>,
     Query(q): Query<ReportQuery>,
 ) -> Response {
-    let a = match asked(&v, &q) {
+    let a = match asked(&q) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(e) => return render::error_page(v.lang, StatusCode::BAD_REQUEST, &e),
     };
     let (as_of, period) = (a.as_of, a.period.clone());
     let loaded = app
@@ -124,9 +124,9 @@ pub async fn file(
     let Some(format) = name.strip_prefix("rapporto.").and_then(ReportFormat::parse) else {
         return render::error_page(v.lang, StatusCode::NOT_FOUND, v.lang.t("error.not_found"));
     };
-    let a = match asked(&v, &q) {
+    let a = match asked(&q) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(e) => return render::error_page(v.lang, StatusCode::BAD_REQUEST, &e),
     };
     let file_name = format!("rapporto-{}.{}", a.as_of, format.extension());
     let made = app
