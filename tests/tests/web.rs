@@ -366,3 +366,85 @@ async fn concurrent_edits_show_as_a_conflict_and_a_chosen_value_settles_it() -> 
     b.close().await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_comune_records_an_observation_and_the_metro_sees_the_trend() -> Result<()> {
+    let mut relay = Relay::init()?;
+    relay.start()?;
+    let metro = Node::admitted(&relay, CAGLIARI, "metro")?;
+    let quartu = Node::admitted(&relay, QUARTU, "comune")?;
+    metro
+        .cmd(&[
+            "indicator",
+            "define",
+            "--code",
+            "10AMB016",
+            "--name",
+            "Raccolta differenziata",
+            "--unit",
+            "%",
+            "--polarity",
+            "1",
+        ])?
+        .ok()?;
+    metro.sync()?.ok()?;
+    quartu.sync()?.ok()?;
+    for (kind, period, value) in [("baseline", "2020", "35"), ("target", "2026", "65")] {
+        quartu
+            .cmd(&[
+                "indicator",
+                kind,
+                "10AMB016",
+                "--period",
+                period,
+                "--value",
+                value,
+            ])?
+            .ok()?;
+    }
+    quartu
+        .cmd(&[
+            "indicator",
+            "observe",
+            "10AMB016",
+            "--period",
+            "2023",
+            "--value",
+            "41,5",
+        ])?
+        .ok()?;
+    let quartu_web = WebNode::start(&quartu)?;
+    let metro_web = WebNode::start(&metro)?;
+    let b = Browser::start().await?;
+    b.client.goto(&quartu_web.url("/indicatori")).await?;
+    b.fill("#o-period", "2024").await?;
+    b.fill("#o-value", "52,5").await?;
+    b.click("form[action='/indicatori/osserva'] button").await?;
+    assert!(b.text(".alert-success").await?.contains("registrata"));
+    let section = b.text("section[aria-labelledby=ind-10AMB016]").await?;
+    assert!(
+        section.contains("52,5") && section.contains("41,5"),
+        "{section}\n{}",
+        b.client.source().await?
+    );
+    let circles = b
+        .client
+        .find_all(fantoccini::Locator::Css("section.indicator svg circle"))
+        .await?;
+    assert_eq!(circles.len(), 2, "one point per observation");
+    b.screenshot("indicators").await?;
+    // A bad value is refused with the field named, and nothing is written.
+    b.fill("#o-period", "2025").await?;
+    b.fill("#o-value", "tanto").await?;
+    b.click("form[action='/indicatori/osserva'] button").await?;
+    assert!(b.text("#form-error").await?.contains("value"));
+    // The metro sees the comune's latest value once synced.
+    let page = b
+        .until(&metro_web.url("/indicatori"), |s| {
+            s.contains("Quartu") && s.contains("52,5")
+        })
+        .await?;
+    assert!(page.contains("2024"), "the latest period is shown");
+    b.close().await?;
+    Ok(())
+}

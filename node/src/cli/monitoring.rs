@@ -7,7 +7,7 @@ use crate::clock::now_ms;
 use crate::output_format::Format;
 use crate::replica::{Replica, ReplicaError};
 use accordo_domain::comuni;
-use accordo_domain::indicator::{self, IndicatorDef, Observation, Reference};
+use accordo_domain::indicator::{self, IndicatorDef, Reference};
 use accordo_domain::model::{parse_sdg, Date, Dimension, FieldError};
 use accordo_domain::plan::{self, Kind, Membership, PlanItem};
 use accordo_protocol::doc::DocId;
@@ -133,12 +133,7 @@ fn field<T>(r: Result<T, FieldError>) -> Result<T> {
 }
 
 /// The document this node writes indicator data into.
-fn data_doc(replica: &Replica) -> DocId {
-    match replica.settings.role {
-        Role::Metro => DocId::Plan,
-        _ => replica.own_doc(),
-    }
-}
+use crate::ops::indicator::data_doc;
 
 fn require_metro(replica: &Replica, what: &str) -> Result<()> {
     if replica.settings.role != Role::Metro {
@@ -229,13 +224,14 @@ pub fn indicator(dir: &Path, cmd: IndicatorCmd) -> Result<()> {
             value,
             flag,
         } => {
-            let period = field(indicator::parse_period(&period))?;
-            let value = field(indicator::parse_value("--value", &value))?;
-            let o = Observation { value, flag };
-            let doc = data_doc(&replica);
-            replica.edit(&doc, now_ms(), |d| {
-                indicator::observe(d, &code, &period, &o).map_err(edit_err)
-            })?;
+            let (period, value) = crate::ops::indicator::observe(
+                &mut replica,
+                &code,
+                &period,
+                &value,
+                flag,
+                &crate::ops::Author::default(),
+            )?;
             println!("observed {code} {period} = {value}");
         }
         IndicatorCmd::Baseline {

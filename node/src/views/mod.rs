@@ -21,7 +21,8 @@ mod rows;
 pub mod search;
 
 pub use read::{
-    doc_heads, find_by_cup, find_one, projects, projects_with_id, report_input, Listed,
+    catalog_defs, doc_heads, find_by_cup, find_one, indicator_data, projects, projects_with_id,
+    report_input, DocIndicators, Listed,
 };
 
 use crate::replica::{held_metas_in, ReplicaError};

@@ -171,9 +171,9 @@ pub fn report_input(
     })
 }
 
-type DocIndicators = BTreeMap<String, BTreeMap<String, IndicatorData>>;
+pub type DocIndicators = BTreeMap<String, BTreeMap<String, IndicatorData>>;
 
-fn indicator_data(tx: &NodeTx<'_>) -> Result<DocIndicators, ReplicaError> {
+pub fn indicator_data(tx: &NodeTx<'_>) -> Result<DocIndicators, ReplicaError> {
     let mut stmt = tx
         .sql()
         .prepare_cached("SELECT doc, code, record FROM view_indicators")
@@ -197,7 +197,7 @@ fn indicator_data(tx: &NodeTx<'_>) -> Result<DocIndicators, ReplicaError> {
     Ok(out)
 }
 
-fn catalog_defs(tx: &NodeTx<'_>) -> Result<Vec<IndicatorDef>, ReplicaError> {
+pub fn catalog_defs(tx: &NodeTx<'_>) -> Result<Vec<IndicatorDef>, ReplicaError> {
     let mut stmt = tx
         .sql()
         .prepare_cached("SELECT code, record FROM view_catalog ORDER BY code")

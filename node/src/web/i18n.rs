@@ -106,6 +106,20 @@ impl Lang {
         cents.map(|c| self.eur(c)).unwrap_or_else(|| "–".into())
     }
 
+    /// A measured value (an indicator's), with the language's decimal mark.
+    pub fn number(self, v: f64) -> String {
+        let text = if v.fract() == 0.0 && v.abs() < 1e15 {
+            format!("{v:.0}")
+        } else {
+            let t = format!("{v:.3}");
+            t.trim_end_matches('0').trim_end_matches('.').to_owned()
+        };
+        match self {
+            Lang::It => text.replace('.', ","),
+            Lang::En => text,
+        }
+    }
+
     /// A count with thousands grouped (`62.400` / `62,400`).
     pub fn count(self, n: usize) -> String {
         let digits = n.to_string();
@@ -224,6 +238,15 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ("filter.mission", "Missione PNRR", "PNRR mission"),
     ("filter.source", "Fonte di finanziamento", "Funding source"),
     ("filter.state", "Stato procedurale", "Procedural state"),
+    ("indicator.baseline", "Valore di partenza", "Baseline"),
+    ("indicator.by_comune", "Ultimo valore di ogni comune", "Latest value of each comune"),
+    ("indicator.indicator", "Indicatore", "Indicator"),
+    ("indicator.none", "Il catalogo degli indicatori del piano è vuoto.", "The plan's indicator catalog is empty."),
+    ("indicator.observe", "Registra l'osservazione", "Record the observation"),
+    ("indicator.period", "Periodo", "Period"),
+    ("indicator.saved", "Osservazione registrata.", "Observation recorded."),
+    ("indicator.target", "Obiettivo", "Target"),
+    ("indicator.value", "Valore", "Value"),
     ("lang.switch", "English", "Italiano"),
     ("list.next", "Successivi", "Next"),
     ("list.pages", "Pagine", "Pages"),
@@ -232,6 +255,7 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ("nav.admin", "Amministrazione", "Administration"),
     ("nav.dashboard", "Cruscotto", "Dashboard"),
     ("nav.import", "Importa", "Import"),
+    ("nav.indicators", "Indicatori", "Indicators"),
     ("nav.projects", "Progetti", "Projects"),
     ("nav.report", "Rapporto", "Report"),
     ("page.login", "Accesso", "Sign in"),
@@ -307,6 +331,9 @@ mod tests {
         assert_eq!(Lang::It.date(&d), "31/12/2026");
         assert_eq!(Lang::En.date(&d), "2026-12-31");
         assert_eq!(Lang::It.count(62_400), "62.400");
+        assert_eq!(Lang::It.number(52.5), "52,5");
+        assert_eq!(Lang::En.number(52.5), "52.5");
+        assert_eq!(Lang::It.number(40.0), "40");
         assert_eq!(Lang::En.count(1_000_000), "1,000,000");
         // 2026-12-03 10:00 UTC is 11:00 in Rome (CET).
         assert_eq!(Lang::It.moment_ms(1_796_292_000_000), "03/12/2026 11:00");

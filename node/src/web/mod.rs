@@ -15,7 +15,9 @@
 mod api;
 mod audit_page;
 pub mod auth;
+mod chart;
 pub mod i18n;
+mod indicator_page;
 mod list_page;
 mod pages;
 mod project_pages;
@@ -306,6 +308,8 @@ fn router(app: Shared) -> Router {
             "/progetti/{comune}/{id}/fasi",
             post(project_pages::set_phase),
         )
+        .route("/indicatori", get(indicator_page::page))
+        .route("/indicatori/osserva", post(indicator_page::observe))
         .route("/rapporto", get(report_page::page))
         .route("/rapporto/{file}", get(report_page::file))
         .route("/esporta/{file}", get(report_page::export))
