@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Each entry upgrades the schema by one version.
-fn migrations() -> [String; 3] {
+fn migrations() -> [String; 4] {
     [
         format!(
             "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
@@ -40,6 +40,8 @@ fn migrations() -> [String; 3] {
         quarantine::QUARANTINE_SCHEMA.to_owned(),
         // Issue 14: snapshots and the query store (node/src/views/).
         include_str!("store/views.sql").to_owned(),
+        // Issue 14: the project's own zone as a column, for the aggregates.
+        include_str!("store/views_zone.sql").to_owned(),
     ]
 }
 

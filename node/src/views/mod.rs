@@ -15,9 +15,14 @@
 //! `accordo rebuild-views` derives everything again from the log alone and
 //! counts the rows that differed (it must be 0).
 
+pub mod aggregate;
 mod read;
 mod rows;
 
+pub use aggregate::{
+    totals_by_funding_source, totals_by_zone_and_mission, AggregateError, AggregateFilter,
+    FundingSourceTotals, Mission, ZoneMissionTotals,
+};
 pub use read::{
     doc_heads, find_by_cup, find_one, projects, projects_with_id, report_input, Listed,
 };

@@ -147,8 +147,9 @@ fn write_project(
         .prepare_cached(
             "INSERT INTO view_projects (doc, id, comune, cup, import_key, title, archived, state,
                basis, pnrr_measure, mission, component, cost_cents, financed_cents,
-               committed_cents, paid_cents, record)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+               committed_cents, paid_cents, record, zone)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+               ?18)",
         )
         .and_then(|mut s| {
             s.execute(params![
@@ -169,6 +170,7 @@ fn write_project(
                 p.committed_cents.unwrap_or(0),
                 p.paid_cents.unwrap_or(0),
                 record,
+                p.zone,
             ])
         })
         .map_err(sql_err)?;
