@@ -420,14 +420,18 @@ pub fn run(dir: &Path, cmd: ProjectCmd) -> Result<()> {
                 ..Project::default()
             };
             fields.apply(&mut p)?;
-            replica.edit(&own, now_ms(), |doc| {
-                if let Some(c) = &cup {
-                    if let Some(existing) = portfolio::find_by_cup(doc, c)?.first() {
-                        eprintln!("warning: CUP {c} is already used by project {existing}; adding another");
-                    }
+            // The query store answers at once; reading every project of
+            // the document for its CUP took ~150 ms at 20,000 projects.
+            if let Some(c) = &cup {
+                let existing =
+                    replica.query(|tx| crate::views::find_by_cup(tx, &own, c.as_str()))?;
+                if let Some(existing) = existing.first() {
+                    eprintln!(
+                        "warning: CUP {c} is already used by project {existing}; adding another"
+                    );
                 }
-                Ok(portfolio::save(doc, None, &p)?)
-            })?;
+            }
+            replica.edit(&own, now_ms(), |doc| Ok(portfolio::save(doc, None, &p)?))?;
             let label = p.cup.as_deref().unwrap_or("without CUP");
             println!(
                 "added project {label} (id {}) to comune {}",

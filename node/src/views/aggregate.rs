@@ -2,8 +2,10 @@
 //! the projects a node holds — financed, committed and paid cents, and
 //! project counts — summed by (zona omogenea, PNRR mission), and the amounts
 //! of their funding lines summed by funding source, each with the same
-//! optional filters. Plain SQL `GROUP BY` over `view_projects` and
-//! `view_funding`; nothing is materialised.
+//! optional filters. Plain SQL `GROUP BY` over the summary tables
+//! `view_totals` and `view_source_totals` (kept with the project rows,
+//! `totals.rs`), joined with the plan's zones on the day asked; nothing is
+//! materialised.
 //!
 //! A project's zone is the one it states for itself (its `zone` field, set
 //! with `project set --zone`), else the zone of the plan its comune belongs
@@ -120,49 +122,46 @@ const COMUNE_ZONE: &str = "WITH comune_zone AS (
        WHERE (valid_from IS NULL OR valid_from <= ?1) AND (valid_to IS NULL OR ?1 <= valid_to)
        GROUP BY comune)";
 
-/// The `FROM … WHERE …` of the projects `filter` selects, as `p` with its
-/// effective zone `COALESCE(p.zone, cz.zone)` — joined with their funding
-/// lines as `f` when `lines` —, and the parameters (`?1` is the as-of
-/// date). Only the filters given become conditions, so that SQLite can use
-/// the indexes.
-fn projects_where(filter: &AggregateFilter, lines: bool) -> (String, Vec<Value>) {
-    let mut sql = String::from(" FROM view_projects p");
-    if lines {
-        sql.push_str(" JOIN view_funding f ON f.doc = p.doc AND f.project = p.id");
-    }
-    sql.push_str(" LEFT JOIN comune_zone cz ON cz.comune = p.comune WHERE 1");
+/// A group's zone: the one its projects state, else their comune's.
+const ZONE: &str = "COALESCE(NULLIF(t.zone, ''), cz.zone)";
+
+/// The `FROM … WHERE …` of the summary rows (`t`) of the projects `filter`
+/// selects — `view_source_totals` when `by_source` or a source is named,
+/// else `view_totals` — and the parameters (`?1` is the as-of date). Only
+/// the filters given become conditions.
+fn totals_where(filter: &AggregateFilter, by_source: bool) -> (String, Vec<Value>) {
+    let table = if by_source || filter.source.is_some() {
+        "view_source_totals"
+    } else {
+        "view_totals"
+    };
+    let mut sql =
+        format!(" FROM {table} t LEFT JOIN comune_zone cz ON cz.comune = t.comune WHERE 1");
     let mut params = vec![Value::Text(filter.as_of.to_string())];
     let mut bind = |sql: &mut String, cond: &str, v: String| {
         params.push(Value::Text(v));
         sql.push_str(&cond.replace('?', &format!("?{}", params.len())));
     };
     if !filter.include_archived {
-        sql.push_str(" AND p.archived = 0");
+        sql.push_str(" AND t.archived = 0");
     }
     if let Some(c) = &filter.comune {
-        bind(&mut sql, " AND p.comune = ?", c.to_string());
+        bind(&mut sql, " AND t.comune = ?", c.to_string());
     }
     if let Some(m) = &filter.mission {
-        bind(&mut sql, " AND p.mission = ?", m.0.clone());
+        bind(&mut sql, " AND t.mission = ?", m.0.clone());
     }
     if let Some(z) = &filter.zone {
-        bind(&mut sql, " AND COALESCE(p.zone, cz.zone) = ?", z.clone());
+        bind(&mut sql, &format!(" AND {ZONE} = ?"), z.clone());
     }
-    match (filter.source, lines) {
-        (Some(s), true) => bind(&mut sql, " AND f.source = ?", s.code().to_owned()),
-        (Some(s), false) => bind(
-            &mut sql,
-            " AND EXISTS (SELECT 1 FROM view_funding pf
-                 WHERE pf.doc = p.doc AND pf.project = p.id AND pf.source = ?)",
-            s.code().to_owned(),
-        ),
-        (None, _) => {}
+    if let Some(s) = filter.source {
+        bind(&mut sql, " AND t.source = ?", s.code().to_owned());
     }
     (sql, params)
 }
 
-/// Refuses a zone filter naming no zone of the plan: a typo would otherwise
-/// read as "no money there".
+/// Refuses a zone filter naming no zone of the plan nor any project's: a
+/// typo would otherwise read as "no money there".
 fn check_zone(tx: &NodeTx<'_>, filter: &AggregateFilter) -> Result<(), AggregateError> {
     let Some(zone) = &filter.zone else {
         return Ok(());
@@ -171,7 +170,7 @@ fn check_zone(tx: &NodeTx<'_>, filter: &AggregateFilter) -> Result<(), Aggregate
         .sql()
         .query_row(
             "SELECT EXISTS (SELECT 1 FROM view_zones WHERE zone = ?1)
-                 OR EXISTS (SELECT 1 FROM view_projects WHERE zone = ?1)",
+                 OR EXISTS (SELECT 1 FROM view_totals WHERE zone = ?1)",
             [zone],
             |r| r.get(0),
         )
@@ -191,14 +190,14 @@ pub fn totals_by_zone_and_mission(
     filter: &AggregateFilter,
 ) -> Result<Vec<ZoneMissionTotals>, AggregateError> {
     check_zone(tx, filter)?;
-    let (from_where, params) = projects_where(filter, false);
+    let (from_where, params) = totals_where(filter, false);
     let sql = format!(
         "{COMUNE_ZONE}
-         SELECT COALESCE(p.zone, cz.zone) AS z, p.mission, COUNT(*), SUM(p.financed_cents),
-                SUM(p.committed_cents), SUM(p.paid_cents)
+         SELECT {ZONE} AS z, NULLIF(t.mission, '') AS m, SUM(t.projects),
+                SUM(t.financed_cents), SUM(t.committed_cents), SUM(t.paid_cents)
          {from_where}
-         GROUP BY z, p.mission
-         ORDER BY z IS NOT NULL, z, p.mission IS NOT NULL, p.mission"
+         GROUP BY z, m
+         ORDER BY z IS NOT NULL, z, m IS NOT NULL, m"
     );
     let mut stmt = tx.sql().prepare_cached(&sql).map_err(sql_err)?;
     let rows = stmt
@@ -223,12 +222,12 @@ pub fn totals_by_funding_source(
     filter: &AggregateFilter,
 ) -> Result<Vec<FundingSourceTotals>, AggregateError> {
     check_zone(tx, filter)?;
-    let (from_where, params) = projects_where(filter, true);
+    let (from_where, params) = totals_where(filter, true);
     let sql = format!(
         "{COMUNE_ZONE}
-         SELECT f.source, COUNT(DISTINCT p.doc || '/' || p.id), COUNT(*), SUM(f.amount_cents)
+         SELECT t.source, SUM(t.projects), SUM(t.lines), SUM(t.amount_cents)
          {from_where}
-         GROUP BY f.source ORDER BY f.source"
+         GROUP BY t.source ORDER BY t.source"
     );
     let mut stmt = tx.sql().prepare_cached(&sql).map_err(sql_err)?;
     let rows = stmt

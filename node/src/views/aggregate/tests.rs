@@ -311,13 +311,15 @@ fn views_derived_before_the_zone_column_are_derived_again_on_open() {
         .query(|tx| Ok(totals_by_zone_and_mission(tx, &f).unwrap()))
         .unwrap();
     assert!(!stated.is_empty(), "some projects state zone Z3");
-    // What migration 4 leaves: rows without the column's values, and every
-    // document's views marked as covering nothing.
+    // What migration 4 leaves: rows without the column's values, empty
+    // summary tables, and every document's views marked as covering nothing.
     r.store
         .write(|tx| {
             tx.sql()
                 .execute_batch(
                     "UPDATE view_projects SET zone = NULL;
+                     DELETE FROM view_totals;
+                     DELETE FROM view_source_totals;
                      UPDATE doc_state SET view_seq = 0;",
                 )
                 .map_err(StoreError::from)
