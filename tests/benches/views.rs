@@ -366,6 +366,30 @@ fn bench_report(dir: &Path, s: &Sizes, expected_projects: usize) -> Result<()> {
         median(&mut old_mb),
         s.report_runs
     );
+    report_breakdown(dir)
+}
+
+/// Where `accordo report`'s time goes, in process: reading the report's
+/// input from the query store (every project's JSON record), building the
+/// report, serialising it.
+fn report_breakdown(dir: &Path) -> Result<()> {
+    let mut r = Replica::open(dir)?;
+    let t = Instant::now();
+    let input = r.query(|tx| views::report_input(tx, date(AS_OF), None))?;
+    let read = t.elapsed();
+    let t = Instant::now();
+    let built = report::build(&input);
+    let build = t.elapsed();
+    let t = Instant::now();
+    let json = serde_json::to_vec(&built)?;
+    let write = t.elapsed();
+    println!(
+        "report, in process: read the input from the query store {:.0} ms, build {:.0} ms, JSON {:.0} ms ({} KB)",
+        ms(read),
+        ms(build),
+        ms(write),
+        json.len() / 1024
+    );
     Ok(())
 }
 
