@@ -40,8 +40,8 @@ fn migrations() -> [String; 4] {
         quarantine::QUARANTINE_SCHEMA.to_owned(),
         // Issue 14: snapshots and the query store (node/src/views/).
         include_str!("store/views.sql").to_owned(),
-        // Issue 14: the project's own zone as a column, for the aggregates.
-        include_str!("store/views_zone.sql").to_owned(),
+        // Issue 14: the project's own zone as a column and the summary tables of the aggregates.
+        include_str!("store/views_totals.sql").to_owned(),
     ]
 }
 
