@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Each entry upgrades the schema by one version.
-fn migrations() -> [String; 4] {
+fn migrations() -> [String; 5] {
     [
         format!(
             "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
@@ -40,6 +40,8 @@ fn migrations() -> [String; 4] {
         quarantine::QUARANTINE_SCHEMA.to_owned(),
         // Issue 14: snapshots and the query store (node/src/views/).
         include_str!("store/views.sql").to_owned(),
+        // Issue 14: the project's own zone as a column and the summary tables of the aggregates.
+        include_str!("store/views_totals.sql").to_owned(),
         // Issue 12: accounts of the web application (node/src/users.rs).
         include_str!("store/users.sql").to_owned(),
     ]

@@ -15,11 +15,17 @@
 //! `accordo rebuild-views` derives everything again from the log alone and
 //! counts the rows that differed (it must be 0).
 
+pub mod aggregate;
 pub mod dashboard;
 mod read;
 mod rows;
 pub mod search;
+mod totals;
 
+pub use aggregate::{
+    totals_by_funding_source, totals_by_zone_and_mission, AggregateError, AggregateFilter,
+    FundingSourceTotals, Mission, ZoneMissionTotals,
+};
 pub use read::{
     catalog_defs, doc_heads, find_by_cup, find_one, indicator_data, projects, projects_with_id,
     report_input, DocIndicators, Listed,
@@ -212,11 +218,26 @@ fn refresh(
             ],
         )
         .map_err(StoreError::from)?;
-    if snapshot::maybe_save(tx, doc, &mut loaded, invalid)? {
+    let saved = if !loaded.from_snapshot && loaded.tail_bytes >= FIRST_SNAPSHOT_BYTES {
+        snapshot::save(tx, doc, &mut loaded.doc, loaded.head_seq, invalid)?;
+        true
+    } else {
+        snapshot::maybe_save(tx, doc, &mut loaded, invalid)?
+    };
+    if saved {
         out.snapshots += 1;
     }
     Ok(())
 }
+
+/// A document loaded from its changes alone gets a snapshot once they pass
+/// this size (~40 projects), below the tail thresholds of
+/// `snapshot::maybe_save`: loading a snapshot takes about half the time of
+/// applying the changes it holds (1.5 against 3.1 ms at 200 projects, 250
+/// against 620 ms at 20,000), and a metro node receives each comune's
+/// history in a few large changes that would otherwise be applied again
+/// for every incoming edit.
+const FIRST_SNAPSHOT_BYTES: usize = 16 * 1024;
 
 /// The root keys of `doc` that its valid changes after `after_seq` touched.
 fn touched_since(

@@ -1,6 +1,7 @@
 //! Writing the query store's rows from a document: one record (a root key
 //! of the document) at a time, or the whole document.
 
+use super::totals;
 use crate::replica::ReplicaError;
 use crate::store::NodeTx;
 use accordo_domain::indicator::{self, IndicatorData};
@@ -13,15 +14,20 @@ use automerge::AutoCommit;
 use rusqlite::params;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Tables with a `doc` column, derived per document.
-const DOC_TABLES: [&str; 6] = [
+/// Tables with a `doc` column, derived per document: its projects' rows
+/// (and their sums, `totals.rs`), then its indicator data.
+const DOC_TABLES: [&str; 8] = [
     "view_projects",
     "view_funding",
     "view_milestones",
     "view_locations",
+    "view_totals",
+    "view_source_totals",
     "view_indicators",
     "view_observations",
 ];
+/// Where the indicator tables start in [`DOC_TABLES`].
+const INDICATOR_TABLES_AT: usize = 6;
 /// Tables derived from the plan document alone.
 const PLAN_TABLES: [&str; 2] = ["view_catalog", "view_zones"];
 
@@ -99,7 +105,7 @@ pub fn write_keys(
         }
     }
     if other {
-        delete_doc_rows(tx, doc_id, &DOC_TABLES[4..])?;
+        delete_doc_rows(tx, doc_id, &DOC_TABLES[INDICATOR_TABLES_AT..])?;
         if *doc_id == DocId::Plan {
             delete_rows(tx, &PLAN_TABLES)?;
         }
@@ -109,17 +115,21 @@ pub fn write_keys(
 }
 
 fn delete_project(tx: &NodeTx<'_>, doc: &DocId, id: &str) -> Result<(), ReplicaError> {
+    let d = doc.canonical();
+    if let Some(old) = totals::stored(tx, &d, id)? {
+        totals::apply(tx, &d, &old, -1)?;
+    }
     for table in ["view_funding", "view_milestones", "view_locations"] {
         tx.sql()
             .prepare_cached(&format!(
                 "DELETE FROM {table} WHERE doc = ?1 AND project = ?2"
             ))
-            .and_then(|mut s| s.execute(params![doc.canonical(), id]))
+            .and_then(|mut s| s.execute(params![d, id]))
             .map_err(sql_err)?;
     }
     tx.sql()
         .prepare_cached("DELETE FROM view_projects WHERE doc = ?1 AND id = ?2")
-        .and_then(|mut s| s.execute(params![doc.canonical(), id]))
+        .and_then(|mut s| s.execute(params![d, id]))
         .map_err(sql_err)?;
     Ok(())
 }
@@ -143,12 +153,30 @@ fn write_project(
         .map(str::to_owned);
     let record = serde_json::to_string(p)
         .map_err(|e| ReplicaError::Edit(format!("project {} does not serialise: {e}", p.id)))?;
+    let mut sources: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    for f in p.funding.values() {
+        let sums = sources.entry(f.source.code().to_owned()).or_default();
+        sums.0 += 1;
+        sums.1 += f.amount_cents;
+    }
+    let contribution = totals::Contribution {
+        comune: comune.to_owned(),
+        zone: p.zone.clone(),
+        mission: mission.clone(),
+        archived: p.archived,
+        financed_cents: p.financed_cents.unwrap_or_else(|| p.funding_total_cents()),
+        committed_cents: p.committed_cents.unwrap_or(0),
+        paid_cents: p.paid_cents.unwrap_or(0),
+        sources,
+    };
+    totals::apply(tx, &d, &contribution, 1)?;
     tx.sql()
         .prepare_cached(
             "INSERT INTO view_projects (doc, id, comune, cup, import_key, title, archived, state,
                basis, pnrr_measure, mission, component, cost_cents, financed_cents,
-               committed_cents, paid_cents, record)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+               committed_cents, paid_cents, record, zone)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+               ?18)",
         )
         .and_then(|mut s| {
             s.execute(params![
@@ -165,10 +193,11 @@ fn write_project(
                 mission,
                 component,
                 p.cost_cents,
-                p.financed_cents.unwrap_or_else(|| p.funding_total_cents()),
-                p.committed_cents.unwrap_or(0),
-                p.paid_cents.unwrap_or(0),
+                contribution.financed_cents,
+                contribution.committed_cents,
+                contribution.paid_cents,
                 record,
+                p.zone,
             ])
         })
         .map_err(sql_err)?;
