@@ -297,7 +297,7 @@ fn seed_metro(dir: &Path, s: &Sizes) -> Result<Vec<SignedChange>> {
 /// materialised from its changes, `report::input`, `build`, JSON written.
 fn old_report(dir: &Path) -> Result<()> {
     let mut r = Replica::open(dir)?;
-    let docs = r.store.read(|tx| {
+    let mut docs = r.store.read(|tx| {
         let log = tx.log();
         log.docs()?
             .into_iter()
@@ -307,7 +307,7 @@ fn old_report(dir: &Path) -> Result<()> {
             })
             .collect::<Result<Vec<_>, ReplicaError>>()
     })?;
-    let built = report::build(&report::input(date(AS_OF), None, &docs));
+    let built = report::build(&report::input(date(AS_OF), None, &mut docs));
     let out = dir.join("old-report.json");
     std::fs::write(&out, serde_json::to_vec(&built)?)?;
     eprintln!("projects {}", built.totals.projects);
