@@ -145,6 +145,41 @@ impl Browser {
         Ok(el.text().await?)
     }
 
+    /// Waits until the browser is at `path` (a click on a submit button
+    /// returns before the next page has loaded).
+    pub async fn at_path(&self, path: &str) -> Result<()> {
+        let start = Instant::now();
+        loop {
+            let url = self.client.current_url().await?;
+            if url.path() == path {
+                return Ok(());
+            }
+            if start.elapsed() > PAGE_TIMEOUT {
+                bail!("the browser is at {url}, not {path}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until the first element matching `css` has text satisfying
+    /// `check` (the page after a submission has loaded); returns the text.
+    pub async fn text_until(&self, css: &str, check: impl Fn(&str) -> bool) -> Result<String> {
+        let start = Instant::now();
+        loop {
+            if let Ok(el) = self.client.find(Locator::Css(css)).await {
+                if let Ok(t) = el.text().await {
+                    if check(&t) {
+                        return Ok(t);
+                    }
+                }
+            }
+            if start.elapsed() > PAGE_TIMEOUT {
+                bail!("{css} did not show the expected text within {PAGE_TIMEOUT:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Types `value` into the input matching `css` (cleared first).
     pub async fn fill(&self, css: &str, value: &str) -> Result<()> {
         let el = self

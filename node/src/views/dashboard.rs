@@ -3,6 +3,7 @@
 //! change was made), per zona omogenea, per procedural state, per PNRR
 //! mission and per funding source.
 
+use super::aggregate::{self, AggregateError, AggregateFilter, ZoneMissionTotals};
 use crate::replica::ReplicaError;
 use crate::store::NodeTx;
 use accordo_domain::comuni;
@@ -10,6 +11,7 @@ use accordo_domain::model::Date;
 use accordo_protocol::doc::DocId;
 use accordo_store::{decode_envelope, StoreError};
 use serde::Serialize;
+use std::collections::HashMap;
 
 fn sql_err(e: rusqlite::Error) -> ReplicaError {
     ReplicaError::Store(StoreError::from(e))
@@ -49,68 +51,105 @@ pub struct Dashboard {
     pub sources: Vec<Group>,
 }
 
-/// The late-milestone count per project, as a subquery on `p`.
-const LATE: &str = "(SELECT COUNT(*) FROM view_milestones m WHERE m.doc = p.doc AND m.project = p.id AND m.due < ?1 AND m.achieved_date IS NULL)";
+fn group(key: String, projects: u64, financed: i64, committed: i64, paid: i64) -> Group {
+    Group {
+        key,
+        name: None,
+        totals: Totals {
+            projects,
+            financed_cents: financed,
+            committed_cents: committed,
+            paid_cents: paid,
+            late_milestones: 0,
+        },
+        last_change_ms: None,
+    }
+}
 
-fn groups(
-    tx: &NodeTx<'_>,
-    key_sql: &str,
-    doc: Option<&str>,
-    as_of: &Date,
-) -> Result<Vec<Group>, ReplicaError> {
-    let sql = format!(
-        "SELECT {key_sql} AS k, COUNT(*), COALESCE(SUM(p.financed_cents), 0),
-                COALESCE(SUM(p.committed_cents), 0), COALESCE(SUM(p.paid_cents), 0),
-                COALESCE(SUM({LATE}), 0)
-         FROM view_projects p
-         WHERE p.archived = 0 AND (?2 IS NULL OR p.doc = ?2)
-         GROUP BY k ORDER BY k"
-    );
-    let mut stmt = tx.sql().prepare_cached(&sql).map_err(sql_err)?;
+/// Money per comune, from the summary table kept with the project rows.
+fn by_comune(tx: &NodeTx<'_>, doc: Option<&str>) -> Result<Vec<Group>, ReplicaError> {
+    let mut stmt = tx
+        .sql()
+        .prepare_cached(
+            "SELECT comune, SUM(projects), SUM(financed_cents), SUM(committed_cents), SUM(paid_cents)
+             FROM view_totals WHERE archived = 0 AND (?1 IS NULL OR doc = ?1)
+             GROUP BY comune ORDER BY comune",
+        )
+        .map_err(sql_err)?;
     let rows = stmt
-        .query_map(rusqlite::params![as_of.to_string(), doc], |r| {
-            Ok(Group {
-                key: r.get::<_, Option<String>>(0)?.unwrap_or_default(),
-                name: None,
-                totals: Totals {
-                    projects: r.get::<_, i64>(1)? as u64,
-                    financed_cents: r.get(2)?,
-                    committed_cents: r.get(3)?,
-                    paid_cents: r.get(4)?,
-                    late_milestones: r.get::<_, i64>(5)? as u64,
-                },
-                last_change_ms: None,
-            })
+        .query_map(rusqlite::params![doc], |r| {
+            Ok(group(
+                r.get(0)?,
+                r.get::<_, i64>(1)? as u64,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+            ))
         })
         .map_err(sql_err)?;
     rows.collect::<Result<Vec<_>, _>>().map_err(sql_err)
 }
 
-fn sources(tx: &NodeTx<'_>, doc: Option<&str>) -> Result<Vec<Group>, ReplicaError> {
+/// Money per procedural state (a column of the project rows).
+fn by_state(tx: &NodeTx<'_>, doc: Option<&str>) -> Result<Vec<Group>, ReplicaError> {
     let mut stmt = tx
         .sql()
         .prepare_cached(
-            "SELECT f.source, COUNT(DISTINCT f.doc || '/' || f.project), SUM(f.amount_cents)
-             FROM view_funding f JOIN view_projects p ON p.doc = f.doc AND p.id = f.project
-             WHERE p.archived = 0 AND (?1 IS NULL OR p.doc = ?1)
-             GROUP BY f.source ORDER BY SUM(f.amount_cents) DESC, f.source",
+            "SELECT state, COUNT(*), SUM(financed_cents), SUM(committed_cents), SUM(paid_cents)
+             FROM view_projects WHERE archived = 0 AND (?1 IS NULL OR doc = ?1)
+             GROUP BY state ORDER BY state",
         )
         .map_err(sql_err)?;
     let rows = stmt
         .query_map(rusqlite::params![doc], |r| {
-            Ok(Group {
-                key: r.get(0)?,
-                name: None,
-                totals: Totals {
-                    projects: r.get::<_, i64>(1)? as u64,
-                    financed_cents: r.get(2)?,
-                    ..Totals::default()
-                },
-                last_change_ms: None,
-            })
+            Ok(group(
+                r.get(0)?,
+                r.get::<_, i64>(1)? as u64,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+            ))
         })
         .map_err(sql_err)?;
     rows.collect::<Result<Vec<_>, _>>().map_err(sql_err)
+}
+
+/// Counts by a key.
+type Counts = HashMap<String, u64>;
+
+/// Late milestones (due before `as_of`, not achieved) per comune and per
+/// procedural state of their project.
+fn late(
+    tx: &NodeTx<'_>,
+    doc: Option<&str>,
+    as_of: &Date,
+) -> Result<(Counts, Counts), ReplicaError> {
+    let mut stmt = tx
+        .sql()
+        .prepare_cached(
+            "SELECT p.comune, p.state, COUNT(*) FROM view_milestones m
+             JOIN view_projects p ON p.doc = m.doc AND p.id = m.project
+             WHERE m.due < ?1 AND m.achieved_date IS NULL AND p.archived = 0
+               AND (?2 IS NULL OR p.doc = ?2)
+             GROUP BY p.comune, p.state",
+        )
+        .map_err(sql_err)?;
+    let rows = stmt
+        .query_map(rusqlite::params![as_of.to_string(), doc], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)? as u64,
+            ))
+        })
+        .map_err(sql_err)?;
+    let (mut comuni, mut states) = (HashMap::new(), HashMap::new());
+    for row in rows {
+        let (c, s, n) = row.map_err(sql_err)?;
+        *comuni.entry(c).or_insert(0) += n;
+        *states.entry(s).or_insert(0) += n;
+    }
+    Ok((comuni, states))
 }
 
 /// When the newest change of each document was made (its author's clock).
@@ -138,29 +177,63 @@ fn last_changes(tx: &NodeTx<'_>) -> Result<Vec<(String, u64)>, ReplicaError> {
     Ok(out)
 }
 
+/// Sums `rows` by a key of theirs, keeping the keys' order of first sight.
+fn fold_by(
+    rows: &[ZoneMissionTotals],
+    key: impl Fn(&ZoneMissionTotals) -> Option<String>,
+) -> Vec<Group> {
+    let mut out: Vec<Group> = Vec::new();
+    for r in rows {
+        let k = key(r).unwrap_or_default();
+        let g = match out.iter_mut().find(|g| g.key == k) {
+            Some(g) => g,
+            None => {
+                out.push(group(k, 0, 0, 0, 0));
+                out.last_mut().expect("just pushed")
+            }
+        };
+        g.totals.projects += r.projects;
+        g.totals.financed_cents += r.financed_cents;
+        g.totals.committed_cents += r.committed_cents;
+        g.totals.paid_cents += r.paid_cents;
+    }
+    out.sort_by(|a, b| (a.key.is_empty(), &a.key).cmp(&(b.key.is_empty(), &b.key)));
+    out
+}
+
 /// The dashboard of every comune held (`doc: None`, a metro node) or of one.
 pub fn dashboard(
     tx: &NodeTx<'_>,
     doc: Option<&DocId>,
     as_of: &Date,
 ) -> Result<Dashboard, ReplicaError> {
+    let comune = match doc {
+        Some(DocId::Comune(c)) => Some(c.clone()),
+        _ => None,
+    };
     let doc = doc.map(DocId::canonical);
     let doc = doc.as_deref();
-    let mut comuni_rows = groups(tx, "p.comune", doc, as_of)?;
-    let last: std::collections::HashMap<String, u64> = last_changes(tx)?.into_iter().collect();
+    let (late_comuni, late_states) = late(tx, doc, as_of)?;
+    let mut comuni_rows = by_comune(tx, doc)?;
+    let last: HashMap<String, u64> = last_changes(tx)?.into_iter().collect();
     for g in &mut comuni_rows {
         g.name = comuni::name(&g.key).map(str::to_owned);
+        g.totals.late_milestones = late_comuni.get(&g.key).copied().unwrap_or(0);
         if let Ok(c) = g.key.parse() {
             g.last_change_ms = last.get(&DocId::Comune(c).canonical()).copied();
         }
     }
-    let mut zones = groups(
-        tx,
-        "(SELECT z.zone FROM view_zones z WHERE z.comune = p.comune ORDER BY z.zone LIMIT 1)",
-        doc,
-        as_of,
-    )?;
-    let names: std::collections::HashMap<String, String> = {
+    let filter = AggregateFilter {
+        comune,
+        ..AggregateFilter::as_of(*as_of)
+    };
+    let aggregate_err = |e: AggregateError| match e {
+        AggregateError::Store(e) => e,
+        other => ReplicaError::Edit(other.to_string()),
+    };
+    let zone_mission = aggregate::totals_by_zone_and_mission(tx, &filter).map_err(aggregate_err)?;
+    let mut zones = fold_by(&zone_mission, |r| r.zone.clone());
+    let names: HashMap<String, String> = {
         let mut stmt = tx
             .sql()
             .prepare_cached("SELECT zone, MIN(name) FROM view_zones GROUP BY zone")
@@ -173,6 +246,15 @@ pub fn dashboard(
     for z in &mut zones {
         z.name = names.get(&z.key).cloned();
     }
+    let mut states = by_state(tx, doc)?;
+    for g in &mut states {
+        g.totals.late_milestones = late_states.get(&g.key).copied().unwrap_or(0);
+    }
+    let sources = aggregate::totals_by_funding_source(tx, &filter)
+        .map_err(aggregate_err)?
+        .into_iter()
+        .map(|s| group(s.source, s.projects, s.amount_cents, 0, 0))
+        .collect();
     let mut all = Totals::default();
     for g in &comuni_rows {
         all.projects += g.totals.projects;
@@ -185,8 +267,8 @@ pub fn dashboard(
         all,
         comuni: comuni_rows,
         zones,
-        states: groups(tx, "p.state", doc, as_of)?,
-        missions: groups(tx, "p.mission", doc, as_of)?,
-        sources: sources(tx, doc)?,
+        states,
+        missions: fold_by(&zone_mission, |r| r.mission.clone()),
+        sources,
     })
 }
