@@ -12,11 +12,10 @@
 
 use crate::replica::{load_doc, Replica, ReplicaError};
 use crate::store::NodeTx;
-use accordo_domain::report::{self, Claim, Difference, DocHeads, StampError};
+use accordo_domain::report::{self, Claim, Difference, DocHeads, Input, StampError};
 use accordo_protocol::doc::DocId;
 use accordo_protocol::envelope::{ChangeHash, SignedChange};
 use accordo_protocol::registry::ChangeMeta;
-use automerge::AutoCommit;
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -114,23 +113,17 @@ pub fn verify_json(
     };
     let at_heads = replica
         .store
-        .read(|tx| documents_at(tx, &wanted, &invalid_now, governed))?;
-    let (mut docs, now_invalid) = match at_heads {
+        .read(|tx| input_at(tx, &claim, &wanted, &invalid_now, governed))?;
+    let (input, now_invalid) = match at_heads {
         AtHeads::Missing(missing) => return Ok(Outcome::HeadsNotHeld(missing)),
-        AtHeads::Loaded { docs, now_invalid } => (docs, now_invalid),
+        AtHeads::Loaded { input, now_invalid } => (input, now_invalid),
     };
-    Ok(compare(file, &claim, &mut docs, now_invalid))
+    Ok(compare(file, &claim, &input, now_invalid))
 }
 
 /// The recomputed report against the file.
-fn compare(
-    file: &Value,
-    claim: &Claim,
-    docs: &mut [(DocId, AutoCommit)],
-    now_invalid: usize,
-) -> Outcome {
-    let input = report::input(claim.as_of, claim.period.clone(), docs);
-    let recomputed = report::build(&input);
+fn compare(file: &Value, claim: &Claim, input: &Input, now_invalid: usize) -> Outcome {
+    let recomputed = report::build(input);
     // Invariant: a report always serialises (see `report::build`).
     let recomputed = serde_json::to_value(&recomputed).expect("a report serialises to JSON");
     let content_digest = report::digest_of_json(file);
@@ -180,33 +173,46 @@ fn parse_heads(path: &Path, claim: &Claim) -> Result<Vec<(DocId, Vec<ChangeHash>
         out.push((id, hashes));
     }
     out.sort_by_key(|(id, _)| id.canonical());
+    // A document counted twice would be recomputed twice, and its doubled
+    // figures would match: the query store lists each document once.
+    if let Some(w) = out.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(VerifyError::BadDoc {
+            path: path.to_owned(),
+            doc: w[0].0.canonical(),
+            detail: "listed twice".into(),
+        });
+    }
     Ok(out)
 }
 
 enum AtHeads {
     Missing(Vec<(String, String)>),
-    Loaded {
-        docs: Vec<(DocId, AutoCommit)>,
-        now_invalid: usize,
-    },
+    Loaded { input: Input, now_invalid: usize },
 }
 
-/// Every wanted document at its heads, read from the log in one
-/// transaction; or every head the log lacks.
-fn documents_at(
+/// The report's input from every wanted document at its heads, read from
+/// the log in one transaction, one document loaded at a time (a metro
+/// node's hundreds of documents are never all in memory); or every head the
+/// log lacks.
+fn input_at(
     tx: &NodeTx<'_>,
+    claim: &Claim,
     wanted: &[(DocId, Vec<ChangeHash>)],
     invalid_now: &HashSet<ChangeHash>,
     governed: bool,
 ) -> Result<AtHeads, ReplicaError> {
     let mut missing = Vec::new();
-    let mut docs = Vec::new();
+    let mut input = report::input(claim.as_of, claim.period.clone(), &mut []);
     let mut now_invalid = 0;
     for (doc, heads) in wanted {
         let changes = tx.log().doc_changes(doc)?;
         let Some(covered) = covered_by(doc, &changes, heads, &mut missing)? else {
             continue;
         };
+        if !missing.is_empty() {
+            // Only the missing heads are reported: nothing to load.
+            continue;
+        }
         if governed {
             now_invalid += covered
                 .iter()
@@ -215,12 +221,13 @@ fn documents_at(
         }
         let selected: Vec<SignedChange> =
             covered.iter().map(|(i, _)| changes[*i].clone()).collect();
-        docs.push((doc.clone(), load_doc(doc, &selected)?));
+        let mut one = [(doc.clone(), load_doc(doc, &selected)?)];
+        input.merge(report::input(claim.as_of, claim.period.clone(), &mut one));
     }
     if !missing.is_empty() {
         return Ok(AtHeads::Missing(missing));
     }
-    Ok(AtHeads::Loaded { docs, now_invalid })
+    Ok(AtHeads::Loaded { input, now_invalid })
 }
 
 /// Log positions (indices into `changes`, ascending: a valid apply order)

@@ -38,6 +38,21 @@ pub struct Input {
     pub documents: Vec<DocHeads>,
 }
 
+impl Input {
+    /// Appends the input of further documents (same `as_of` and period):
+    /// `input` over documents in turn, merged, equals `input` over all of
+    /// them, so a caller may load one document at a time.
+    pub fn merge(&mut self, part: Input) {
+        debug_assert!(part.as_of == self.as_of && part.period == self.period);
+        self.comuni.extend(part.comuni);
+        self.indicator_data.extend(part.indicator_data);
+        self.documents.extend(part.documents);
+        if !part.catalog.is_empty() {
+            self.catalog = part.catalog;
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Money {
     pub projects: usize,

@@ -370,6 +370,46 @@ mod stamped {
         build(&input)
     }
 
+    /// `input` over documents one at a time, merged, equals `input` over
+    /// all of them (report verification loads one document at a time).
+    #[test]
+    fn inputs_merged_one_document_at_a_time_equal_the_input_of_all() {
+        let as_of = Date::new(2025, 1, 1).unwrap();
+        let mut plan = AutoCommit::new();
+        crate::indicator::save_definition(
+            &mut plan,
+            &crate::indicator::IndicatorDef {
+                code: "10AMB016".into(),
+                name_it: "Rifiuti".into(),
+                unit: "%".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        plan.commit();
+        let mut docs = vec![(DocId::Plan, plan)];
+        for (code, cents) in [("092009", 100), ("092051", 250)] {
+            let mut doc = AutoCommit::new();
+            let p = Project {
+                id: format!("p{code}"),
+                title: "P".into(),
+                financed_cents: Some(cents),
+                ..Project::default()
+            };
+            portfolio::save(&mut doc, None, &p).unwrap();
+            doc.commit();
+            docs.push((DocId::Comune(code.parse().unwrap()), doc));
+        }
+        let all = build(&build::input(as_of, None, &mut docs));
+        let mut merged = build::input(as_of, None, &mut []);
+        for d in docs {
+            merged.merge(build::input(as_of, None, &mut [d]));
+        }
+        assert_eq!(build(&merged), all);
+        assert_eq!(all.totals.financed_cents, 350);
+        assert_eq!(all.computed_from.documents.len(), 3);
+    }
+
     #[test]
     fn a_built_report_carries_its_documents_and_the_digest_of_its_json() {
         let r = report();

@@ -6,7 +6,9 @@
 //! on changes the views already derived changes. After every step the
 //! incremental views equal the rebuilt ones, and the report from the views
 //! equals the one from the documents; at the end every report made along
-//! the way still verifies at its heads.
+//! the way still verifies at its heads. Two fixed cases: a writer whose
+//! change a revocation invalidated keeps editing, and an old report verifies
+//! after a revocation, counting the changes it invalidated.
 
 use super::*;
 use crate::admin;
@@ -215,4 +217,51 @@ fn a_writer_whose_change_a_revocation_invalidated_keeps_editing() {
     check(&mut n.b);
     let projects = n.b.query(|tx| projects(tx, None, true)).unwrap();
     assert_eq!(projects.len(), 1, "the views show B's new project only");
+}
+
+/// A report made before a revocation verifies afterwards (it is recomputed
+/// at its heads from the log), and the outcome counts the changes under
+/// those heads the registry now rules invalid.
+#[test]
+fn a_report_verifies_after_a_revocation_and_counts_what_it_invalidated() {
+    let mut n = network();
+    let mut counter = 0;
+    edit(&mut n.a, &Op::Add(true, 1), &mut counter);
+    edit(&mut n.a, &Op::SetPaid(true, 0, 500), &mut counter);
+    let before = report_now(&mut n.a);
+    assert_eq!(before["totals"]["paid_cents"], 500);
+    let a_id = n.a.id;
+    admin::revoke(&mut n.admin, a_id, 2_000).unwrap();
+    copy_changes(&mut n.admin, &mut n.a);
+    let after = report_now(&mut n.a);
+    assert_eq!(
+        after["totals"]["projects"], 0,
+        "A's changes are left out now"
+    );
+    let outcome = verify_json(&mut n.a, Path::new("before.json"), &before).unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::Verified {
+            documents: 2,
+            digest: before["computed_from"]["digest"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+            now_invalid: 2,
+        },
+        "both of A's changes are under the old heads and now invalid"
+    );
+    let mut twice = before.clone();
+    let first = twice["computed_from"]["documents"][0].clone();
+    twice["computed_from"]["documents"]
+        .as_array_mut()
+        .unwrap()
+        .push(first);
+    let e = verify_json(&mut n.a, Path::new("twice.json"), &twice).unwrap_err();
+    assert!(e.to_string().contains("listed twice"), "{e}");
+    let outcome = verify_json(&mut n.a, Path::new("after.json"), &after).unwrap();
+    assert!(
+        matches!(outcome, Outcome::Verified { now_invalid: 0, .. }),
+        "{outcome:?}"
+    );
 }
