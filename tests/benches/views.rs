@@ -635,6 +635,68 @@ fn main() -> Result<()> {
     bench_report(&metro, &s, expected - s.comuni * archived)?;
     bench_aggregates(&metro, &s, expected)?;
     bench_incoming(&metro, &s, incoming)?;
+    bench_web(&metro, &s)?;
     bench_local_edits(&root, &s)?;
+    Ok(())
+}
+
+/// Requests of each web page timed (bounded count).
+const WEB_REQUESTS: usize = 40;
+
+/// The web application (issue 12) on the metro node: server time of the
+/// dashboard and of the project list with filters (a GET on loopback,
+/// whole response read), and the dashboard's page weight.
+fn bench_web(metro: &Path, s: &Sizes) -> Result<()> {
+    use accordo_tests::browser::WebNode;
+    let web = WebNode::start_dir(metro)?;
+    let pages = [
+        ("dashboard /", "/".to_owned()),
+        (
+            "list, filter by state",
+            "/progetti?stato=ESECUZIONE".to_owned(),
+        ),
+        (
+            "list, text search + mission",
+            "/progetti?q=scuola&missione=M5".to_owned(),
+        ),
+        (
+            "list, one comune, late milestones",
+            format!("/progetti?comune={}&ritardo=1", istat(1)),
+        ),
+    ];
+    println!(
+        "web application on the metro node ({} comuni × {} projects), {WEB_REQUESTS} GETs each:",
+        s.comuni, s.projects
+    );
+    let mut dashboard_bytes = 0;
+    for (what, path) in &pages {
+        let (status, body) = web.get(path)?;
+        anyhow::ensure!(status == 200, "{path}: status {status}");
+        if path == "/" {
+            dashboard_bytes = body.len();
+        }
+        let mut times = Vec::with_capacity(WEB_REQUESTS);
+        for _ in 0..WEB_REQUESTS {
+            let t = Instant::now();
+            let (status, _) = web.get(path)?;
+            times.push(t.elapsed());
+            anyhow::ensure!(status == 200, "{path}: status {status}");
+        }
+        println!(
+            "  {what:<36} p50 {:>7.1} ms  p95 {:>7.1} ms  max {:>7.1} ms",
+            ms(quantile(&mut times, 0.5)),
+            ms(quantile(&mut times, 0.95)),
+            ms(quantile(&mut times, 1.0))
+        );
+    }
+    let css = web.get("/static/app.css")?.1.len();
+    let js = web.get("/static/app.js")?.1.len();
+    println!(
+        "  dashboard page weight: {:.1} KB (HTML {:.1} KB + CSS {:.1} KB + JS {:.1} KB; no images or fonts)",
+        (dashboard_bytes + css + js) as f64 / 1000.0,
+        dashboard_bytes as f64 / 1000.0,
+        css as f64 / 1000.0,
+        js as f64 / 1000.0
+    );
     Ok(())
 }

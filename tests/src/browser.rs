@@ -32,14 +32,13 @@ impl WebNode {
     /// Starts the node's web application on a loopback port chosen by the
     /// system and waits for its address.
     pub fn start(node: &Node) -> Result<WebNode> {
+        WebNode::start_dir(&node.node_dir())
+    }
+
+    /// [`WebNode::start`] on a node directory.
+    pub fn start_dir(dir: &std::path::Path) -> Result<WebNode> {
         let mut child = Command::new(accordo_bin())
-            .args([
-                "--dir",
-                &path(&node.node_dir()),
-                "run",
-                "--http",
-                "127.0.0.1:0",
-            ])
+            .args(["--dir", &path(dir), "run", "--http", "127.0.0.1:0"])
             .env("ACCORDO_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -66,6 +65,36 @@ impl WebNode {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// A plain HTTP/1.1 GET (no browser): status and body.
+    pub fn get(&self, path: &str) -> Result<(u16, Vec<u8>)> {
+        use std::io::Read;
+        let host = self.base.trim_start_matches("http://");
+        let mut s = std::net::TcpStream::connect(host)?;
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        )?;
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw)?;
+        let split = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .context("no end of headers")?;
+        let head = String::from_utf8_lossy(&raw[..split]).to_string();
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .context("no status")?;
+        anyhow::ensure!(
+            !head
+                .to_ascii_lowercase()
+                .contains("transfer-encoding: chunked"),
+            "chunked responses are not read by this client"
+        );
+        Ok((status, raw[split + 4..].to_vec()))
     }
 }
 
