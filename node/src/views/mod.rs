@@ -15,8 +15,11 @@
 //! `accordo rebuild-views` derives everything again from the log alone and
 //! counts the rows that differed (it must be 0).
 
+mod lookup;
 mod read;
 mod rows;
+
+pub use lookup::{project_by_id, project_by_import_key};
 
 pub use read::{
     doc_heads, find_by_cup, find_one, projects, projects_with_id, report_input, Listed,
