@@ -395,10 +395,15 @@ impl Replica {
         let (key, nonce) = (&self.key, self.nonce);
         let anchors = self.settings.anchors.clone();
         self.store.write(|tx| {
+            let t0 = std::time::Instant::now();
             let Some(planned) = plan(tx)? else {
                 return Ok(None);
             };
+            eprintln!("TIMING plan {:?}", t0.elapsed());
+            let t0 = std::time::Instant::now();
             let mut loaded = snapshot::load(tx, doc, &invalid)?;
+            eprintln!("TIMING load {:?}", t0.elapsed());
+            let t0 = std::time::Instant::now();
             loaded.doc = loaded.doc.with_actor(ActorId::from(&actor[..]));
             let before = tx.log().doc_head_seq(doc)?;
             let out = f(tx, &mut loaded.doc, key, nonce, planned)?;
@@ -410,7 +415,10 @@ impl Replica {
                     loaded.tail_bytes += env.change.len();
                 }
                 loaded.head_seq = after;
+                eprintln!("TIMING edit {:?}", t0.elapsed());
+                let t0 = std::time::Instant::now();
                 views::after_edit(tx, &anchors, doc, loaded, &invalid)?;
+                eprintln!("TIMING after_edit {:?}", t0.elapsed());
             }
             Ok(Some(out))
         })
@@ -441,12 +449,16 @@ impl Replica {
         self.write_doc_planned(doc, plan, |tx, am, key, nonce, mut planned| {
             let mut made = 0;
             for i in 0..chunks {
+                let t0 = std::time::Instant::now();
                 let more = f(am, &mut planned, i)?;
+                let t1 = t0.elapsed();
+                let t0 = std::time::Instant::now();
                 let options =
                     automerge::transaction::CommitOptions::default().with_time(now_ms / 1000);
                 if commit_signed(am, options, doc, key, nonce, tx)?.is_some() {
                     made += 1;
                 }
+                eprintln!("TIMING chunk f {t1:?} commit {:?}", t0.elapsed());
                 if !more {
                     break;
                 }

@@ -8,7 +8,7 @@
 use crate::clock::now_ms;
 use crate::replica::{Replica, ReplicaError};
 use crate::store::NodeTx;
-use crate::views;
+use crate::views::StoredProjects;
 use accordo_domain::export;
 use accordo_domain::import::{self, Format, ImportErrors, Imported, Outcome};
 use accordo_domain::portfolio::{self, Project};
@@ -82,19 +82,18 @@ fn keep_local_fields(old: &Project, new: &mut Project) {
 /// The project as stored before this import (if any), read from the query
 /// store (the document is not loaded), and as it will be.
 fn resolve(
-    tx: &NodeTx<'_>,
-    doc: &DocId,
+    stored: &StoredProjects,
     item: Imported,
     format: Format,
     now: i64,
 ) -> Result<(Option<Project>, Project), ReplicaError> {
     let by_id = match &item.id {
-        Some(id) => views::project_by_id(tx, doc, id)?,
+        Some(id) => stored.by_id(id)?,
         None => None,
     };
     let old = match by_id {
         Some(p) => Some(p),
-        None => views::project_by_import_key(tx, doc, &item.key)?,
+        None => stored.by_import_key(&item.key)?,
     };
     let mut new = item.project;
     let Some(old) = old else {
@@ -143,10 +142,11 @@ fn plan(
     format: Format,
     now: i64,
 ) -> Result<Option<Plan>, ReplicaError> {
+    let stored = StoredProjects::load(tx, doc)?;
     let mut plan = Plan::default();
     for item in projects {
         let line = item.line;
-        let (old, new) = resolve(tx, doc, item, format, now)?;
+        let (old, new) = resolve(&stored, item, format, now)?;
         if old.as_ref() == Some(&new) {
             plan.unchanged += 1;
             continue;

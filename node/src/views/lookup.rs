@@ -1,6 +1,6 @@
-//! Look-ups of one project in the query store, for imports: a row of a
+//! Look-ups of projects in the query store, for imports: a row of a
 //! re-imported file is compared with the project as the views hold it, so
-//! an unchanged row costs one indexed read and never loads the document.
+//! an unchanged row costs a hash look-up and never loads the document.
 //!
 //! The views equal the document's valid changes (see the module above), so
 //! a project read here is the one `portfolio::get` would read from the
@@ -11,7 +11,8 @@ use crate::store::NodeTx;
 use accordo_domain::model::Project;
 use accordo_protocol::doc::DocId;
 use accordo_store::StoreError;
-use rusqlite::{params, OptionalExtension};
+use rusqlite::params;
+use std::collections::HashMap;
 
 fn sql_err(e: rusqlite::Error) -> ReplicaError {
     ReplicaError::Store(StoreError::from(e))
@@ -28,41 +29,66 @@ fn typed(id: String, record: &str) -> Result<Project, ReplicaError> {
     Ok(p)
 }
 
-/// The project of `doc` with this id, if the views hold one.
-pub fn project_by_id(
-    tx: &NodeTx<'_>,
-    doc: &DocId,
-    id: &str,
-) -> Result<Option<Project>, ReplicaError> {
-    let record = tx
-        .sql()
-        .prepare_cached("SELECT record FROM view_projects WHERE doc = ?1 AND id = ?2")
-        .map_err(sql_err)?
-        .query_row(params![doc.canonical(), id], |r| r.get::<_, String>(0))
-        .optional()
-        .map_err(sql_err)?;
-    record.map(|r| typed(id.to_owned(), &r)).transpose()
+/// The stored records of one document's projects, by id and by import
+/// key, read in one scan of the query store: a look-up per row is then a
+/// hash look-up (one indexed query per row cost ~100,000 instructions,
+/// SQLite re-preparing the statement for each new binding under STAT4),
+/// and a record is made typed only when a row asks for it. Memory is the
+/// document's records, bounded by its projects, not by the file.
+pub struct StoredProjects {
+    /// id -> record (JSON).
+    records: HashMap<String, String>,
+    /// import key -> id; the greatest id should several hold the key (two
+    /// offices importing concurrently), as `portfolio::import_keys`, which
+    /// keeps the last in id order, chooses.
+    by_key: HashMap<String, String>,
 }
 
-/// The project of `doc` with this import key, if any. Should several hold
-/// it (two offices importing concurrently), the one with the greatest id,
-/// as `portfolio::import_keys` (which keeps the last in id order) chooses.
-pub fn project_by_import_key(
-    tx: &NodeTx<'_>,
-    doc: &DocId,
-    key: &str,
-) -> Result<Option<Project>, ReplicaError> {
-    let row = tx
-        .sql()
-        .prepare_cached(
-            "SELECT id, record FROM view_projects WHERE doc = ?1 AND import_key = ?2
-             ORDER BY id DESC LIMIT 1",
-        )
-        .map_err(sql_err)?
-        .query_row(params![doc.canonical(), key], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-        })
-        .optional()
-        .map_err(sql_err)?;
-    row.map(|(id, r)| typed(id, &r)).transpose()
+impl StoredProjects {
+    /// Every project of `doc` as the views hold it.
+    pub fn load(tx: &NodeTx<'_>, doc: &DocId) -> Result<StoredProjects, ReplicaError> {
+        let mut stmt = tx
+            .sql()
+            .prepare_cached(
+                "SELECT id, import_key, record FROM view_projects WHERE doc = ?1 ORDER BY id",
+            )
+            .map_err(sql_err)?;
+        let rows = stmt
+            .query_map(params![doc.canonical()], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .map_err(sql_err)?;
+        let mut stored = StoredProjects {
+            records: HashMap::new(),
+            by_key: HashMap::new(),
+        };
+        for row in rows {
+            let (id, key, record) = row.map_err(sql_err)?;
+            if let Some(key) = key {
+                stored.by_key.insert(key, id.clone());
+            }
+            stored.records.insert(id, record);
+        }
+        Ok(stored)
+    }
+
+    /// The project with this id, if any.
+    pub fn by_id(&self, id: &str) -> Result<Option<Project>, ReplicaError> {
+        self.records
+            .get(id)
+            .map(|r| typed(id.to_owned(), r))
+            .transpose()
+    }
+
+    /// The project with this import key, if any.
+    pub fn by_import_key(&self, key: &str) -> Result<Option<Project>, ReplicaError> {
+        match self.by_key.get(key) {
+            Some(id) => self.by_id(id),
+            None => Ok(None),
+        }
+    }
 }

@@ -19,7 +19,7 @@ mod lookup;
 mod read;
 mod rows;
 
-pub use lookup::{project_by_id, project_by_import_key};
+pub use lookup::StoredProjects;
 
 pub use read::{
     doc_heads, find_by_cup, find_one, projects, projects_with_id, report_input, Listed,
@@ -191,13 +191,19 @@ fn refresh(
     };
     if incremental {
         let after = state.as_ref().map_or(0, |s| s.view_seq);
+        let t0 = std::time::Instant::now();
         let keys = touched_since(tx, doc, &loaded.doc, after, invalid)?;
+        eprintln!("TIMING touched {:?}", t0.elapsed());
+        let t0 = std::time::Instant::now();
         out.records += keys.len();
         rows::write_keys(tx, doc, &loaded.doc, &keys)?;
+        eprintln!("TIMING write_keys {:?}", t0.elapsed());
     } else {
         out.full += 1;
+        let t0 = std::time::Instant::now();
         rows::clear(tx, doc)?;
         rows::write_all(tx, doc, &loaded.doc)?;
+        eprintln!("TIMING write_all {:?}", t0.elapsed());
     }
     let heads = heads_text(&mut loaded.doc);
     tx.sql()
@@ -212,9 +218,11 @@ fn refresh(
             ],
         )
         .map_err(StoreError::from)?;
+    let t0 = std::time::Instant::now();
     if snapshot::maybe_save(tx, doc, &mut loaded, invalid)? {
         out.snapshots += 1;
     }
+    eprintln!("TIMING maybe_save {:?}", t0.elapsed());
     Ok(())
 }
 
