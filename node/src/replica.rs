@@ -9,7 +9,7 @@
 
 use crate::store::{self, NodeStore, NodeTx};
 use crate::{snapshot, views};
-use accordo_domain::portfolio::PortfolioError;
+use accordo_domain::portfolio::{PortfolioError, Project};
 use accordo_net::keyfile;
 use accordo_protocol::codes::Istat;
 use accordo_protocol::doc::DocId;
@@ -367,7 +367,7 @@ impl Replica {
         let out = self.write_doc_planned(
             doc,
             |_| Ok(Some(())),
-            |tx, am, key, nonce, ()| f(tx, am, key, nonce),
+            |tx, am, key, nonce, ()| Ok((f(tx, am, key, nonce)?, None)),
         )?;
         // Invariant: the plan above always asks for the edit.
         Ok(out.expect("an unconditional plan always edits"))
@@ -376,7 +376,9 @@ impl Replica {
     /// [`Replica::write_doc`] preceded by `plan`, run in the same store write
     /// transaction before the document is loaded (it may read the query
     /// store, which is current there). When `plan` returns `None`, the
-    /// document is not loaded and nothing is written.
+    /// document is not loaded and nothing is written. `f` may return the
+    /// projects it wrote, when they are all it wrote, typed as the
+    /// document now holds them: their views are then derived from them.
     fn write_doc_planned<P, T>(
         &mut self,
         doc: &DocId,
@@ -387,7 +389,7 @@ impl Replica {
             &SigningKey,
             [u8; ACTOR_NONCE_BYTES],
             P,
-        ) -> Result<T, ReplicaError>,
+        ) -> Result<(T, Option<Vec<Project>>), ReplicaError>,
     ) -> Result<Option<T>, ReplicaError> {
         self.catch_up_views()?;
         let invalid = self.invalid_hashes()?;
@@ -395,18 +397,13 @@ impl Replica {
         let (key, nonce) = (&self.key, self.nonce);
         let anchors = self.settings.anchors.clone();
         self.store.write(|tx| {
-            let t0 = std::time::Instant::now();
             let Some(planned) = plan(tx)? else {
                 return Ok(None);
             };
-            eprintln!("TIMING plan {:?}", t0.elapsed());
-            let t0 = std::time::Instant::now();
             let mut loaded = snapshot::load(tx, doc, &invalid)?;
-            eprintln!("TIMING load {:?}", t0.elapsed());
-            let t0 = std::time::Instant::now();
             loaded.doc = loaded.doc.with_actor(ActorId::from(&actor[..]));
             let before = tx.log().doc_head_seq(doc)?;
-            let out = f(tx, &mut loaded.doc, key, nonce, planned)?;
+            let (out, written) = f(tx, &mut loaded.doc, key, nonce, planned)?;
             let after = tx.log().doc_head_seq(doc)?;
             if after != before {
                 // The edit's changes: part of the tail the next snapshot covers.
@@ -415,10 +412,12 @@ impl Replica {
                     loaded.tail_bytes += env.change.len();
                 }
                 loaded.head_seq = after;
-                eprintln!("TIMING edit {:?}", t0.elapsed());
-                let t0 = std::time::Instant::now();
-                views::after_edit(tx, &anchors, doc, loaded, &invalid)?;
-                eprintln!("TIMING after_edit {:?}", t0.elapsed());
+                match written {
+                    Some(w) => views::after_projects_written(
+                        tx, &anchors, doc, loaded, &invalid, before, &w,
+                    )?,
+                    None => views::after_edit(tx, &anchors, doc, loaded, &invalid)?,
+                };
             }
             Ok(Some(out))
         })
@@ -436,7 +435,9 @@ impl Replica {
     /// the stored projects there); `f` gets what it returned. `Ok(None)`
     /// when `plan` returned `None`: the document was not loaded, nothing
     /// written. Otherwise the plan as `f` left it, and the number of
-    /// changes made.
+    /// changes made. `written` takes from the plan the projects `f` wrote,
+    /// if they are all it wrote (typed as they now read), so that their
+    /// views are derived from them rather than read back from the document.
     pub fn edit_chunks<P>(
         &mut self,
         doc: &DocId,
@@ -444,26 +445,24 @@ impl Replica {
         chunks: usize,
         plan: impl FnOnce(&NodeTx<'_>) -> Result<Option<P>, ReplicaError>,
         mut f: impl FnMut(&mut AutoCommit, &mut P, usize) -> Result<bool, ReplicaError>,
+        written: impl FnOnce(&mut P) -> Option<Vec<Project>>,
     ) -> Result<Option<(P, usize)>, ReplicaError> {
         self.refuse_while_rotating()?;
         self.write_doc_planned(doc, plan, |tx, am, key, nonce, mut planned| {
             let mut made = 0;
             for i in 0..chunks {
-                let t0 = std::time::Instant::now();
                 let more = f(am, &mut planned, i)?;
-                let t1 = t0.elapsed();
-                let t0 = std::time::Instant::now();
                 let options =
                     automerge::transaction::CommitOptions::default().with_time(now_ms / 1000);
                 if commit_signed(am, options, doc, key, nonce, tx)?.is_some() {
                     made += 1;
                 }
-                eprintln!("TIMING chunk f {t1:?} commit {:?}", t0.elapsed());
                 if !more {
                     break;
                 }
             }
-            Ok((planned, made))
+            let projects = written(&mut planned);
+            Ok(((planned, made), projects))
         })
     }
 }

@@ -128,6 +128,8 @@ struct Write {
 #[derive(Default)]
 struct Plan {
     writes: std::collections::VecDeque<Write>,
+    /// The projects written so far, as they now read.
+    written: Vec<Project>,
     unchanged: usize,
 }
 
@@ -198,12 +200,14 @@ pub fn apply(replica: &mut Replica, projects: Vec<Imported>, format: Format) -> 
                     Some(_) => applied.updated += 1,
                     None => applied.added += 1,
                 }
+                plan.written.push(w.new);
                 if let Some(b) = bar {
                     b.inc(1);
                 }
             }
             Ok(!plan.writes.is_empty())
         },
+        |plan| Some(std::mem::take(&mut plan.written)),
     )?;
     if let Some(Some(b)) = bar {
         b.finish_and_clear();
