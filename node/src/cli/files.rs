@@ -122,6 +122,8 @@ fn resolve(
 struct Write {
     old: Option<Project>,
     new: Project,
+    /// [`portfolio::estimated_save_bytes`] of writing `new` over `old`.
+    bytes: usize,
 }
 
 /// What an import will do, decided from the query store alone.
@@ -160,7 +162,7 @@ fn plan(
                 line
             )));
         }
-        plan.writes.push_back(Write { old, new });
+        plan.writes.push_back(Write { old, new, bytes });
     }
     Ok((!plan.writes.is_empty()).then_some(plan))
 }
@@ -187,11 +189,10 @@ pub fn apply(replica: &mut Replica, projects: Vec<Imported>, format: Format) -> 
             let bar = bar.get_or_insert_with(|| progress_bar(plan.writes.len()));
             let mut used_bytes = 0;
             while let Some(w) = plan.writes.front() {
-                let bytes = portfolio::estimated_save_bytes(w.old.as_ref(), &w.new);
-                if used_bytes > 0 && used_bytes + bytes > CHANGE_BUDGET_BYTES {
+                if used_bytes > 0 && used_bytes + w.bytes > CHANGE_BUDGET_BYTES {
                     break;
                 }
-                used_bytes += bytes;
+                used_bytes += w.bytes;
                 let Some(w) = plan.writes.pop_front() else {
                     break;
                 };
@@ -483,6 +484,53 @@ mod tests {
         let applied = apply_outcome(&mut r, &changed).unwrap();
         assert_eq!((applied.updated, applied.unchanged), (1, 29));
         assert_eq!(changes(&mut r), before + 1);
+    }
+
+    /// The views an import keeps (derived from the typed projects it wrote)
+    /// are those the document gives, and what a rebuild from the log
+    /// derives: after a first import, after a re-import updating projects
+    /// one of which has a state set by hand, and after one changing a row.
+    #[test]
+    fn imported_views_equal_the_document_and_a_rebuild() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = replica(dir.path());
+        let own = r.own_doc();
+        let check = |r: &mut Replica| {
+            let listed: Vec<Project> = r
+                .query(|tx| crate::views::projects(tx, Some(&own), true))
+                .unwrap()
+                .into_iter()
+                .map(|(_, p)| p)
+                .collect();
+            assert_eq!(listed, portfolio::list(&r.materialise(&own).unwrap()));
+            let rebuilt = r.store.write(|tx| crate::views::rebuild(tx, &[])).unwrap();
+            assert_eq!(rebuilt.differing, 0, "{rebuilt:?}");
+            listed
+        };
+        let first = parse(&opencoesione(40, 50, "In affidamento"));
+        assert_eq!(apply_outcome(&mut r, &first).unwrap().added, 40);
+        assert_eq!(check(&mut r).len(), 40);
+        r.edit(&own, 1, |doc| {
+            let old = portfolio::list(doc).remove(3);
+            let mut new = old.clone();
+            new.state_override = Some(ProceduralState::NonDeterminabile);
+            Ok(portfolio::save(doc, Some(&old), &new)?)
+        })
+        .unwrap();
+        let next = parse(&opencoesione(40, 50, "In esecuzione"));
+        assert_eq!(apply_outcome(&mut r, &next).unwrap().updated, 40);
+        let listed = check(&mut r);
+        assert_eq!(
+            listed.iter().filter(|p| p.state_override.is_some()).count(),
+            1
+        );
+        let mut changed = next.clone();
+        changed.projects[5].project.title = "Progetto rinominato".into();
+        let applied = apply_outcome(&mut r, &changed).unwrap();
+        assert_eq!((applied.updated, applied.unchanged), (1, 39));
+        assert!(check(&mut r)
+            .iter()
+            .any(|p| p.title == "Progetto rinominato"));
     }
 
     /// A re-import of an OpenCoesione file updates what the file says and
