@@ -33,8 +33,21 @@ pub enum CodecError {
 /// Separator of path keys; `/` inside a key is escaped as `%2F`.
 const SEP: char = '/';
 
-fn escape(k: &str) -> String {
-    k.replace('%', "%25").replace('/', "%2F")
+/// Appends `k` escaped to `out` (without the two `replace` allocations of
+/// the general case when, as nearly always, `k` holds neither character:
+/// flattening was a third of an import's time).
+fn push_escaped(out: &mut String, k: &str) {
+    if !k.contains(['%', '/']) {
+        out.push_str(k);
+        return;
+    }
+    for c in k.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '/' => out.push_str("%2F"),
+            other => out.push(other),
+        }
+    }
 }
 
 fn unescape(k: &str) -> String {
@@ -45,9 +58,14 @@ fn unescape(k: &str) -> String {
 pub fn flatten(value: &Map<String, Json>) -> Map<String, Json> {
     fn walk(prefix: &str, obj: &Map<String, Json>, out: &mut Map<String, Json>) {
         for (k, v) in obj {
-            let key = format!("{prefix}{}", escape(k));
+            let mut key = String::with_capacity(prefix.len() + k.len() + 1);
+            key.push_str(prefix);
+            push_escaped(&mut key, k);
             match v {
-                Json::Object(inner) => walk(&format!("{key}{SEP}"), inner, out),
+                Json::Object(inner) => {
+                    key.push(SEP);
+                    walk(&key, inner, out);
+                }
                 Json::Null => {}
                 other => {
                     out.insert(key, other.clone());
