@@ -17,6 +17,7 @@ use accordo_protocol::doc::DocId;
 use accordo_protocol::envelope::MAX_CHANGE_BYTES;
 use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -135,10 +136,13 @@ struct Plan {
     unchanged: usize,
 }
 
-/// Compares every parsed row with the stored project (one indexed look-up
-/// each): unchanged rows are counted, the others planned with their size
-/// checked, so that a project no change can hold is refused, naming its
-/// line, before the document is loaded. `None`: nothing to write.
+/// Compares every parsed row with the stored project (a hash look-up each
+/// in the document's stored records): unchanged rows are counted, the
+/// others planned with their size checked, so that a project no change can
+/// hold is refused, naming its line, before the document is loaded; so is
+/// a row resolving to a project an earlier row already writes (by id in
+/// one, by import key in the other), which could not be written from one
+/// stored state. `None`: nothing to write.
 fn plan(
     tx: &NodeTx<'_>,
     doc: &DocId,
@@ -148,9 +152,16 @@ fn plan(
 ) -> Result<Option<Plan>, ReplicaError> {
     let stored = StoredProjects::load(tx, doc)?;
     let mut plan = Plan::default();
+    let mut lines: HashMap<String, usize> = HashMap::new();
     for item in projects {
         let line = item.line;
         let (old, new) = resolve(&stored, item, format, now)?;
+        if let Some(first) = lines.insert(new.id.clone(), line) {
+            return Err(ReplicaError::Edit(format!(
+                "line {line}: the same project (id {}) as line {first}; nothing imported",
+                new.id
+            )));
+        }
         if old.as_ref() == Some(&new) {
             plan.unchanged += 1;
             continue;
@@ -531,6 +542,32 @@ mod tests {
         assert!(check(&mut r)
             .iter()
             .any(|p| p.title == "Progetto rinominato"));
+    }
+
+    /// Two rows resolving to one stored project (one by id, one by import
+    /// key) are refused, naming both lines, and nothing is written.
+    #[test]
+    fn two_rows_for_one_project_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = replica(dir.path());
+        let outcome = parse(&opencoesione(3, 50, "In esecuzione"));
+        apply_outcome(&mut r, &outcome).unwrap();
+        let own = r.own_doc();
+        let first = portfolio::list(&r.materialise(&own).unwrap())
+            .into_iter()
+            .find(|p| p.import_key.as_deref() == Some(outcome.projects[0].key.as_str()))
+            .unwrap();
+        let mut twice = outcome.clone();
+        twice.projects[2].id = Some(first.id.clone());
+        twice.projects[2].project.title = "Altro".into();
+        let e = apply_outcome(&mut r, &twice).unwrap_err().to_string();
+        assert!(
+            e.contains("line 4: the same project") && e.contains("as line 2"),
+            "{e}"
+        );
+        assert!(portfolio::list(&r.materialise(&own).unwrap())
+            .iter()
+            .all(|p| p.title != "Altro"));
     }
 
     /// A re-import of an OpenCoesione file updates what the file says and
