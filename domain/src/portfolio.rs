@@ -114,7 +114,13 @@ pub fn save(
 ) -> Result<(), PortfolioError> {
     new.validate().map_err(PortfolioError::Invalid)?;
     codec::stamp_schema(doc).map_err(codec_err)?;
-    let obj = codec::root_map(doc, &format!("{PROJECT_PREFIX}{}", new.id)).map_err(codec_err)?;
+    let key = format!("{PROJECT_PREFIX}{}", new.id);
+    if old.is_none() && codec::find_root_map(doc, &key).is_none() {
+        // A new project: all its keys in one batch (an import adds many).
+        codec::create_root_record(doc, &key, &codec::to_object(new)).map_err(codec_err)?;
+        return Ok(());
+    }
+    let obj = codec::root_map(doc, &key).map_err(codec_err)?;
     let before = old.map(codec::to_object).unwrap_or_default();
     codec::reconcile(doc, &obj, &before, &codec::to_object(new)).map_err(codec_err)
 }

@@ -9,7 +9,7 @@
 
 use crate::store::{self, NodeStore, NodeTx};
 use crate::{snapshot, views};
-use accordo_domain::portfolio::PortfolioError;
+use accordo_domain::portfolio::{PortfolioError, Project};
 use accordo_net::keyfile;
 use accordo_protocol::codes::Istat;
 use accordo_protocol::doc::DocId;
@@ -376,6 +376,33 @@ impl Replica {
             [u8; ACTOR_NONCE_BYTES],
         ) -> Result<T, ReplicaError>,
     ) -> Result<T, ReplicaError> {
+        let out = self.write_doc_planned(
+            doc,
+            |_| Ok(Some(())),
+            |tx, am, key, nonce, ()| Ok((f(tx, am, key, nonce)?, None)),
+        )?;
+        // Invariant: the plan above always asks for the edit.
+        Ok(out.expect("an unconditional plan always edits"))
+    }
+
+    /// [`Replica::write_doc`] preceded by `plan`, run in the same store write
+    /// transaction before the document is loaded (it may read the query
+    /// store, which is current there). When `plan` returns `None`, the
+    /// document is not loaded and nothing is written. `f` may return the
+    /// projects it wrote, when they are all it wrote, typed as the
+    /// document now holds them: their views are then derived from them.
+    fn write_doc_planned<P, T>(
+        &mut self,
+        doc: &DocId,
+        plan: impl FnOnce(&crate::store::NodeTx<'_>) -> Result<Option<P>, ReplicaError>,
+        f: impl FnOnce(
+            &crate::store::NodeTx<'_>,
+            &mut AutoCommit,
+            &SigningKey,
+            [u8; ACTOR_NONCE_BYTES],
+            P,
+        ) -> Result<(T, Option<Vec<Project>>), ReplicaError>,
+    ) -> Result<Option<T>, ReplicaError> {
         self.catch_up_views()?;
         let invalid = self.invalid_hashes()?;
         if !invalid.is_empty() {
@@ -394,10 +421,13 @@ impl Replica {
         let (key, nonce) = (&self.key, self.nonce);
         let anchors = self.settings.anchors.clone();
         self.store.write(|tx| {
+            let Some(planned) = plan(tx)? else {
+                return Ok(None);
+            };
             let mut loaded = snapshot::load(tx, doc, &invalid)?;
             loaded.doc = loaded.doc.with_actor(ActorId::from(&actor[..]));
             let before = tx.log().doc_head_seq(doc)?;
-            let out = f(tx, &mut loaded.doc, key, nonce)?;
+            let (out, written) = f(tx, &mut loaded.doc, key, nonce, planned)?;
             let after = tx.log().doc_head_seq(doc)?;
             if after != before {
                 // The edit's changes: part of the tail the next snapshot covers.
@@ -406,9 +436,14 @@ impl Replica {
                     loaded.tail_bytes += env.change.len();
                 }
                 loaded.head_seq = after;
-                views::after_edit(tx, &anchors, doc, loaded, &invalid)?;
+                match written {
+                    Some(w) => views::after_projects_written(
+                        tx, &anchors, doc, loaded, &invalid, before, &w,
+                    )?,
+                    None => views::after_edit(tx, &anchors, doc, loaded, &invalid)?,
+                };
             }
-            Ok(out)
+            Ok(Some(out))
         })
     }
 
@@ -417,19 +452,30 @@ impl Replica {
     /// edit (an import) stays atomic while no change exceeds the size limit.
     /// `f` returns whether more calls are needed (each commit costs time in
     /// proportion to the document, so calls stop when `f` is done).
-    /// Returns the number of changes made.
-    pub fn edit_chunks(
+    ///
+    /// `plan` runs first, in the same store transaction, before the
+    /// document is loaded, so that it can decide from the query store
+    /// whether anything is to be written (an import compares its rows with
+    /// the stored projects there); `f` gets what it returned. `Ok(None)`
+    /// when `plan` returned `None`: the document was not loaded, nothing
+    /// written. Otherwise the plan as `f` left it, and the number of
+    /// changes made. `written` takes from the plan the projects `f` wrote,
+    /// if they are all it wrote (typed as they now read), so that their
+    /// views are derived from them rather than read back from the document.
+    pub fn edit_chunks<P>(
         &mut self,
         doc: &DocId,
         now_ms: i64,
         chunks: usize,
-        mut f: impl FnMut(&mut AutoCommit, usize) -> Result<bool, ReplicaError>,
-    ) -> Result<usize, ReplicaError> {
+        plan: impl FnOnce(&NodeTx<'_>) -> Result<Option<P>, ReplicaError>,
+        mut f: impl FnMut(&mut AutoCommit, &mut P, usize) -> Result<bool, ReplicaError>,
+        written: impl FnOnce(&mut P) -> Option<Vec<Project>>,
+    ) -> Result<Option<(P, usize)>, ReplicaError> {
         self.refuse_while_rotating()?;
-        self.write_doc(doc, |tx, am, key, nonce| {
+        self.write_doc_planned(doc, plan, |tx, am, key, nonce, mut planned| {
             let mut made = 0;
             for i in 0..chunks {
-                let more = f(am, i)?;
+                let more = f(am, &mut planned, i)?;
                 let options =
                     automerge::transaction::CommitOptions::default().with_time(now_ms / 1000);
                 if commit_signed(am, options, doc, key, nonce, tx)?.is_some() {
@@ -439,7 +485,8 @@ impl Replica {
                     break;
                 }
             }
-            Ok(made)
+            let projects = written(&mut planned);
+            Ok(((planned, made), projects))
         })
     }
 }

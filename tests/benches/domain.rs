@@ -1,15 +1,12 @@
 //! Domain benchmarks; print figures (no thresholds). `ACCORDO_BENCH_QUICK=1`
-//! runs a small version for CI.
+//! runs a small version for CI. (Import figures: `benches/import.rs`.)
 //!
-//! 1. Import of a 20,000-row OpenCoesione `progetti_esteso` file: parsing and
-//!    checking alone (rows/s), and the whole `accordo import` command
-//!    (parse, automerge edits, signatures, SQLite commit).
-//! 2. `report` for a metro node holding 312 comuni × 200 projects (Torino's
-//!    metropolitan area): time to materialise every document and build the
-//!    report, and the process's peak memory; then `report --verify` of that
-//!    report (recomputed at its stamped heads from the log).
+//! `report` for a metro node holding 312 comuni × 200 projects (Torino's
+//! metropolitan area): time to materialise every document and build the
+//! report, and the process's peak memory; then `report --verify` of that
+//! report (recomputed at its stamped heads from the log). The import
+//! benchmarks are in `import.rs`.
 
-use accordo_domain::import::{self, Format};
 use accordo_domain::model::{
     Date, FundingLine, FundingSource, Milestone, Phase, PhaseDates, Project,
 };
@@ -20,14 +17,11 @@ use accordo_protocol::doc::DocId;
 use accordo_protocol::envelope::{derive_actor, SignedChange};
 use accordo_protocol::identity::NodeId;
 use accordo_protocol::log::{admit, Admitted};
-use accordo_tests::{accordo_bin, path, Node, Relay};
 use anyhow::{bail, Context, Result};
 use automerge::{ActorId, AutoCommit};
-use std::fmt::Write as _;
 use std::time::Instant;
 
 struct Sizes {
-    import_rows: usize,
     comuni: usize,
     projects: usize,
 }
@@ -35,42 +29,15 @@ struct Sizes {
 fn sizes() -> Sizes {
     if std::env::var_os("ACCORDO_BENCH_QUICK").is_some() {
         Sizes {
-            import_rows: 2_000,
             comuni: 20,
             projects: 50,
         }
     } else {
         Sizes {
-            import_rows: 20_000,
             comuni: 312,
             projects: 200,
         }
     }
-}
-
-const OC_HEADER: &str = "COD_LOCALE_PROGETTO;CUP;OC_TITOLO_PROGETTO;OC_SINTESI_PROGETTO;OC_CODICE_PROGRAMMA;COD_COMUNE;DEN_COMUNE;FINANZ_UE_FESR;FINANZ_STATO_FSC;FINANZ_COMUNE;FINANZ_TOTALE_PUBBLICO;IMPEGNI;TOT_PAGAMENTI;DATA_INIZIO_EFF_PROG_ESEC;DATA_FINE_EFF_PROG_ESEC;DATA_INIZIO_EFF_ESECUZIONE;DATA_FINE_EFF_ESECUZIONE;OC_STATO_PROCEDURALE;OC_DENOM_ATTUATORE";
-
-/// A realistic OpenCoesione file of `rows` rows for Torino (001272).
-fn opencoesione_file(rows: usize) -> String {
-    let mut s = String::with_capacity(rows * 300);
-    s.push_str(OC_HEADER);
-    s.push('\n');
-    for i in 0..rows {
-        let fesr = 100_000 + (i * 7919) % 900_000;
-        let fsc = (i * 104_729) % 500_000;
-        let total = fesr + fsc + 25_000;
-        let exec_end = if i.is_multiple_of(3) { "20231130" } else { "" };
-        let _ = writeln!(
-            s,
-            "{i:07}TO;F{:02}B{:011};INTERVENTO DI RIQUALIFICAZIONE N. {i} - LOTTO {};\"Lavori di manutenzione straordinaria; impianti\";2014IT16RFOP014;001001272;TORINO;{fesr},50;{fsc},00;25000,00;{total},50;{},00;{},25;20210315;20211130;20220110;{exec_end};In esecuzione;COMUNE DI TORINO",
-            i % 90 + 10,
-            i,
-            i % 7,
-            total / 2,
-            total / 4
-        );
-    }
-    s
 }
 
 /// Peak resident memory of this process (`VmHWM`), in KiB; an error where
@@ -83,72 +50,6 @@ fn rss_peak_kib() -> Result<u64> {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .context("no VmHWM in /proc/self/status")
-}
-
-fn bench_import(rows: usize) -> Result<()> {
-    let text = opencoesione_file(rows);
-    let own = "001272".parse()?;
-    let started = Instant::now();
-    let outcome = import::import(text.as_bytes(), false, Format::Auto, None, &own)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let parse = started.elapsed();
-    if outcome.projects.len() != rows {
-        bail!("parsed {} of {rows} rows", outcome.projects.len());
-    }
-    println!(
-        "import, parse and check only: {rows} OpenCoesione rows in {:.2} s = {:.0} rows/s ({} bytes)",
-        parse.as_secs_f64(),
-        rows as f64 / parse.as_secs_f64(),
-        text.len()
-    );
-    let mut relay = Relay::init()?;
-    relay.start()?;
-    let node = Node::init(&relay, "001272", "comune")?;
-    let file = node.dir.path().join("progetti_esteso.csv");
-    std::fs::write(&file, &text)?;
-    let started = Instant::now();
-    let out = std::process::Command::new(accordo_bin())
-        .args(["--dir", &path(node.dir.path()), "import", &path(&file)])
-        .output()?;
-    let whole = started.elapsed();
-    if !out.status.success() {
-        bail!(
-            "accordo import failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    println!(
-        "import, whole `accordo import` (parse, edits, signatures, commit): {rows} rows in {:.2} s = {:.0} rows/s",
-        whole.as_secs_f64(),
-        rows as f64 / whole.as_secs_f64()
-    );
-    let again = Instant::now();
-    let out = std::process::Command::new(accordo_bin())
-        .args(["--dir", &path(node.dir.path()), "import", &path(&file)])
-        .output()?;
-    let took = again.elapsed();
-    if !out.status.success() {
-        bail!(
-            "second accordo import failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    // "imported ... : A added, U updated, N unchanged; ..."
-    let report = String::from_utf8_lossy(&out.stdout);
-    let words: Vec<&str> = report.split_whitespace().collect();
-    let unchanged: usize = words
-        .iter()
-        .position(|w| w.starts_with("unchanged"))
-        .and_then(|i| words[i - 1].parse().ok())
-        .with_context(|| format!("no unchanged count in {report:?}"))?;
-    if unchanged != rows {
-        bail!("the same file again left {unchanged} of {rows} projects unchanged");
-    }
-    println!(
-        "import, the same file again ({unchanged} of {rows} unchanged): {:.2} s",
-        took.as_secs_f64()
-    );
-    Ok(())
 }
 
 fn sample_project(c: usize, i: usize) -> Project {
@@ -309,7 +210,6 @@ fn bench_report(comuni: usize, projects: usize) -> Result<()> {
 
 fn main() -> Result<()> {
     let s = sizes();
-    bench_import(s.import_rows)?;
     bench_report(s.comuni, s.projects)?;
     Ok(())
 }

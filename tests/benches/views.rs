@@ -523,12 +523,19 @@ fn seed_comune(dir: &Path, n: usize) -> Result<Vec<String>> {
     let own = r.own_doc();
     let per_change = 400;
     let started = Instant::now();
-    r.edit_chunks(&own, 1_000, n.div_ceil(per_change), |am, chunk| {
-        for i in chunk * per_change..((chunk + 1) * per_change).min(n) {
-            portfolio::save(am, None, &sample_project(0, i))?;
-        }
-        Ok((chunk + 1) * per_change < n)
-    })?;
+    r.edit_chunks(
+        &own,
+        1_000,
+        n.div_ceil(per_change),
+        |_| Ok(Some(())),
+        |am, _, chunk| {
+            for i in chunk * per_change..((chunk + 1) * per_change).min(n) {
+                portfolio::save(am, None, &sample_project(0, i))?;
+            }
+            Ok((chunk + 1) * per_change < n)
+        },
+        |_| None,
+    )?;
     println!(
         "setup: comune node with {n} projects written in {:.1} s",
         started.elapsed().as_secs_f64()

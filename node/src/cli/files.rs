@@ -7,12 +7,14 @@
 
 use crate::clock::now_ms;
 use crate::replica::{Replica, ReplicaError};
+use crate::store::NodeTx;
+use crate::views::StoredProjects;
 use accordo_domain::import::{self, Format, ImportErrors, Imported, Outcome};
 use accordo_domain::portfolio::{self, Project};
 use accordo_protocol::codes::Istat;
+use accordo_protocol::doc::DocId;
 use accordo_protocol::envelope::MAX_CHANGE_BYTES;
 use anyhow::{bail, Context, Result};
-use automerge::AutoCommit;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
@@ -71,22 +73,26 @@ fn keep_local_fields(old: &Project, new: &mut Project) {
     new.archived = old.archived;
 }
 
-/// The project as stored before this import (if any) and as it will be.
+/// The project as stored before this import (if any), read from the query
+/// store (the document is not loaded), and as it will be.
 fn resolve(
-    doc: &AutoCommit,
-    item: &Imported,
+    stored: &StoredProjects,
+    item: Imported,
     format: Format,
-    by_key: &HashMap<String, String>,
     now: i64,
 ) -> Result<(Option<Project>, Project), ReplicaError> {
-    let existing = match &item.id {
-        Some(id) if portfolio::get(doc, id).is_ok() => Some(id.clone()),
-        _ => by_key.get(&item.key).cloned(),
+    let by_id = match &item.id {
+        Some(id) => stored.by_id(id)?,
+        None => None,
     };
-    let mut new = item.project.clone();
-    let Some(id) = existing else {
-        new.id = match &item.id {
-            Some(id) => id.clone(),
+    let old = match by_id {
+        Some(p) => Some(p),
+        None => stored.by_import_key(&item.key)?,
+    };
+    let mut new = item.project;
+    let Some(old) = old else {
+        new.id = match item.id {
+            Some(id) => id,
             None => portfolio::new_project_id()?,
         };
         if new.created_ms == 0 {
@@ -94,8 +100,7 @@ fn resolve(
         }
         return Ok((None, new));
     };
-    let old = portfolio::get(doc, &id)?;
-    new.id = id;
+    new.id.clone_from(&old.id);
     new.created_ms = old.created_ms;
     if new.import_key.is_none() {
         new.import_key.clone_from(&old.import_key);
@@ -106,85 +111,127 @@ fn resolve(
     Ok((Some(old), new))
 }
 
-/// `Some(n)` when every parsed project equals the stored one, compared on
-/// the document as read (no write transaction held): nothing to write.
-fn all_unchanged(replica: &mut Replica, outcome: &Outcome, now: i64) -> Result<Option<usize>> {
-    let doc = replica.materialise(&replica.own_doc())?;
-    let by_key = portfolio::import_keys(&doc);
-    for item in &outcome.projects {
-        match resolve(&doc, item, outcome.format, &by_key, now)? {
-            (Some(old), new) if old == new => {}
-            _ => return Ok(None),
+/// One project the import writes: as stored (none: a new one) and as it
+/// will be.
+struct Write {
+    old: Option<Project>,
+    new: Project,
+    /// [`portfolio::estimated_save_bytes`] of writing `new` over `old`.
+    bytes: usize,
+}
+
+/// What an import will do, decided from the query store alone.
+#[derive(Default)]
+struct Plan {
+    writes: std::collections::VecDeque<Write>,
+    /// The projects written so far, as they now read.
+    written: Vec<Project>,
+    unchanged: usize,
+}
+
+/// Compares every parsed row with the stored project (a hash look-up each
+/// in the document's stored records): unchanged rows are counted, the
+/// others planned with their size checked, so that a project no change can
+/// hold is refused, naming its line, before the document is loaded; so is
+/// a row resolving to a project an earlier row already writes (by id in
+/// one, by import key in the other), which could not be written from one
+/// stored state. `None`: nothing to write.
+fn plan(
+    tx: &NodeTx<'_>,
+    doc: &DocId,
+    projects: Vec<Imported>,
+    format: Format,
+    now: i64,
+) -> Result<Option<Plan>, ReplicaError> {
+    let stored = StoredProjects::load(tx, doc)?;
+    let mut plan = Plan::default();
+    let mut lines: HashMap<String, usize> = HashMap::new();
+    for item in projects {
+        let line = item.line;
+        let (old, new) = resolve(&stored, item, format, now)?;
+        if let Some(first) = lines.insert(new.id.clone(), line) {
+            return Err(ReplicaError::Edit(format!(
+                "line {line}: the same project (id {}) as line {first}; nothing imported",
+                new.id
+            )));
         }
+        if old.as_ref() == Some(&new) {
+            plan.unchanged += 1;
+            continue;
+        }
+        let bytes = portfolio::estimated_save_bytes(old.as_ref(), &new);
+        if bytes > MAX_CHANGE_BYTES {
+            return Err(ReplicaError::Edit(format!(
+                "line {}: the project needs about {bytes} bytes, more than one change may hold ({MAX_CHANGE_BYTES}); nothing imported",
+                line
+            )));
+        }
+        plan.writes.push_back(Write { old, new, bytes });
     }
-    Ok(Some(outcome.projects.len()))
+    Ok((!plan.writes.is_empty()).then_some(plan))
 }
 
 /// Writes the parsed projects into this comune's document, all in one store
 /// transaction, as signed changes of at most [`CHANGE_BUDGET_BYTES`] of
 /// estimated edits each (a project larger than `MAX_CHANGE_BYTES` alone is
-/// refused, naming its line, and nothing is written).
-pub fn apply(replica: &mut Replica, outcome: &Outcome) -> Result<Applied> {
+/// refused, naming its line, and nothing is written). Rows equal to the
+/// stored project cost a look-up in the query store; when every row is,
+/// the document is not even loaded.
+pub fn apply(replica: &mut Replica, projects: Vec<Imported>, format: Format) -> Result<Applied> {
     let own = replica.own_doc();
     let now = now_ms();
-    let items = &outcome.projects;
-    if let Some(unchanged) = all_unchanged(replica, outcome, now)? {
-        return Ok(Applied {
-            unchanged,
-            ..Applied::default()
-        });
-    }
-    let bar = (items.len() > PROGRESS_ROWS).then(|| {
-        let bar = indicatif::ProgressBar::new(items.len() as u64);
-        bar.set_message("importing");
-        bar
-    });
+    let rows = projects.len();
     let mut applied = Applied::default();
-    let mut next = 0;
-    // Ids of projects added by earlier changes, found again by import key.
-    let mut by_key = HashMap::new();
-    // At most one change per project; `apply` stops after the last one.
-    replica.edit_chunks(&own, now, items.len().max(1), |doc, i| {
-        if i == 0 {
-            by_key = portfolio::import_keys(doc);
-        }
-        let mut used_bytes = 0;
-        while let Some(item) = items.get(next) {
-            let (old, new) = resolve(doc, item, outcome.format, &by_key, now)?;
-            let bytes = portfolio::estimated_save_bytes(old.as_ref(), &new);
-            if used_bytes > 0 && used_bytes + bytes > CHANGE_BUDGET_BYTES {
-                break;
-            }
-            if bytes > MAX_CHANGE_BYTES {
-                return Err(ReplicaError::Edit(format!(
-                    "line {}: the project needs about {bytes} bytes, more than one change may hold ({MAX_CHANGE_BYTES}); nothing imported",
-                    item.line
-                )));
-            }
-            used_bytes += bytes;
-            next += 1;
-            match old {
-                Some(old) if old == new => applied.unchanged += 1,
-                Some(old) => {
-                    portfolio::save(doc, Some(&old), &new)?;
-                    applied.updated += 1;
+    let mut bar = None;
+    let done = replica.edit_chunks(
+        &own,
+        now,
+        rows.max(1),
+        |tx| plan(tx, &own, projects, format, now),
+        |doc, plan, _| {
+            applied.unchanged = plan.unchanged;
+            let bar = bar.get_or_insert_with(|| progress_bar(plan.writes.len()));
+            let mut used_bytes = 0;
+            while let Some(w) = plan.writes.front() {
+                if used_bytes > 0 && used_bytes + w.bytes > CHANGE_BUDGET_BYTES {
+                    break;
                 }
-                None => {
-                    portfolio::save(doc, None, &new)?;
-                    by_key.insert(item.key.clone(), new.id.clone());
-                    applied.added += 1;
+                used_bytes += w.bytes;
+                let Some(w) = plan.writes.pop_front() else {
+                    break;
+                };
+                portfolio::save(doc, w.old.as_ref(), &w.new)?;
+                match w.old {
+                    Some(_) => applied.updated += 1,
+                    None => applied.added += 1,
+                }
+                plan.written.push(w.new);
+                if let Some(b) = bar {
+                    b.inc(1);
                 }
             }
-            if let Some(b) = &bar {
-                b.inc(1);
-            }
-        }
-        Ok(next < items.len())
-    })?;
-    if let Some(b) = bar {
+            Ok(!plan.writes.is_empty())
+        },
+        |plan| Some(std::mem::take(&mut plan.written)),
+    )?;
+    if let Some(Some(b)) = bar {
         b.finish_and_clear();
     }
+    if let Some((plan, _)) = done {
+        debug_assert!(plan.writes.is_empty(), "every planned project was written");
+    } else {
+        applied.unchanged = rows;
+    }
     Ok(applied)
+}
+
+/// A progress bar for imports of more than [`PROGRESS_ROWS`] projects.
+fn progress_bar(projects: usize) -> Option<indicatif::ProgressBar> {
+    (projects > PROGRESS_ROWS).then(|| {
+        let bar = indicatif::ProgressBar::new(projects as u64);
+        bar.set_message("importing");
+        bar
+    })
 }
 
 /// Parses `file` for comune `own`: a workbook read whole (they are small),
@@ -228,7 +275,7 @@ pub fn run_import(
     let own = replica.settings.comune.clone();
     let parsed = parse_file(file, opened, format, loc.as_deref(), &own)
         .with_context(|| format!("reading {}", file.display()))?;
-    let outcome = match parsed {
+    let mut outcome = match parsed {
         Ok(o) => o,
         Err(e) => {
             eprintln!(
@@ -260,10 +307,11 @@ pub fn run_import(
         );
         return Ok(std::process::ExitCode::SUCCESS);
     }
-    let applied = apply(&mut replica, &outcome)?;
+    let projects = std::mem::take(&mut outcome.projects);
+    let imported = projects.len();
+    let applied = apply(&mut replica, projects, outcome.format)?;
     println!(
-        "imported {} project(s) of comune {own} from {} rows ({}): {} added, {} updated, {} unchanged; {skipped} row(s) of other comuni skipped{first_skip}{not_kept}",
-        outcome.projects.len(),
+        "imported {imported} project(s) of comune {own} from {} rows ({}): {} added, {} updated, {} unchanged; {skipped} row(s) of other comuni skipped{first_skip}{not_kept}",
         outcome.rows,
         outcome.describe(),
         applied.added,
@@ -344,6 +392,10 @@ mod tests {
         text.into_bytes()
     }
 
+    fn apply_outcome(r: &mut Replica, outcome: &Outcome) -> Result<Applied> {
+        apply(r, outcome.projects.clone(), outcome.format)
+    }
+
     fn parse(bytes: &[u8]) -> Outcome {
         import::import(bytes, false, Format::Auto, None, &"092009".parse().unwrap()).unwrap()
     }
@@ -356,7 +408,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut r = replica(dir.path());
         let outcome = parse(&opencoesione(1_000, 3_000, "In esecuzione"));
-        let applied = apply(&mut r, &outcome).unwrap();
+        let applied = apply_outcome(&mut r, &outcome).unwrap();
         assert_eq!(applied.added, 1_000);
         let own = r.own_doc();
         let mut doc = r.materialise(&own).unwrap();
@@ -391,7 +443,7 @@ mod tests {
                 .unwrap(),
         );
         let outcome = parse(&bytes);
-        let e = apply(&mut r, &outcome).unwrap_err().to_string();
+        let e = apply_outcome(&mut r, &outcome).unwrap_err().to_string();
         assert!(e.contains("line 5: the project needs about"), "{e}");
         let own = r.own_doc();
         assert!(portfolio::list(&r.materialise(&own).unwrap()).is_empty());
@@ -404,11 +456,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut r = replica(dir.path());
         let outcome = parse(&opencoesione(30, 50, "In esecuzione"));
-        assert_eq!(apply(&mut r, &outcome).unwrap().added, 30);
+        assert_eq!(apply_outcome(&mut r, &outcome).unwrap().added, 30);
         let own = r.own_doc();
         let changes = |r: &mut Replica| r.materialise(&own).unwrap().get_changes(&[]).len();
         let before = changes(&mut r);
-        let again = apply(&mut r, &outcome).unwrap();
+        let again = apply_outcome(&mut r, &outcome).unwrap();
         assert_eq!(
             again,
             Applied {
@@ -420,9 +472,82 @@ mod tests {
         // One project differing: written, the others counted unchanged.
         let mut changed = outcome.clone();
         changed.projects[7].project.title = "Progetto rinominato".into();
-        let applied = apply(&mut r, &changed).unwrap();
+        let applied = apply_outcome(&mut r, &changed).unwrap();
         assert_eq!((applied.updated, applied.unchanged), (1, 29));
         assert_eq!(changes(&mut r), before + 1);
+    }
+
+    /// The views an import keeps (derived from the typed projects it wrote)
+    /// are those the document gives, and what a rebuild from the log
+    /// derives: after a first import, after a re-import updating projects
+    /// one of which has a state set by hand, and after one changing a row.
+    #[test]
+    fn imported_views_equal_the_document_and_a_rebuild() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = replica(dir.path());
+        let own = r.own_doc();
+        let check = |r: &mut Replica| {
+            let listed: Vec<Project> = r
+                .query(|tx| crate::views::projects(tx, Some(&own), true))
+                .unwrap()
+                .into_iter()
+                .map(|(_, p)| p)
+                .collect();
+            assert_eq!(listed, portfolio::list(&r.materialise(&own).unwrap()));
+            let rebuilt = r.store.write(|tx| crate::views::rebuild(tx, &[])).unwrap();
+            assert_eq!(rebuilt.differing, 0, "{rebuilt:?}");
+            listed
+        };
+        let first = parse(&opencoesione(40, 50, "In affidamento"));
+        assert_eq!(apply_outcome(&mut r, &first).unwrap().added, 40);
+        assert_eq!(check(&mut r).len(), 40);
+        r.edit(&own, 1, |doc| {
+            let old = portfolio::list(doc).remove(3);
+            let mut new = old.clone();
+            new.state_override = Some(ProceduralState::NonDeterminabile);
+            Ok(portfolio::save(doc, Some(&old), &new)?)
+        })
+        .unwrap();
+        let next = parse(&opencoesione(40, 50, "In esecuzione"));
+        assert_eq!(apply_outcome(&mut r, &next).unwrap().updated, 40);
+        let listed = check(&mut r);
+        assert_eq!(
+            listed.iter().filter(|p| p.state_override.is_some()).count(),
+            1
+        );
+        let mut changed = next.clone();
+        changed.projects[5].project.title = "Progetto rinominato".into();
+        let applied = apply_outcome(&mut r, &changed).unwrap();
+        assert_eq!((applied.updated, applied.unchanged), (1, 39));
+        assert!(check(&mut r)
+            .iter()
+            .any(|p| p.title == "Progetto rinominato"));
+    }
+
+    /// Two rows resolving to one stored project (one by id, one by import
+    /// key) are refused, naming both lines, and nothing is written.
+    #[test]
+    fn two_rows_for_one_project_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = replica(dir.path());
+        let outcome = parse(&opencoesione(3, 50, "In esecuzione"));
+        apply_outcome(&mut r, &outcome).unwrap();
+        let own = r.own_doc();
+        let first = portfolio::list(&r.materialise(&own).unwrap())
+            .into_iter()
+            .find(|p| p.import_key.as_deref() == Some(outcome.projects[0].key.as_str()))
+            .unwrap();
+        let mut twice = outcome.clone();
+        twice.projects[2].id = Some(first.id.clone());
+        twice.projects[2].project.title = "Altro".into();
+        let e = apply_outcome(&mut r, &twice).unwrap_err().to_string();
+        assert!(
+            e.contains("line 4: the same project") && e.contains("as line 2"),
+            "{e}"
+        );
+        assert!(portfolio::list(&r.materialise(&own).unwrap())
+            .iter()
+            .all(|p| p.title != "Altro"));
     }
 
     /// A re-import of an OpenCoesione file updates what the file says and
@@ -431,7 +556,7 @@ mod tests {
     fn a_reimport_keeps_the_state_set_by_hand() {
         let dir = tempfile::tempdir().unwrap();
         let mut r = replica(dir.path());
-        apply(&mut r, &parse(&opencoesione(2, 50, "In affidamento"))).unwrap();
+        apply_outcome(&mut r, &parse(&opencoesione(2, 50, "In affidamento"))).unwrap();
         let own = r.own_doc();
         r.edit(&own, 1, |doc| {
             let old = portfolio::list(doc).remove(0);
@@ -441,7 +566,7 @@ mod tests {
             Ok(portfolio::save(doc, Some(&old), &new)?)
         })
         .unwrap();
-        let applied = apply(&mut r, &parse(&opencoesione(2, 50, "In esecuzione"))).unwrap();
+        let applied = apply_outcome(&mut r, &parse(&opencoesione(2, 50, "In esecuzione"))).unwrap();
         assert_eq!(applied.updated, 2);
         let projects = portfolio::list(&r.materialise(&own).unwrap());
         let edited = projects.iter().find(|p| p.notes.is_some()).unwrap();

@@ -17,6 +17,7 @@
 
 pub mod aggregate;
 pub mod dashboard;
+mod lookup;
 mod read;
 mod rows;
 pub mod search;
@@ -26,6 +27,8 @@ pub use aggregate::{
     totals_by_funding_source, totals_by_zone_and_mission, AggregateError, AggregateFilter,
     FundingSourceTotals, Mission, ZoneMissionTotals,
 };
+pub use lookup::StoredProjects;
+
 pub use read::{
     catalog_defs, doc_heads, find_by_cup, find_one, indicator_data, projects, projects_with_id,
     report_input, DocIndicators, Listed,
@@ -35,6 +38,8 @@ use crate::replica::{held_metas_in, ReplicaError};
 use crate::snapshot::{self, hashes_blob, hashes_from_blob, Loaded};
 use crate::store::NodeTx;
 use accordo_domain::codec::root_keys_touched;
+use accordo_domain::model::Project;
+use accordo_domain::portfolio;
 use accordo_protocol::doc::DocId;
 use accordo_protocol::envelope::{parse_change, ChangeHash};
 use accordo_protocol::identity::NodeId;
@@ -147,6 +152,62 @@ pub fn after_edit(
     Ok(out)
 }
 
+/// [`after_edit`] for an edit of comune document `doc` that wrote exactly
+/// `written` (typed, as the document now holds them) and nothing else
+/// that the views show, on top of the log position `before_seq`: when the
+/// views covered `before_seq` exactly and no registry judges the node,
+/// their rows are derived from the typed projects instead of being read
+/// back out of the document (an import's cost otherwise). In any other
+/// case, as [`after_edit`].
+pub fn after_projects_written(
+    tx: &NodeTx<'_>,
+    anchors: &[NodeId],
+    doc: &DocId,
+    loaded: Loaded,
+    loaded_without: &HashSet<ChangeHash>,
+    before_seq: u64,
+    written: &[Project],
+) -> Result<CaughtUp, ReplicaError> {
+    let DocId::Comune(comune) = doc else {
+        return after_edit(tx, anchors, doc, loaded, loaded_without);
+    };
+    let covered = match view_state(tx, doc)? {
+        Some(s) => {
+            s.view_seq == before_seq
+                && snapshot::invalid_up_to(tx, doc, loaded_without, before_seq)? == s.left_out
+        }
+        None => before_seq == 0,
+    };
+    if !anchors.is_empty() || !covered {
+        return after_edit(tx, anchors, doc, loaded, loaded_without);
+    }
+    for p in written {
+        debug_assert_eq!(
+            portfolio::get(&loaded.doc, &p.id).ok().as_ref(),
+            Some(p),
+            "a written project reads back as written"
+        );
+    }
+    let mut out = CaughtUp {
+        documents: 1,
+        records: written.len(),
+        ..CaughtUp::default()
+    };
+    rows::rewrite_projects(tx, doc, comune.as_str(), written)?;
+    let head_seq = tx.log().doc_head_seq(doc)?;
+    let left_out_now = snapshot::invalid_up_to(tx, doc, loaded_without, head_seq)?;
+    record_state(
+        tx,
+        doc,
+        head_seq,
+        &left_out_now,
+        loaded,
+        loaded_without,
+        &mut out,
+    )?;
+    Ok(out)
+}
+
 /// Brings the views of `docs` (the documents a sync response stored
 /// changes in) up to date; every document when the registry was among them.
 pub fn after_pull(
@@ -184,7 +245,7 @@ fn refresh(
             return Ok(());
         }
     }
-    let mut loaded = match preloaded {
+    let loaded = match preloaded {
         Some(l) => l,
         None => snapshot::load(tx, doc, invalid)?,
     };
@@ -205,6 +266,19 @@ fn refresh(
         rows::clear(tx, doc)?;
         rows::write_all(tx, doc, &loaded.doc)?;
     }
+    record_state(tx, doc, head_seq, &left_out_now, loaded, invalid, out)
+}
+
+/// Records what `doc`'s views now cover, and saves a snapshot if due.
+fn record_state(
+    tx: &NodeTx<'_>,
+    doc: &DocId,
+    head_seq: u64,
+    left_out_now: &BTreeSet<ChangeHash>,
+    mut loaded: Loaded,
+    invalid: &HashSet<ChangeHash>,
+    out: &mut CaughtUp,
+) -> Result<(), ReplicaError> {
     let heads = heads_text(&mut loaded.doc);
     tx.sql()
         .execute(
@@ -214,7 +288,7 @@ fn refresh(
                 doc.canonical(),
                 head_seq as i64,
                 heads,
-                hashes_blob(&left_out_now)
+                hashes_blob(left_out_now)
             ],
         )
         .map_err(StoreError::from)?;

@@ -114,6 +114,22 @@ pub fn write_keys(
     Ok(())
 }
 
+/// Re-derives the rows of `projects` of comune document `doc` from the
+/// typed projects themselves, which must be what the document now holds
+/// for them (an import's projects, just written over the stored ones).
+pub fn rewrite_projects(
+    tx: &NodeTx<'_>,
+    doc: &DocId,
+    comune: &str,
+    projects: &[Project],
+) -> Result<(), ReplicaError> {
+    for p in projects {
+        delete_project(tx, doc, &p.id)?;
+        write_project(tx, doc, comune, p)?;
+    }
+    Ok(())
+}
+
 fn delete_project(tx: &NodeTx<'_>, doc: &DocId, id: &str) -> Result<(), ReplicaError> {
     let d = doc.canonical();
     if let Some(old) = totals::stored(tx, &d, id)? {
