@@ -223,6 +223,19 @@ impl Browser {
         Ok(())
     }
 
+    /// Chooses the file at `path` (canonical) in the file input `css`.
+    pub async fn upload(&self, css: &str, path: &str) -> Result<()> {
+        self.client
+            .wait()
+            .at_most(PAGE_TIMEOUT)
+            .for_element(Locator::Css(css))
+            .await
+            .with_context(|| format!("no file input {css}"))?
+            .send_keys(path)
+            .await?;
+        Ok(())
+    }
+
     pub async fn click(&self, css: &str) -> Result<()> {
         self.client
             .wait()

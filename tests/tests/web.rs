@@ -450,3 +450,56 @@ async fn a_comune_records_an_observation_and_the_metro_sees_the_trend() -> Resul
     b.close().await?;
     Ok(())
 }
+
+fn fixture(name: &str) -> String {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../domain/tests/fixtures/import")
+        .join(name);
+    // chromedriver wants a canonical path for a file input.
+    path(&p.canonicalize().expect("fixture exists"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_with_a_bad_row_shows_the_error_and_imports_nothing_then_a_good_one_imports(
+) -> Result<()> {
+    let mut relay = Relay::init()?;
+    relay.start()?;
+    let cagliari = Node::admitted(&relay, CAGLIARI, "comune")?;
+    let web = WebNode::start(&cagliari)?;
+    let b = Browser::start().await?;
+    b.client.goto(&web.url("/importa")).await?;
+    b.upload("#file", &fixture("opencoesione_bad_amount_and_date.csv"))
+        .await?;
+    b.click("form[enctype='multipart/form-data'] button")
+        .await?;
+    let errors = b.text_until("#import-errors", |t| !t.is_empty()).await?;
+    assert!(errors.contains("nulla è stato importato"), "{errors}");
+    assert!(
+        errors.contains("line 2") || errors.contains("riga 2"),
+        "names the row: {errors}"
+    );
+    b.screenshot("import-errors").await?;
+    assert!(cagliari.projects(false)?.is_empty(), "nothing was imported");
+
+    // A good file: checked first (nothing written), then confirmed.
+    b.upload("#file", &fixture("opencoesione_progetti_esteso.csv"))
+        .await?;
+    b.click("form[enctype='multipart/form-data'] button")
+        .await?;
+    let summary = b.text_until("#import-summary", |t| !t.is_empty()).await?;
+    assert!(summary.contains("OpenCoesione"), "{summary}");
+    assert!(
+        cagliari.projects(false)?.is_empty(),
+        "a check writes nothing"
+    );
+    b.click("form[action='/importa/conferma'] button").await?;
+    let done = b.text_until("#import-done", |t| !t.is_empty()).await?;
+    assert!(done.contains("aggiunti"), "{done}");
+    let listed = cagliari.projects(false)?;
+    assert!(
+        listed.iter().any(|(_, cup, _)| cup == "F21B21000310006"),
+        "{listed:?}"
+    );
+    b.close().await?;
+    Ok(())
+}

@@ -6,6 +6,7 @@
 //! refused value comes back as an [`OpError::Field`] naming the field, with
 //! nothing written.
 
+pub mod import;
 pub mod indicator;
 pub mod listing;
 pub mod output;

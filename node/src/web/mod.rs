@@ -17,6 +17,7 @@ mod audit_page;
 pub mod auth;
 mod chart;
 pub mod i18n;
+mod import_page;
 mod indicator_page;
 mod list_page;
 mod pages;
@@ -67,6 +68,7 @@ pub struct App {
     replica: Mutex<Replica>,
     sessions: Mutex<Sessions>,
     limiter: Mutex<LoginLimiter>,
+    uploads: Mutex<import_page::Uploads>,
 }
 
 pub type Shared = Arc<App>;
@@ -308,6 +310,8 @@ fn router(app: Shared) -> Router {
             "/progetti/{comune}/{id}/fasi",
             post(project_pages::set_phase),
         )
+        .route("/importa", get(import_page::form).post(import_page::check))
+        .route("/importa/conferma", post(import_page::confirm))
         .route("/indicatori", get(indicator_page::page))
         .route("/indicatori/osserva", post(indicator_page::observe))
         .route("/rapporto", get(report_page::page))
@@ -356,6 +360,7 @@ pub async fn serve(
         replica: Mutex::new(Replica::open(dir)?),
         sessions: Mutex::new(Sessions::default()),
         limiter: Mutex::new(LoginLimiter::default()),
+        uploads: Mutex::new(import_page::Uploads::default()),
     });
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "web application listening");
