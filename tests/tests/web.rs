@@ -45,6 +45,17 @@ fn add_user(node: &Node, name: &str, password: &str, role: &str) -> Result<()> {
     Ok(())
 }
 
+/// A running relay, Quartu's node admitted to it with its web application,
+/// and a browser.
+async fn quartu_in_a_browser() -> Result<(Relay, Node, WebNode, Browser)> {
+    let mut relay = Relay::init()?;
+    relay.start()?;
+    let quartu = Node::admitted(&relay, QUARTU, "comune")?;
+    let web = WebNode::start(&quartu)?;
+    let b = Browser::start().await?;
+    Ok((relay, quartu, web, b))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_comune_adds_and_edits_a_project_in_the_browser_and_the_metro_dashboard_shows_it(
 ) -> Result<()> {
@@ -58,12 +69,12 @@ async fn a_comune_adds_and_edits_a_project_in_the_browser_and_the_metro_dashboar
 
     // The add form: fields labelled CUP and Titolo, a "Salva" button.
     b.client.goto(&quartu_web.url("/progetti/nuovo")).await?;
-    let source = b.client.source().await?;
-    assert!(
-        source.contains(r#"<label for="cup">CUP</label>"#),
-        "{source}"
-    );
-    assert!(source.contains(r#"<label for="title">Titolo</label>"#));
+    b.text_until("label[for=cup]", |t| t == "CUP").await?;
+    b.text_until("label[for=title]", |t| t == "Titolo").await?;
+    b.text_until("form[action='/progetti/nuovo'] button[type=submit]", |t| {
+        t == "Salva"
+    })
+    .await?;
     let title = "<script>window.__xss = 1</script> Scuola \"Deledda\" & palestra";
     b.fill("#cup", "H81B22000777001").await?;
     b.fill("#title", title).await?;
@@ -166,11 +177,7 @@ async fn a_comune_adds_and_edits_a_project_in_the_browser_and_the_metro_dashboar
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_language_switch_turns_pages_english_and_is_remembered() -> Result<()> {
-    let mut relay = Relay::init()?;
-    relay.start()?;
-    let quartu = Node::admitted(&relay, QUARTU, "comune")?;
-    let web = WebNode::start(&quartu)?;
-    let b = Browser::start().await?;
+    let (_relay, _quartu, web, b) = quartu_in_a_browser().await?;
     b.client.goto(&web.url("/progetti")).await?;
     assert_eq!(b.text("main h1").await?, "Progetti");
     b.click("a.lang-switch").await?;
@@ -258,11 +265,7 @@ async fn with_accounts_every_page_needs_sign_in_and_edits_name_the_person() -> R
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_post_without_the_csrf_token_is_refused_and_changes_nothing() -> Result<()> {
-    let mut relay = Relay::init()?;
-    relay.start()?;
-    let quartu = Node::admitted(&relay, QUARTU, "comune")?;
-    let web = WebNode::start(&quartu)?;
-    let b = Browser::start().await?;
+    let (_relay, quartu, web, b) = quartu_in_a_browser().await?;
     b.client.goto(&web.url("/progetti")).await?;
     let fetch = |body: &'static str| {
         format!(

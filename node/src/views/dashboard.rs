@@ -66,16 +66,10 @@ fn group(key: String, projects: u64, financed: i64, committed: i64, paid: i64) -
     }
 }
 
-/// Money per comune, from the summary table kept with the project rows.
-fn by_comune(tx: &NodeTx<'_>, doc: Option<&str>) -> Result<Vec<Group>, ReplicaError> {
-    let mut stmt = tx
-        .sql()
-        .prepare_cached(
-            "SELECT comune, SUM(projects), SUM(financed_cents), SUM(committed_cents), SUM(paid_cents)
-             FROM view_totals WHERE archived = 0 AND (?1 IS NULL OR doc = ?1)
-             GROUP BY comune ORDER BY comune",
-        )
-        .map_err(sql_err)?;
+/// Groups of `sql`'s rows: (key, projects, financed, committed, paid),
+/// with `?1` the document (or NULL for all).
+fn money_groups(tx: &NodeTx<'_>, sql: &str, doc: Option<&str>) -> Result<Vec<Group>, ReplicaError> {
+    let mut stmt = tx.sql().prepare_cached(sql).map_err(sql_err)?;
     let rows = stmt
         .query_map(rusqlite::params![doc], |r| {
             Ok(group(
@@ -90,28 +84,26 @@ fn by_comune(tx: &NodeTx<'_>, doc: Option<&str>) -> Result<Vec<Group>, ReplicaEr
     rows.collect::<Result<Vec<_>, _>>().map_err(sql_err)
 }
 
+/// Money per comune, from the summary table kept with the project rows.
+fn by_comune(tx: &NodeTx<'_>, doc: Option<&str>) -> Result<Vec<Group>, ReplicaError> {
+    money_groups(
+        tx,
+        "SELECT comune, SUM(projects), SUM(financed_cents), SUM(committed_cents), SUM(paid_cents)
+         FROM view_totals WHERE archived = 0 AND (?1 IS NULL OR doc = ?1)
+         GROUP BY comune ORDER BY comune",
+        doc,
+    )
+}
+
 /// Money per procedural state (a column of the project rows).
 fn by_state(tx: &NodeTx<'_>, doc: Option<&str>) -> Result<Vec<Group>, ReplicaError> {
-    let mut stmt = tx
-        .sql()
-        .prepare_cached(
-            "SELECT state, COUNT(*), SUM(financed_cents), SUM(committed_cents), SUM(paid_cents)
-             FROM view_projects WHERE archived = 0 AND (?1 IS NULL OR doc = ?1)
-             GROUP BY state ORDER BY state",
-        )
-        .map_err(sql_err)?;
-    let rows = stmt
-        .query_map(rusqlite::params![doc], |r| {
-            Ok(group(
-                r.get(0)?,
-                r.get::<_, i64>(1)? as u64,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-            ))
-        })
-        .map_err(sql_err)?;
-    rows.collect::<Result<Vec<_>, _>>().map_err(sql_err)
+    money_groups(
+        tx,
+        "SELECT state, COUNT(*), SUM(financed_cents), SUM(committed_cents), SUM(paid_cents)
+         FROM view_projects WHERE archived = 0 AND (?1 IS NULL OR doc = ?1)
+         GROUP BY state ORDER BY state",
+        doc,
+    )
 }
 
 /// Counts by a key.
