@@ -506,3 +506,47 @@ async fn an_upload_with_a_bad_row_shows_the_error_and_imports_nothing_then_a_goo
     b.close().await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_administrator_lists_the_registry_and_signs_an_invitation_that_works() -> Result<()> {
+    let mut relay = Relay::init()?;
+    relay.start()?;
+    let admin = Node::admin(&relay)?;
+    let web = WebNode::start(&admin)?;
+    let b = Browser::start().await?;
+    b.client.goto(&web.url("/amministrazione")).await?;
+    let members = b.text("#members").await?;
+    assert!(
+        members.contains(&admin.id[..16]),
+        "the admin key is listed: {members}"
+    );
+    b.fill("#i-comune", QUARTU).await?;
+    b.fill("#i-days", "500").await?;
+    b.click("form[action='/amministrazione/invito'] button")
+        .await?;
+    b.text_until("#form-error", |t| t.contains("days")).await?;
+    b.fill("#i-comune", QUARTU).await?;
+    b.fill("#i-days", "3").await?;
+    b.click("form[action='/amministrazione/invito'] button")
+        .await?;
+    b.text_until("#token-h", |t| !t.is_empty()).await?;
+    let token: serde_json::Value = b
+        .client
+        .execute(
+            "return document.getElementById('invite-token').value;",
+            vec![],
+        )
+        .await?;
+    let token = token.as_str().context("token")?.trim().to_owned();
+    b.screenshot("admin").await?;
+    // The comune's office redeems it; the registry now lists its key.
+    let (run, node) = Node::from_invite(&token)?;
+    let node = node.with_context(|| format!("redeem failed: {}{}", run.stdout, run.stderr))?;
+    admin.sync()?.ok()?;
+    let page = b
+        .until(&web.url("/amministrazione"), |s| s.contains(&node.id[..16]))
+        .await?;
+    assert!(page.contains("Quartu"), "the new key's comune is shown");
+    b.close().await?;
+    Ok(())
+}

@@ -12,6 +12,7 @@
 //! language, refuses a state-changing request without the session's CSRF
 //! token, and sends a visitor who must sign in to `/accesso`.
 
+mod admin_page;
 mod api;
 mod audit_page;
 pub mod auth;
@@ -310,6 +311,10 @@ fn router(app: Shared) -> Router {
             "/progetti/{comune}/{id}/fasi",
             post(project_pages::set_phase),
         )
+        .route("/amministrazione", get(admin_page::page))
+        .route("/amministrazione/iscrivi", post(admin_page::enroll))
+        .route("/amministrazione/invito", post(admin_page::invite))
+        .route("/amministrazione/relay", post(admin_page::add_relay))
         .route("/importa", get(import_page::form).post(import_page::check))
         .route("/importa/conferma", post(import_page::confirm))
         .route("/indicatori", get(indicator_page::page))

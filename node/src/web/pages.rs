@@ -19,12 +19,16 @@ use serde::Deserialize;
 use std::time::Instant;
 
 /// A label for the node in the header: its comune, or the metro office.
-pub fn node_label(status: &Status) -> String {
+pub fn node_label(status: &Status) -> super::render::NodeLabel {
     let name = status.comune_name.unwrap_or(&status.comune);
-    match status.role.as_str() {
+    let text = match status.role.as_str() {
         "metro" => format!("Città metropolitana · {name}"),
         "admin" => format!("Amministrazione · {name}"),
         _ => format!("Comune di {name}"),
+    };
+    super::render::NodeLabel {
+        text,
+        admin: status.role == "admin",
     }
 }
 

@@ -8,6 +8,18 @@ use askama::Template;
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 
+/// How the header names the node, and whether it is an admin's.
+pub struct NodeLabel {
+    pub text: String,
+    pub admin: bool,
+}
+
+impl From<String> for NodeLabel {
+    fn from(text: String) -> Self {
+        NodeLabel { text, admin: false }
+    }
+}
+
 /// What the frame of every page needs.
 pub struct Chrome {
     pub lang: Lang,
@@ -18,6 +30,8 @@ pub struct Chrome {
     pub can_edit: bool,
     /// The node, as the header names it ("Comune di Quartu Sant'Elena").
     pub node_label: String,
+    /// The node is a network admin's (the administration page is there).
+    pub admin_node: bool,
     /// The section of the navigation this page belongs to.
     pub nav: &'static str,
     /// The current path and query, percent-encoded, for links that come
@@ -30,17 +44,19 @@ pub struct Chrome {
 impl Chrome {
     pub fn new(
         v: &Visitor,
-        node_label: String,
+        node: impl Into<NodeLabel>,
         title: impl Into<String>,
         nav: &'static str,
     ) -> Self {
+        let node = node.into();
         Chrome {
             lang: v.lang,
             title: title.into(),
             csrf: v.session.csrf.clone(),
             user: v.access.person().map(str::to_owned),
             can_edit: v.access.can_edit(),
-            node_label,
+            node_label: node.text,
+            admin_node: node.admin,
             nav,
             here_encoded: form_urlencoded::byte_serialize(v.here.as_bytes()).collect(),
             live: false,
