@@ -47,13 +47,13 @@ async fn show(
 ) -> Response {
     let loaded = app
         .with_replica(|r| {
-            let status = crate::ops::status::read(r)?;
+            let label = node_label(r);
             let is_admin = r.settings.role == Role::Admin;
             let registry = r.verdict()?.registry.clone();
-            Ok::<_, Failure>((status, is_admin, admin::members_json(&registry)))
+            Ok::<_, Failure>((label, is_admin, admin::members_json(&registry)))
         })
         .await;
-    let (status, is_admin, rows) = match loaded {
+    let (label, is_admin, rows) = match loaded {
         Ok(x) => x,
         Err(e) => return render::failure(v.lang, &e),
     };
@@ -77,7 +77,7 @@ async fn show(
     } else {
         StatusCode::OK
     };
-    let c = Chrome::new(v, node_label(&status), v.lang.t("nav.admin"), "admin");
+    let c = Chrome::new(v, label, v.lang.t("nav.admin"), "admin");
     let mut r = render::page(
         v.lang,
         &AdminPage {

@@ -36,15 +36,15 @@ pub async fn audit(
     let pid = id.clone();
     let loaded = app
         .with_replica(move |r| {
-            let status = crate::ops::status::read(r)?;
+            let label = node_label(r);
             if !r.query(|tx| crate::views::projects_with_id(tx, &doc_id, &pid))? {
                 return Ok(None);
             }
             let rows = crate::audit::trail(r, &doc_id, &pid)?;
-            Ok::<_, Failure>(Some((status, rows)))
+            Ok::<_, Failure>(Some((label, rows)))
         })
         .await;
-    let (status, rows) = match loaded {
+    let (label, rows) = match loaded {
         Ok(Some(x)) => x,
         Ok(None) => {
             return render::error_page(v.lang, StatusCode::NOT_FOUND, v.lang.t("error.not_found"))
@@ -56,7 +56,7 @@ pub async fn audit(
         v.lang.t("project.audit"),
         comuni::name(&comune).unwrap_or(&comune)
     );
-    let c = Chrome::new(&v, node_label(&status), title, "projects");
+    let c = Chrome::new(&v, label, title, "projects");
     render::page(
         v.lang,
         &AuditPage {

@@ -107,13 +107,8 @@ impl ImportPage {
 }
 
 async fn chrome(app: &Shared, v: &Visitor) -> Result<Chrome, Response> {
-    match app.with_replica(|r| Ok(crate::ops::status::read(r)?)).await {
-        Ok(s) => Ok(Chrome::new(
-            v,
-            node_label(&s),
-            v.lang.t("nav.import"),
-            "import",
-        )),
+    match app.with_replica(|r| Ok(node_label(r))).await {
+        Ok(s) => Ok(Chrome::new(v, s, v.lang.t("nav.import"), "import")),
         Err(e) => Err(render::failure(v.lang, &e)),
     }
 }

@@ -105,7 +105,7 @@ fn series(
 async fn show(app: &Shared, v: &Visitor, error: Option<String>, saved: bool) -> Response {
     let loaded = app
         .with_replica(|r| {
-            let status = crate::ops::status::read(r)?;
+            let label = node_label(r);
             let metro = crate::client::follows_all(r.settings.role);
             let own = crate::ops::indicator::data_doc(r).canonical();
             let (defs, data) = r.query(|tx| {
@@ -114,10 +114,10 @@ async fn show(app: &Shared, v: &Visitor, error: Option<String>, saved: bool) -> 
                     crate::views::indicator_data(tx)?,
                 ))
             })?;
-            Ok::<_, Failure>((status, metro, own, defs, data))
+            Ok::<_, Failure>((label, metro, own, defs, data))
         })
         .await;
-    let (status, metro, own, defs, data) = match loaded {
+    let (label, metro, own, defs, data) = match loaded {
         Ok(x) => x,
         Err(e) => return render::failure(v.lang, &e),
     };
@@ -130,12 +130,7 @@ async fn show(app: &Shared, v: &Visitor, error: Option<String>, saved: bool) -> 
         .iter()
         .map(|d| (d.code.clone(), d.name_it.clone()))
         .collect();
-    let c = Chrome::new(
-        v,
-        node_label(&status),
-        v.lang.t("nav.indicators"),
-        "indicators",
-    );
+    let c = Chrome::new(v, label, v.lang.t("nav.indicators"), "indicators");
     let status_code = if error.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {

@@ -124,7 +124,7 @@ pub async fn list(
     };
     let loaded = app
         .with_replica(move |r| {
-            let status = crate::ops::status::read(r)?;
+            let label = node_label(r);
             let metro = crate::client::follows_all(r.settings.role);
             filter.doc = if metro {
                 filter_comune
@@ -140,19 +140,14 @@ pub async fn list(
                     search::choices(tx)?,
                 ))
             })?;
-            Ok::<_, Failure>((status, metro, found, choices))
+            Ok::<_, Failure>((label, metro, found, choices))
         })
         .await;
-    let (status, metro, found, choices) = match loaded {
+    let (label, metro, found, choices) = match loaded {
         Ok(x) => x,
         Err(e) => return render::failure(v.lang, &e),
     };
-    let mut c = Chrome::new(
-        &v,
-        node_label(&status),
-        v.lang.t("page.projects"),
-        "projects",
-    );
+    let mut c = Chrome::new(&v, label, v.lang.t("page.projects"), "projects");
     c.live = true;
     let rows = found.rows.iter().map(|r| list_row(&c, r)).collect();
     let pages = (found.total as usize).div_ceil(PAGE_ROWS).max(1);

@@ -18,17 +18,19 @@ use axum::{Extension, Form};
 use serde::Deserialize;
 use std::time::Instant;
 
-/// A label for the node in the header: its comune, or the metro office.
-pub fn node_label(status: &Status) -> super::render::NodeLabel {
-    let name = status.comune_name.unwrap_or(&status.comune);
-    let text = match status.role.as_str() {
-        "metro" => format!("Città metropolitana · {name}"),
-        "admin" => format!("Amministrazione · {name}"),
-        _ => format!("Comune di {name}"),
+/// A label for the node in the header, from its settings (no store read):
+/// its comune, or the metro office.
+pub fn node_label(r: &crate::replica::Replica) -> super::render::NodeLabel {
+    let code = r.settings.comune.as_str();
+    let name = accordo_domain::comuni::name(code).unwrap_or(code);
+    let text = match r.settings.role {
+        Role::Metro => format!("Città metropolitana · {name}"),
+        Role::Admin => format!("Amministrazione · {name}"),
+        Role::Comune => format!("Comune di {name}"),
     };
     super::render::NodeLabel {
         text,
-        admin: status.role == "admin",
+        admin: r.settings.role == Role::Admin,
     }
 }
 
@@ -141,16 +143,17 @@ pub async fn dashboard(State(app): State<Shared>, Extension(v): Extension<Visito
     let loaded = app
         .with_replica(|r| {
             let status = crate::ops::status::read(r)?;
+            let label = node_label(r);
             let metro = crate::client::follows_all(r.settings.role);
             let own = r.own_doc();
             let today = today();
             let d: Dashboard = r.query(|tx| {
                 crate::views::dashboard::dashboard(tx, (!metro).then_some(&own), &today)
             })?;
-            Ok::<_, Failure>((status, metro, d))
+            Ok::<_, Failure>((status, label, metro, d))
         })
         .await;
-    let (status, metro, d) = match loaded {
+    let (status, label, metro, d) = match loaded {
         Ok(x) => x,
         Err(e) => return render::failure(v.lang, &e),
     };
@@ -172,12 +175,7 @@ pub async fn dashboard(State(app): State<Shared>, Extension(v): Extension<Visito
         Lang::It => "(non indicato)",
         Lang::En => "(not given)",
     };
-    let mut c = Chrome::new(
-        &v,
-        node_label(&status),
-        lang.t("nav.dashboard"),
-        "dashboard",
-    );
+    let mut c = Chrome::new(&v, label, lang.t("nav.dashboard"), "dashboard");
     c.live = true;
     let page = DashboardPage {
         metro,

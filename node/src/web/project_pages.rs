@@ -179,16 +179,11 @@ async fn new_page(
     form: ProjectForm,
     error: Option<(String, String)>,
 ) -> Response {
-    let status = match app.with_replica(|r| Ok(crate::ops::status::read(r)?)).await {
+    let label = match app.with_replica(|r| Ok(node_label(r))).await {
         Ok(s) => s,
         Err(e) => return render::failure(v.lang, &e),
     };
-    let c = Chrome::new(
-        v,
-        node_label(&status),
-        v.lang.t("page.new_project"),
-        "projects",
-    );
+    let c = Chrome::new(v, label, v.lang.t("page.new_project"), "projects");
     let status_code = if error.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
@@ -342,7 +337,7 @@ async fn project_page(
     let pid = id.clone();
     let loaded = app
         .with_replica(move |r| {
-            let status = crate::ops::status::read(r)?;
+            let label = node_label(r);
             let own = r.own_doc() == doc_id && writes_projects(r.settings.role);
             let target = Target {
                 cup: None,
@@ -352,10 +347,10 @@ async fn project_page(
                 return Ok(Err(e));
             }
             let doc = r.materialise(&doc_id)?;
-            Ok(ops::read(&doc, &pid).map(|(p, c)| (status, own, p, c)))
+            Ok(ops::read(&doc, &pid).map(|(p, c)| (label, own, p, c)))
         })
         .await;
-    let (status, own, project, conflicts) = match loaded {
+    let (label, own, project, conflicts) = match loaded {
         Ok(Ok(x)) => x,
         Ok(Err(e)) if e.is_not_found() => {
             return render::error_page(v.lang, StatusCode::NOT_FOUND, v.lang.t("error.not_found"))
@@ -366,7 +361,7 @@ async fn project_page(
     let lang = v.lang;
     let today = today();
     let title = project.title.clone();
-    let c = Chrome::new(v, node_label(&status), title, "projects");
+    let c = Chrome::new(v, label, title, "projects");
     let date = |d: &Option<accordo_domain::model::Date>| lang.date_opt(d.as_ref());
     let page = ProjectPage {
         href: format!("/progetti/{comune}/{id}"),

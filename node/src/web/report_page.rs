@@ -75,16 +75,16 @@ pub async fn page(
     let (as_of, period) = (a.as_of, a.period.clone());
     let loaded = app
         .with_replica(move |r| {
-            let status = crate::ops::status::read(r)?;
+            let label = node_label(r);
             let report = output::report(r, as_of, period)?;
-            Ok::<_, Failure>((status, report))
+            Ok::<_, Failure>((label, report))
         })
         .await;
-    let (status, r) = match loaded {
+    let (label, r) = match loaded {
         Ok(x) => x,
         Err(e) => return render::failure(v.lang, &e),
     };
-    let c = Chrome::new(&v, node_label(&status), v.lang.t("nav.report"), "report");
+    let c = Chrome::new(&v, label, v.lang.t("nav.report"), "report");
     render::page(
         v.lang,
         &ReportPage {
