@@ -7,7 +7,9 @@
 //! Every request is idempotent, so after a broken connection the same
 //! exchange is simply sent again.
 
+use crate::clock::now_ms;
 use crate::placement::{admit_pulled, AdmitError, Placer};
+use crate::presence;
 use crate::replica::Replica;
 use accordo_net::{Backoff, TransportLimits};
 use accordo_protocol::authority::Member;
@@ -373,11 +375,42 @@ pub async fn exchange(
         ..Exchange::default()
     };
     refresh_allowlist_if_needed(link, replica, &resp).await?;
+    refresh_presence_if_due(link, replica, !resp.entries.is_empty()).await?;
     let (received, rejected) = store_response(replica, resp.clone(), pushed_hashes).await?;
     session.commit_progress(&resp.progress);
     out.received = received;
     out.rejected = rejected;
     Ok(out)
+}
+
+/// Metro and admin nodes ask the relay when each node last synced (once a
+/// minute, or every 2 s while other nodes' changes arrive) ([`crate::presence`]). An older relay that does not
+/// know the request answers with an error: the node goes on without it.
+async fn refresh_presence_if_due(
+    link: &Link,
+    replica: &SharedReplica,
+    news: bool,
+) -> Result<(), SyncFailure> {
+    let now = now_ms();
+    let due = with_replica(replica, move |r| {
+        Ok(presence::due(&r.store, r.settings.role, news, now)?)
+    })
+    .await?;
+    if !due {
+        return Ok(());
+    }
+    let answer = link.call(&Request::Presence, Duration::ZERO).await?.0;
+    with_replica(replica, move |r| {
+        match answer {
+            Response::Presence(list) => presence::keep(&r.store, &list.nodes, now)?,
+            other => {
+                debug!(answer = ?other, "the relay does not report presence");
+                presence::unanswered(&r.store, now)?;
+            }
+        }
+        Ok(())
+    })
+    .await
 }
 
 /// Without an admin the relay's allowlist decides who may write: fetch it

@@ -137,6 +137,23 @@ async fn a_comune_adds_and_edits_a_project_in_the_browser_and_the_metro_dashboar
         })
         .await?;
     assert!(dashboard.contains("Per comune"), "metro dashboard");
+    // Each comune's last sync as the relay saw it (not only its newest change).
+    let row = b
+        .text(&format!("#comuni a[href='/progetti?comune={QUARTU}']"))
+        .await?;
+    assert!(row.contains("Quartu"), "{row}");
+    let last_sync: serde_json::Value = b
+        .client
+        .execute(
+            &format!("return document.querySelector(\"#comuni a[href='/progetti?comune={QUARTU}']\").closest('tr').querySelector('.last-sync').textContent;"),
+            vec![],
+        )
+        .await?;
+    let last_sync = last_sync.as_str().unwrap_or_default().trim().to_owned();
+    assert!(
+        last_sync.contains('/') && last_sync.contains(':'),
+        "Quartu's last sync is a date and time: {last_sync:?}"
+    );
     b.screenshot("dashboard-metro").await?;
     b.client
         .goto(&metro_web.url(&format!("/progetti?comune={QUARTU}")))

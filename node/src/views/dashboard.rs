@@ -37,6 +37,9 @@ pub struct Group {
     /// When the newest change of the comune's document was made (per its
     /// author's clock), for groups that are comuni.
     pub last_change_ms: Option<u64>,
+    /// When a node of the comune last completed a sync with the relay, as
+    /// the relay reported it (`crate::presence`); filled by the caller.
+    pub last_sync_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -63,6 +66,7 @@ fn group(key: String, projects: u64, financed: i64, committed: i64, paid: i64) -
             late_milestones: 0,
         },
         last_change_ms: None,
+        last_sync_ms: None,
     }
 }
 

@@ -230,6 +230,7 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ("dash.committed", "Impegnato", "Committed"),
     ("dash.financed", "Finanziato", "Financed"),
     ("dash.last_change", "Ultima modifica ricevuta", "Newest change received"),
+    ("dash.last_sync", "Ultima sincronizzazione", "Last sync"),
     ("dash.late", "Milestone in ritardo", "Late milestones"),
     ("dash.paid", "Pagato", "Paid"),
     ("dash.paid_share", "Pagato / finanziato", "Paid / financed"),
