@@ -198,11 +198,7 @@ async fn gate(State(app): State<Shared>, mut req: Request, next: Next) -> Respon
         _ => Access::Anonymous,
     };
     let path = req.uri().path().to_owned();
-    let here = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "/".into());
+    let here = path_and_query(&req);
     let visitor = Visitor {
         lang,
         session_id: session_id.clone(),
@@ -241,6 +237,14 @@ async fn gate(State(app): State<Shared>, mut req: Request, next: Next) -> Respon
     response
 }
 
+/// The path and query asked for.
+fn path_and_query(req: &Request) -> String {
+    req.uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "/".into())
+}
+
 /// The token of an `Authorization: Bearer TOKEN` header.
 fn bearer(req: &Request) -> Option<String> {
     let v = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -275,18 +279,13 @@ async fn api_with_token(
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return (StatusCode::METHOD_NOT_ALLOWED, "API tokens only read\n").into_response();
     }
-    let here = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "/".into());
     let visitor = Visitor {
         lang,
+        here: path_and_query(&req),
         session_id: String::new(),
         session: Session::detached(Instant::now()),
         access: Access::Token(name),
         client,
-        here,
     };
     req.extensions_mut().insert(visitor);
     next.run(req).await
