@@ -2,9 +2,9 @@
 //! reports it ([`Request::Presence`](accordo_protocol::wire::Request::Presence)):
 //! what the metro dashboard shows as each comune's last sync, so the office
 //! sees who has not synced for days even when that comune made no edits.
-//! Metro and admin nodes ask at most once per [`REFRESH_EVERY_MS`], keep the
-//! last answer in the store's meta table, and show it with the time it was
-//! received.
+//! The daemons (`run`) of metro and admin nodes ask once per
+//! [`REFRESH_EVERY`] (every [`REFRESH_ON_NEWS`] while other nodes' changes
+//! arrive) and keep the last answer in the store's meta table.
 
 use crate::replica::{Replica, ReplicaError};
 use crate::store::NodeStore;
@@ -13,31 +13,27 @@ use accordo_protocol::registry::RegistryRole;
 use accordo_protocol::wire::NodePresence;
 use accordo_store::StoreError;
 use std::collections::HashMap;
+use std::time::Duration;
+use tokio::time::Instant;
 
-/// How often a metro or admin node asks the relay again when nothing new
-/// arrives…
-pub const REFRESH_EVERY_MS: i64 = 60_000;
+/// How often a metro or admin node's daemon asks the relay again when
+/// nothing new arrives…
+pub const REFRESH_EVERY: Duration = Duration::from_secs(60);
 /// …and when a response brought other nodes' changes (they just synced).
-pub const REFRESH_ON_NEWS_MS: i64 = 2_000;
+pub const REFRESH_ON_NEWS: Duration = Duration::from_secs(2);
 /// Meta keys: the relay's last answer (JSON), and when it was received.
 pub const PRESENCE_META: &str = "relay_presence";
 pub const PRESENCE_AT_META: &str = "relay_presence_at_ms";
 
-/// Whether a node of `role` should ask the relay now; `news`: the
-/// response at hand brought changes.
-pub fn due(store: &NodeStore, role: Role, news: bool, now_ms: i64) -> Result<bool, StoreError> {
+/// Whether a node of `role` that last asked at `asked` should ask now;
+/// `news`: the response at hand brought changes. Decided on the runtime's
+/// clock, so a simulation replays the same requests.
+pub fn due(role: Role, asked: Option<Instant>, news: bool, now: Instant) -> bool {
     if !matches!(role, Role::Metro | Role::Admin) {
-        return Ok(false);
+        return false;
     }
-    let at = store
-        .meta(PRESENCE_AT_META)?
-        .and_then(|v| v.parse::<i64>().ok());
-    let every = if news {
-        REFRESH_ON_NEWS_MS
-    } else {
-        REFRESH_EVERY_MS
-    };
-    Ok(at.is_none_or(|at| now_ms.saturating_sub(at) >= every || at > now_ms))
+    let every = if news { REFRESH_ON_NEWS } else { REFRESH_EVERY };
+    asked.is_none_or(|at| now.saturating_duration_since(at) >= every)
 }
 
 /// Keeps the relay's answer received at `now_ms`.
@@ -49,12 +45,6 @@ pub fn keep(store: &NodeStore, nodes: &[NodePresence], now_ms: i64) -> Result<()
     // Invariant: a map of strings to integers always serialises.
     let json = serde_json::to_string(&map).expect("presence map serialises");
     store.set_meta(PRESENCE_META, &json)?;
-    store.set_meta(PRESENCE_AT_META, &now_ms.to_string())
-}
-
-/// Notes that the relay does not answer presence (an older relay), so the
-/// node does not ask again before [`REFRESH_EVERY_MS`].
-pub fn unanswered(store: &NodeStore, now_ms: i64) -> Result<(), StoreError> {
     store.set_meta(PRESENCE_AT_META, &now_ms.to_string())
 }
 
@@ -106,4 +96,27 @@ pub fn by_comune(replica: &mut Replica) -> Result<HashMap<String, i64>, ReplicaE
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_metro_and_admin_ask_once_a_minute_or_every_two_seconds_on_news() {
+        let t0 = Instant::now();
+        assert!(!due(Role::Comune, None, true, t0), "a comune never asks");
+        assert!(due(Role::Metro, None, false, t0), "the first exchange asks");
+        assert!(due(Role::Admin, None, false, t0));
+        let soon = t0 + Duration::from_secs(3);
+        assert!(!due(Role::Metro, Some(t0), false, soon));
+        assert!(due(Role::Metro, Some(t0), true, soon), "news after 2 s");
+        assert!(!due(
+            Role::Metro,
+            Some(t0),
+            true,
+            t0 + Duration::from_secs(1)
+        ));
+        assert!(due(Role::Metro, Some(t0), false, t0 + REFRESH_EVERY));
+    }
 }

@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Each entry upgrades the schema by one version.
-fn migrations() -> [String; 7] {
+fn migrations() -> [String; 8] {
     [
         format!(
             "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
@@ -48,6 +48,8 @@ fn migrations() -> [String; 7] {
         include_str!("store/invitations.sql").to_owned(),
         // Issue 12: read-only API tokens for integrations (node/src/api_tokens.rs).
         include_str!("store/api_tokens.sql").to_owned(),
+        // Issue 12: newest change times and covering indexes for the web pages.
+        include_str!("store/views_pages.sql").to_owned(),
     ]
 }
 

@@ -1,7 +1,7 @@
 //! When each key last completed a sync with this relay: the metro office's
 //! "who has not synced for days". Held in memory, answered to
 //! [`Request::Presence`](accordo_protocol::wire::Request::Presence), and
-//! written to the store at most once per [`PERSIST_EVERY_MS`] per key, so a
+//! written to the store at most once per [`PERSIST_EVERY`] per key, so a
 //! restarted relay still knows who was silent before it stopped, without a
 //! write (and an fsync) per long-poll.
 
@@ -9,33 +9,38 @@ use accordo_protocol::identity::NodeId;
 use accordo_protocol::wire::NodePresence;
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::Duration;
+use tokio::time::Instant;
 
-/// How stale the stored time of a key may get before it is written again.
-pub const PERSIST_EVERY_MS: i64 = 60_000;
+/// How long after writing a key's time it is written again (by the
+/// runtime's clock, so a simulation replays the same writes).
+pub const PERSIST_EVERY: Duration = Duration::from_secs(60);
 
 #[derive(Default)]
 pub struct Presence {
-    /// key → (last sync, last sync as stored).
-    seen: Mutex<HashMap<NodeId, (i64, i64)>>,
+    /// key → (last sync in UNIX ms, when that key was last written).
+    seen: Mutex<HashMap<NodeId, (i64, Option<Instant>)>>,
 }
 
 impl Presence {
     /// Presence as read back from the store at start.
     pub fn loaded(rows: impl IntoIterator<Item = (NodeId, i64)>) -> Presence {
         Presence {
-            seen: Mutex::new(rows.into_iter().map(|(n, ms)| (n, (ms, ms))).collect()),
+            seen: Mutex::new(rows.into_iter().map(|(n, ms)| (n, (ms, None))).collect()),
         }
     }
 
-    /// Notes a completed sync of `node` at `now_ms`; `true` when the stored
-    /// time is due to be written (the caller writes it, then it counts as
-    /// stored).
-    pub fn note(&self, node: NodeId, now_ms: i64) -> bool {
+    /// Notes a completed sync of `node` at `now_ms` (UNIX ms); `true` when
+    /// its time is due to be written (first sight since start, or
+    /// [`PERSIST_EVERY`] since the last write) — the caller writes it.
+    pub fn note(&self, node: NodeId, now_ms: i64, now: Instant) -> bool {
         let mut seen = self.lock();
-        let e = seen.entry(node).or_insert((now_ms, i64::MIN));
+        let e = seen.entry(node).or_insert((now_ms, None));
         e.0 = e.0.max(now_ms);
-        if e.0.saturating_sub(e.1) >= PERSIST_EVERY_MS {
-            e.1 = e.0;
+        if e.1
+            .is_none_or(|at| now.saturating_duration_since(at) >= PERSIST_EVERY)
+        {
+            e.1 = Some(now);
             return true;
         }
         false
@@ -55,7 +60,7 @@ impl Presence {
         out
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<NodeId, (i64, i64)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<NodeId, (i64, Option<Instant>)>> {
         // A poisoned map only holds times; the data are still usable.
         self.seen.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -69,21 +74,26 @@ mod tests {
     fn a_key_is_written_on_first_sight_then_at_most_once_a_minute() {
         let p = Presence::default();
         let n = NodeId([1; 32]);
-        assert!(p.note(n, 1_000), "first sight is written");
-        assert!(!p.note(n, 2_000));
-        assert!(!p.note(n, 1_000 + PERSIST_EVERY_MS - 1));
-        assert!(p.note(n, 1_000 + PERSIST_EVERY_MS));
-        assert_eq!(p.list()[0].last_sync_ms, 1_000 + PERSIST_EVERY_MS);
-        assert!(!p.note(n, 500), "an older time never moves it back");
-        assert_eq!(p.list()[0].last_sync_ms, 1_000 + PERSIST_EVERY_MS);
+        let t0 = Instant::now();
+        assert!(p.note(n, 1_000, t0), "first sight is written");
+        assert!(!p.note(n, 2_000, t0 + Duration::from_secs(1)));
+        assert!(!p.note(n, 3_000, t0 + PERSIST_EVERY - Duration::from_millis(1)));
+        assert!(p.note(n, 61_000, t0 + PERSIST_EVERY));
+        assert_eq!(p.list()[0].last_sync_ms, 61_000);
+        assert!(
+            !p.note(n, 500, t0 + PERSIST_EVERY),
+            "an older time never moves it back"
+        );
+        assert_eq!(p.list()[0].last_sync_ms, 61_000);
     }
 
     #[test]
-    fn loaded_times_are_listed_and_not_written_again_at_once() {
+    fn loaded_times_are_listed_and_written_again_on_first_sight() {
         let n = NodeId([2; 32]);
         let p = Presence::loaded([(n, 10_000)]);
         assert_eq!(p.list()[0].last_sync_ms, 10_000);
-        assert!(!p.note(n, 10_500));
-        assert!(p.note(n, 10_000 + PERSIST_EVERY_MS));
+        let t0 = Instant::now();
+        assert!(p.note(n, 20_000, t0));
+        assert!(!p.note(n, 21_000, t0));
     }
 }

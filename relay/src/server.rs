@@ -683,7 +683,7 @@ async fn handle_sync(
     };
     relay.head.advance(resp.head_seq);
     let now = unix_ms();
-    if relay.presence.note(node, now) {
+    if relay.presence.note(node, now, tokio::time::Instant::now()) {
         if let Err(e) = relay.with_store(move |s| s.set_presence(&node, now)).await {
             return internal(e);
         }
