@@ -22,6 +22,15 @@ pub enum Kind {
 }
 
 impl Kind {
+    pub const ALL: &'static [Kind] = &[
+        Kind::Axis,
+        Kind::Objective,
+        Kind::Action,
+        Kind::Strategic,
+        Kind::Zone,
+        Kind::Period,
+    ];
+
     pub fn prefix(self) -> &'static str {
         match self {
             Kind::Axis => "axis/",

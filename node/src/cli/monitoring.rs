@@ -49,6 +49,10 @@ pub enum IndicatorCmd {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
+    /// Publish an indicator of the catalog on the public portal (metro).
+    Publish { code: String },
+    /// Take an indicator back to a draft: no longer public (metro).
+    Unpublish { code: String },
     /// Record an observation for a period (this comune; the plan for metro).
     Observe {
         code: String,
@@ -185,12 +189,20 @@ pub fn indicator(dir: &Path, cmd: IndicatorCmd) -> Result<()> {
                 sdg: sdg.map(|s| field(parse_sdg(&s))).transpose()?,
                 source,
                 frequency,
+                published: false,
             };
             replica.edit(&DocId::Plan, now_ms(), |doc| {
+                // Redefining keeps the publication the office decided.
+                let mut def = def.clone();
+                def.published = indicator::definitions(doc)
+                    .iter()
+                    .any(|d| d.code == def.code && d.published);
                 indicator::save_definition(doc, &def).map_err(edit_err)
             })?;
             println!("indicator {code} defined");
         }
+        IndicatorCmd::Publish { code } => indicator_publication(&mut replica, &code, true)?,
+        IndicatorCmd::Unpublish { code } => indicator_publication(&mut replica, &code, false)?,
         IndicatorCmd::List { format } => {
             let plan = replica.materialise(&DocId::Plan)?;
             let data = indicator::data(&replica.materialise(&data_doc(&replica))?);
@@ -246,6 +258,19 @@ pub fn indicator(dir: &Path, cmd: IndicatorCmd) -> Result<()> {
         } => {
             unreachable!("{code} {period} {value}: handled by reference()")
         }
+    }
+    Ok(())
+}
+
+/// `indicator publish` / `indicator unpublish`.
+fn indicator_publication(replica: &mut Replica, code: &str, publish: bool) -> Result<()> {
+    let changed =
+        crate::ops::indicator::publish(replica, code, publish, &crate::ops::Author::default())?;
+    let state = if publish { "published" } else { "a draft" };
+    if changed {
+        println!("indicator {code} is now {state}");
+    } else {
+        println!("unchanged: indicator {code} was already {state}");
     }
     Ok(())
 }

@@ -303,6 +303,10 @@ fn router(app: Shared) -> Router {
             post(project_pages::add_milestone),
         )
         .route(
+            "/progetti/{comune}/{id}/pubblica",
+            post(project_pages::publish),
+        )
+        .route(
             "/progetti/{comune}/{id}/scegli",
             post(project_pages::choose),
         )
