@@ -181,6 +181,8 @@ enum Command {
         /// 127.0.0.1:8080 (off loopback only once a user exists).
         #[arg(long)]
         http: Option<std::net::SocketAddr>,
+        #[command(flatten)]
+        portal: crate::web::portal::PortalArgs,
     },
     /// People who sign in to the web application.
     #[command(subcommand)]
@@ -411,7 +413,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             timeout_s,
             retry_rejected,
         } => return sync(dir, Duration::from_secs(timeout_s), retry_rejected),
-        Command::Run { http } => run_node(dir, http)?,
+        Command::Run { http, portal } => run_node(dir, http, portal)?,
         Command::User(cmd) => user_cmd(dir, cmd)?,
         Command::Status { format } => status(dir, format)?,
         Command::Demo { .. } => unreachable!("handled above"),
@@ -458,7 +460,12 @@ fn sync(dir: &Path, timeout: Duration, retry_rejected: bool) -> Result<ExitCode>
     }
 }
 
-fn run_node(dir: &Path, http: Option<std::net::SocketAddr>) -> Result<()> {
+fn run_node(
+    dir: &Path,
+    http: Option<std::net::SocketAddr>,
+    portal: crate::web::portal::PortalArgs,
+) -> Result<()> {
+    portal.check()?;
     let replica = Arc::new(Mutex::new(Replica::open(dir)?));
     if let Some(addr) = http {
         crate::web::check_exposure(dir, addr)?;
@@ -473,7 +480,13 @@ fn run_node(dir: &Path, http: Option<std::net::SocketAddr>) -> Result<()> {
                         "web application on http://{}/",
                         listener.local_addr().unwrap_or(addr)
                     );
-                    crate::web::serve(dir, listener, shutdown.clone()).await?;
+                    if portal.public {
+                        eprintln!(
+                            "public portal on http://{0}/pubblico/ and open data on http://{0}/opendata/",
+                            listener.local_addr().unwrap_or(addr)
+                        );
+                    }
+                    crate::web::serve_with(dir, listener, shutdown.clone(), Some(&portal)).await?;
                 }
                 None => shutdown.cancelled().await,
             }

@@ -145,7 +145,7 @@ fn late(
 }
 
 /// When the newest change of each document was made (its author's clock).
-fn last_changes(tx: &NodeTx<'_>) -> Result<Vec<(String, u64)>, ReplicaError> {
+pub fn last_changes(tx: &NodeTx<'_>) -> Result<Vec<(String, u64)>, ReplicaError> {
     let mut stmt = tx
         .sql()
         .prepare_cached(
