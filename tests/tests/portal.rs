@@ -475,6 +475,19 @@ fn published_projects_are_public_drafts_never_and_the_catalogue_validates() -> R
     let out = validate(&[&bad])?;
     assert!(!out.0 && out.1.contains("license"), "{}", out.1);
 
+    // Figures (printed, not asserted: machines are noisy): page weight and
+    // the time of a page served from the held snapshot.
+    let started = std::time::Instant::now();
+    for _ in 0..20 {
+        get_text(&base, &format!("/pubblico/comuni/{QUARTU}"))?;
+    }
+    eprintln!(
+        "portal figures: home {} bytes (no script, one stylesheet of {} bytes); comune page {:.1} ms per GET",
+        home.len(),
+        get_text(&base, "/pubblico/stile.css")?.1.len(),
+        started.elapsed().as_secs_f64() * 1000.0 / 20.0
+    );
+
     // Cacheable and read-only.
     let (status, head, _) = request(&base, "GET", "/pubblico/", &[])?;
     assert_eq!(status, 200);
@@ -501,6 +514,15 @@ fn published_projects_are_public_drafts_never_and_the_catalogue_validates() -> R
     })
     .context("an unpublished project stayed in the open data")?;
     drop(n.web);
+
+    // --public needs the publisher's IPA code for the catalogue.
+    let refused = n.metro.cmd(&["run", "--http", "127.0.0.1:0", "--public"])?;
+    assert_ne!(refused.code, Some(0));
+    assert!(
+        refused.stderr.contains("--public needs --ipa"),
+        "{}",
+        refused.stderr
+    );
 
     // Without --public the paths do not exist.
     let plain = WebNode::start_dir(&n.metro.node_dir())?;
