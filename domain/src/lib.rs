@@ -4,7 +4,7 @@
 //! their place in the automerge documents ([`codec`]); the ISTAT list of
 //! comuni ([`comuni`]); euro amounts ([`money`]); files as they come
 //! ([`import`], over [`table`]) and as Accordo writes them ([`open_data`],
-//! [`export`]); what the public portal shows ([`portal`]), its open-data
+//! [`export`]); the sustainability report ([`sustainability`]); what the public portal shows ([`portal`]), its open-data
 //! tables ([`open_tables`]) and their DCAT-AP_IT catalogue ([`dcat`]).
 //!
 //! Documents, typed values and bytes go in, typed values and bytes come out:
@@ -25,4 +25,5 @@ pub mod plan;
 pub mod portal;
 pub mod portfolio;
 pub mod report;
+pub mod sustainability;
 pub mod table;

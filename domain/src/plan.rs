@@ -19,6 +19,9 @@ pub enum Kind {
     Strategic,
     Zone,
     Period,
+    /// A text of the sustainability report, keyed by a dimension, an
+    /// objective's code or `intro`; its `name` is the text.
+    Text,
 }
 
 impl Kind {
@@ -29,6 +32,7 @@ impl Kind {
         Kind::Strategic,
         Kind::Zone,
         Kind::Period,
+        Kind::Text,
     ];
 
     pub fn prefix(self) -> &'static str {
@@ -39,6 +43,7 @@ impl Kind {
             Kind::Strategic => "strategic/",
             Kind::Zone => "zone/",
             Kind::Period => "period/",
+            Kind::Text => "text/",
         }
     }
 

@@ -139,6 +139,16 @@ enum Command {
         format: monitoring::ReportFormat,
         #[arg(long)]
         out: Option<PathBuf>,
+        /// `monitoraggio` (the monitoring report) or `sostenibilita` (the
+        /// triennial sustainability report, with --from and --to).
+        #[arg(long, value_enum, default_value = "monitoraggio")]
+        kind: monitoring::ReportKind,
+        /// First year of a sustainability report.
+        #[arg(long, requires = "to")]
+        from: Option<u16>,
+        /// Last year of a sustainability report.
+        #[arg(long, requires = "from")]
+        to: Option<u16>,
         /// Recompute the JSON report FILE at the heads it was stamped with,
         /// from this node's log: exit 0 only if it matches, 1 if a figure
         /// differs or a head is not held here, 2 if FILE is not a report.
@@ -385,11 +395,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
             verify: Some(file), ..
         } => return monitoring::run_report_verify(dir, &file),
         Command::Report {
+            kind: monitoring::ReportKind::Sostenibilita,
+            from,
+            to,
+            format,
+            out,
+            ..
+        } => monitoring::run_sustainability(dir, from, to, format, out)?,
+        Command::Report {
             as_of,
             period,
             format,
             out,
             verify: None,
+            ..
         } => monitoring::run_report(dir, as_of, period, format, out)?,
         Command::Import {
             file,
