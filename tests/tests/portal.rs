@@ -7,7 +7,7 @@
 //! in `tests/shacl/`) in both serialisations; answers are cacheable (ETag,
 //! 304) and read-only; without `--public` the paths do not exist; the
 //! public pages have no serious or critical axe-core violations in
-//! Chromium.
+//! Chromium, and the office's publish button puts a project on the portal.
 
 use accordo_tests::browser::{Browser, WebNode, PAGE_TIMEOUT};
 use accordo_tests::{path, wait_until, Node, Relay};
@@ -625,6 +625,28 @@ async fn public_pages_have_no_serious_accessibility_violations() -> Result<()> {
             .collect();
         assert!(serious.is_empty(), "{page}: {serious:?}");
     }
+    // The office publishes the draft with the button on its project page
+    // (the same operation as `project publish`); the portal shows it after sync.
+    let office = WebNode::start(&n.quartu)?;
+    b.client
+        .goto(&office.url(&format!("/progetti/{QUARTU}/{}", n.draft_id)))
+        .await?;
+    b.text_until("#project-publication", |t| t.starts_with("Bozza"))
+        .await?;
+    b.click("#publish-button").await?;
+    b.text_until("#project-publication", |t| t.starts_with("Pubblicato"))
+        .await?;
+    // (Asked by plain HTTP: the browser may reuse its copy for max-age.)
+    let base = web_base.clone();
+    tokio::task::spawn_blocking(move || {
+        wait_until(PAGE_TIMEOUT, || {
+            Ok(get_text(&base, &format!("/pubblico/comuni/{QUARTU}"))?
+                .1
+                .contains(DRAFT_TITLE))
+        })
+    })
+    .await?
+    .context("the project published with the button never reached the portal")?;
     b.client.goto(&format!("{web_base}/pubblico/")).await?;
     b.screenshot("public-home").await?;
     b.client

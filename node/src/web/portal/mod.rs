@@ -180,9 +180,11 @@ fn lang_of(query: Option<&str>, headers: &HeaderMap) -> Lang {
     })
 }
 
-/// How long a client may reuse an answer without asking again; after that
-/// it revalidates with the ETag.
-const MAX_AGE_S: u32 = 60;
+/// How long a client or proxy may reuse an answer without asking again
+/// (after that it revalidates with the ETag, a 304 when nothing changed):
+/// a page may be this much older than the data, which for a citizen's
+/// portal is fine, and a burst of visitors costs one render.
+const MAX_AGE_S: u32 = 30;
 
 /// A cacheable answer: `304` when the client holds `etag` already, else
 /// `body()` with its type, the ETag and Cache-Control.
