@@ -361,6 +361,18 @@ fn published_projects_are_public_drafts_never_and_the_catalogue_validates() -> R
     assert!(indicators.contains("<html lang=\"en\"") && indicators.contains("<svg"));
     assert!(indicators.contains("Indicatore 10AMB016") && !indicators.contains("99DRAFT1"));
 
+    // The sustainability page: published indicators' deviations (40 → 30,
+    // lower is better: an improvement), the objective's projects.
+    let (status, body) = get_text(&base, "/pubblico/sostenibilita?da=2024&a=2026")?;
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("Indicatore 10AMB016")
+            && body.contains("-10")
+            && body.contains("miglioramento"),
+        "{body}"
+    );
+    assert!(!body.contains("99DRAFT1") && !body.contains(DRAFT_TITLE));
+
     // Open data: only the published project, in every table and format.
     let (status, _, csv_body) = request(&base, "GET", "/opendata/progetti.csv", &[])?;
     assert_eq!(status, 200);
@@ -599,6 +611,7 @@ async fn public_pages_have_no_serious_accessibility_violations() -> Result<()> {
         "/pubblico/zone/ZO1".to_owned(),
         "/pubblico/indicatori".to_owned(),
         "/pubblico/indicatori?lang=en".to_owned(),
+        "/pubblico/sostenibilita".to_owned(),
         "/pubblico/verifica".to_owned(),
         "/opendata/".to_owned(),
     ];
@@ -647,6 +660,27 @@ async fn public_pages_have_no_serious_accessibility_violations() -> Result<()> {
     })
     .await?
     .context("the project published with the button never reached the portal")?;
+    // The metro office publishes an indicator with the button on its
+    // indicators page; the portal shows it at once (same node).
+    let before = get_text(&web_base, "/pubblico/indicatori")?.1;
+    assert!(
+        !before.contains("Indicatore 99DRAFT1"),
+        "a draft indicator is not public"
+    );
+    b.client.goto(&format!("{web_base}/indicatori")).await?;
+    b.click("#publish-99DRAFT1").await?;
+    b.text_until("#publish-99DRAFT1", |t| t == "Riporta in bozza")
+        .await?;
+    let base = web_base.clone();
+    tokio::task::spawn_blocking(move || {
+        wait_until(PAGE_TIMEOUT, || {
+            Ok(get_text(&base, "/pubblico/indicatori")?
+                .1
+                .contains("Indicatore 99DRAFT1"))
+        })
+    })
+    .await?
+    .context("the indicator published with the button never reached the portal")?;
     b.client.goto(&format!("{web_base}/pubblico/")).await?;
     b.screenshot("public-home").await?;
     b.client
@@ -657,6 +691,10 @@ async fn public_pages_have_no_serious_accessibility_violations() -> Result<()> {
         .goto(&format!("{web_base}/pubblico/indicatori"))
         .await?;
     b.screenshot("public-indicators").await?;
+    b.client
+        .goto(&format!("{web_base}/pubblico/sostenibilita"))
+        .await?;
+    b.screenshot("public-sustainability").await?;
     b.close().await?;
     Ok(())
 }

@@ -334,6 +334,7 @@ fn office_router(app: Shared) -> Router {
         .route("/importa/conferma", post(import_page::confirm))
         .route("/indicatori", get(indicator_page::page))
         .route("/indicatori/osserva", post(indicator_page::observe))
+        .route("/indicatori/pubblica", post(indicator_page::publish))
         .route("/rapporto", get(report_page::page))
         .route("/rapporto/{file}", get(report_page::file))
         .route("/esporta/{file}", get(report_page::export))

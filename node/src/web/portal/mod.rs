@@ -268,6 +268,7 @@ pub fn router(app: Shared, args: PortalArgs) -> Router {
         .route("/pubblico/zone/{code}", get(pages::zone))
         .route("/pubblico/progetti/{comune}/{id}", get(pages::project))
         .route("/pubblico/indicatori", get(pages::indicators))
+        .route("/pubblico/sostenibilita", get(pages::sustainability))
         .route("/pubblico/verifica", get(pages::verification))
         .route("/opendata", get(pages::to_opendata))
         .route("/opendata/", get(opendata::index))

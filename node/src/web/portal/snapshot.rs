@@ -38,6 +38,8 @@ pub struct Snapshot {
     pub objectives: Vec<PlanItem>,
     pub actions: Vec<PlanItem>,
     pub periods: Vec<PlanItem>,
+    /// The sustainability report's texts (plan items of kind `text`).
+    pub texts: Vec<PlanItem>,
     pub catalog: Vec<IndicatorDef>,
     pub indicator_data: Vec<(String, BTreeMap<String, IndicatorData>)>,
     /// When the newest change of any document was made (author's clock).
@@ -51,6 +53,36 @@ impl Snapshot {
             .iter()
             .filter(move |(c, _)| c == comune)
             .map(|(_, p)| p)
+    }
+
+    /// The sustainability report of the published data for `from..=to`.
+    pub fn sustainability(
+        &self,
+        from: u16,
+        to: u16,
+    ) -> accordo_domain::sustainability::Sustainability {
+        use accordo_domain::report::Input;
+        let mut comuni: Vec<(String, Vec<Project>)> = Vec::new();
+        for (c, p) in &self.projects {
+            match comuni.last_mut() {
+                Some((last, ps)) if last == c => ps.push(p.clone()),
+                _ => comuni.push((c.clone(), vec![p.clone()])),
+            }
+        }
+        let input = Input {
+            as_of: self.as_of,
+            period: None,
+            comuni,
+            catalog: self.catalog.clone(),
+            indicator_data: self.indicator_data.clone(),
+            documents: self.report.computed_from.documents.clone(),
+        };
+        let plan = accordo_domain::sustainability::Plan {
+            objectives: &self.objectives,
+            actions: &self.actions,
+            texts: &self.texts,
+        };
+        accordo_domain::sustainability::build(&input, &plan, from, to)
     }
 
     /// The projects (with their comune) counting in zone `code`.
@@ -86,7 +118,7 @@ pub fn load(replica: &mut Replica, as_of: Date) -> Result<Arc<Snapshot>, Replica
     let mut plan = read.plan;
     let mut take = |k: Kind| plan.remove(k.prefix()).unwrap_or_default();
     let (axes, objectives, actions) = (take(Kind::Axis), take(Kind::Objective), take(Kind::Action));
-    let (zone_items, periods) = (take(Kind::Zone), take(Kind::Period));
+    let (zone_items, periods, texts) = (take(Kind::Zone), take(Kind::Period), take(Kind::Text));
     let projects: Vec<(String, Project)> = read
         .input
         .comuni
@@ -131,6 +163,7 @@ pub fn load(replica: &mut Replica, as_of: Date) -> Result<Arc<Snapshot>, Replica
         objectives,
         actions,
         periods,
+        texts,
         catalog: read.input.catalog,
         indicator_data: read.input.indicator_data,
         last_change_ms: last,
