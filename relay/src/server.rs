@@ -13,6 +13,7 @@
 //! capped small. A panic in a store call is fatal: `serve_with` returns a
 //! [`FatalError`] and the binary exits non-zero to be restarted.
 
+use crate::presence::Presence;
 use crate::quota::{KeySlot, QuotaLimits, Quotas};
 use crate::store::RelayStore;
 use accordo_protocol::authority::Member;
@@ -22,8 +23,8 @@ use accordo_protocol::identity::NodeId;
 use accordo_protocol::log::{ingest_push, serve_pull, serve_sync};
 use accordo_protocol::registry::{InviteError, RegistryChange, Statement};
 use accordo_protocol::wire::{
-    ErrorCode, Hello, HelloAck, MemberList, RedeemAck, RedeemRequest, Request, Response,
-    SyncRequest, SyncResponse, MAX_FRAME_BYTES, MAX_WAIT_MS,
+    ErrorCode, Hello, HelloAck, MemberList, PresenceList, RedeemAck, RedeemRequest, Request,
+    Response, SyncRequest, SyncResponse, MAX_FRAME_BYTES, MAX_WAIT_MS,
 };
 use accordo_protocol::PROTOCOL_VERSION;
 use accordo_store::StoreError;
@@ -169,6 +170,7 @@ pub struct Relay {
     store: Mutex<RelayStore>,
     head: Head,
     quotas: Arc<Quotas>,
+    presence: Presence,
     /// Why the relay cannot go on, once it cannot; `failed` fires then.
     fatal: OnceLock<String>,
     failed: CancellationToken,
@@ -207,6 +209,7 @@ pub struct FatalError(pub String);
 impl Relay {
     pub fn new(id: NodeId, network: String, store: RelayStore) -> Result<Arc<Self>, StoreError> {
         let head = store.head_seq()?;
+        let presence = Presence::loaded(store.presence()?);
         Ok(Arc::new(Relay {
             id,
             network,
@@ -216,6 +219,7 @@ impl Relay {
                 changed: Notify::new(),
             },
             quotas: Arc::new(Quotas::default()),
+            presence,
             fatal: OnceLock::new(),
             failed: CancellationToken::new(),
         }))
@@ -487,6 +491,12 @@ async fn handle_stream(
                 Err(e) => internal(e),
             },
         },
+        Ok(Request::Presence) => match session.admitted.get() {
+            None => Response::error(ErrorCode::HelloRequired, "send a hello first"),
+            Some(_) => Response::Presence(PresenceList {
+                nodes: relay.presence.list(),
+            }),
+        },
     };
     drop(body);
     let refused = matches!(&response, Response::Error(e) if e.code == ErrorCode::NotAdmitted);
@@ -672,6 +682,12 @@ async fn handle_sync(
         Err(e) => return internal(e),
     };
     relay.head.advance(resp.head_seq);
+    let now = unix_ms();
+    if relay.presence.note(node, now, tokio::time::Instant::now()) {
+        if let Err(e) = relay.with_store(move |s| s.set_presence(&node, now)).await {
+            return internal(e);
+        }
+    }
     if pushed > 0 {
         info!(node = %node.short(), pushed, acked = resp.acks.len(), rejected = resp.rejects.len(), "ingested");
         for r in &resp.rejects {

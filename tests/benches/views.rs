@@ -641,12 +641,30 @@ fn main() -> Result<()> {
     let archived = (0..s.projects)
         .filter(|&i| sample_project(0, i).archived)
         .count();
-    bench_report(&metro, &s, expected - s.comuni * archived)?;
-    bench_aggregates(&metro, &s, expected)?;
-    bench_incoming(&metro, &s, incoming)?;
-    bench_web(&metro, &s)?;
-    bench_portal(&metro, &s)?;
-    bench_local_edits(&root, &s)?;
+    // `ACCORDO_BENCH_ONLY=report,aggregates,incoming,web,portal,edits` runs a subset.
+    let only = std::env::var("ACCORDO_BENCH_ONLY").ok();
+    let wanted = |part: &str| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|p| p == part))
+    };
+    if wanted("report") {
+        bench_report(&metro, &s, expected - s.comuni * archived)?;
+    }
+    if wanted("aggregates") {
+        bench_aggregates(&metro, &s, expected)?;
+    }
+    if wanted("incoming") {
+        bench_incoming(&metro, &s, incoming)?;
+    }
+    if wanted("web") {
+        bench_web(&metro, &s)?;
+    }
+    if wanted("portal") {
+        bench_portal(&metro, &s)?;
+    }
+    if wanted("edits") {
+        bench_local_edits(&root, &s)?;
+    }
     Ok(())
 }
 

@@ -284,7 +284,7 @@ const SNAPSHOT_EVERY: usize = snapshot::SNAPSHOT_AFTER_CHANGES;
 mod governed;
 
 /// The publication state is a column of the query store, and a store whose
-/// views were derived before the column existed (what migration 6 leaves:
+/// views were derived before the column existed (what migration 9 leaves:
 /// the column at its default, every document marked as covering nothing)
 /// gets the right value again when it is next opened.
 #[test]

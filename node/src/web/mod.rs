@@ -168,6 +168,11 @@ async fn gate(State(app): State<Shared>, mut req: Request, next: Next) -> Respon
             .get(header::ACCEPT_LANGUAGE)
             .and_then(|v| v.to_str().ok()),
     );
+    if req.uri().path().starts_with("/api/") {
+        if let Some(token) = bearer(&req) {
+            return api_with_token(app, req, next, token, lang, client).await;
+        }
+    }
     let given_id = cookie(&req, SESSION_COOKIE).map(str::to_owned);
     let (session_id, session) = {
         // Invariant: poisoned only after a panic while held, a bug.
@@ -194,11 +199,7 @@ async fn gate(State(app): State<Shared>, mut req: Request, next: Next) -> Respon
         _ => Access::Anonymous,
     };
     let path = req.uri().path().to_owned();
-    let here = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "/".into());
+    let here = path_and_query(&req);
     let visitor = Visitor {
         lang,
         session_id: session_id.clone(),
@@ -235,6 +236,60 @@ async fn gate(State(app): State<Shared>, mut req: Request, next: Next) -> Respon
             .append(header::SET_COOKIE, session_cookie(&session_id));
     }
     response
+}
+
+/// The path and query asked for.
+fn path_and_query(req: &Request) -> String {
+    req.uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "/".into())
+}
+
+/// The token of an `Authorization: Bearer TOKEN` header.
+fn bearer(req: &Request) -> Option<String> {
+    let v = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+}
+
+/// An API request carrying a token ([`crate::api_tokens`]): read-only
+/// access if the token is this node's, else 401. No session is made.
+async fn api_with_token(
+    app: Shared,
+    mut req: Request,
+    next: Next,
+    token: String,
+    lang: Lang,
+    client: IpAddr,
+) -> Response {
+    let checked = app
+        .with_replica(move |r| {
+            crate::api_tokens::check(&mut r.store, &token).map_err(Failure::from)
+        })
+        .await;
+    let name = match checked {
+        Ok(Some(name)) => name,
+        Ok(None) => {
+            return (StatusCode::UNAUTHORIZED, "invalid API token\n").into_response();
+        }
+        Err(e) => return render::failure(lang, &e),
+    };
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return (StatusCode::METHOD_NOT_ALLOWED, "API tokens only read\n").into_response();
+    }
+    let visitor = Visitor {
+        lang,
+        here: path_and_query(&req),
+        session_id: String::new(),
+        session: Session::detached(Instant::now()),
+        access: Access::Token(name),
+        client,
+    };
+    req.extensions_mut().insert(visitor);
+    next.run(req).await
 }
 
 /// The request again if its CSRF token is the session's, else the refusal.
@@ -330,6 +385,7 @@ fn office_router(app: Shared) -> Router {
         .route("/amministrazione/iscrivi", post(admin_page::enroll))
         .route("/amministrazione/invito", post(admin_page::invite))
         .route("/amministrazione/relay", post(admin_page::add_relay))
+        .route("/amministrazione/revoca", post(admin_page::revoke))
         .route("/importa", get(import_page::form).post(import_page::check))
         .route("/importa/conferma", post(import_page::confirm))
         .route("/indicatori", get(indicator_page::page))

@@ -149,6 +149,38 @@ fn members_bytes() {
 }
 
 #[test]
+fn presence_bytes() {
+    check_request(Request::Presence, expect!["0004"]);
+    check_response(
+        Response::Presence(PresenceList {
+            nodes: vec![NodePresence {
+                node: NodeId([7; 32]),
+                last_sync_ms: 1_700_000_000_000,
+            }],
+        }),
+        expect![
+            "000501070707070707070707070707070707070707070707070707070707070707070780a0abfef962"
+        ],
+    );
+}
+
+#[test]
+fn too_many_presences_are_refused() {
+    let one = NodePresence {
+        node: NodeId([7; 32]),
+        last_sync_ms: 1,
+    };
+    let bytes = Response::Presence(PresenceList {
+        nodes: vec![one; MAX_MEMBERS + 1],
+    })
+    .encode();
+    assert!(matches!(
+        Response::decode(&bytes),
+        Err(WireError::Bounds(_))
+    ));
+}
+
+#[test]
 fn too_many_members_are_refused() {
     let listed = ListedMember {
         member: Member {
@@ -306,6 +338,7 @@ fn arb_request() -> impl Strategy<Value = Request> {
         (".{0,30}", arb_change())
             .prop_map(|(network, change)| Request::Redeem(RedeemRequest { network, change })),
         Just(Request::Members),
+        Just(Request::Presence),
     ]
 }
 
@@ -367,6 +400,17 @@ fn arb_response() -> impl Strategy<Value = Response> {
         any::<[u8; 32]>().prop_map(|h| Response::Redeemed(RedeemAck {
             hash: ChangeHash(h)
         })),
+        proptest::collection::vec((any::<[u8; 32]>(), any::<i64>()), 0..3).prop_map(|rows| {
+            Response::Presence(PresenceList {
+                nodes: rows
+                    .into_iter()
+                    .map(|(n, last_sync_ms)| NodePresence {
+                        node: NodeId(n),
+                        last_sync_ms,
+                    })
+                    .collect(),
+            })
+        }),
         proptest::collection::vec(
             (any::<[u8; 32]>(), "[0-9]{6}", any::<bool>(), any::<bool>()),
             0..3
