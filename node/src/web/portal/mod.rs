@@ -17,6 +17,7 @@ mod limit;
 mod opendata;
 mod pages;
 mod snapshot;
+mod sustainability_page;
 
 use super::i18n::Lang;
 use super::{render, Failure, Shared};
@@ -268,7 +269,10 @@ pub fn router(app: Shared, args: PortalArgs) -> Router {
         .route("/pubblico/zone/{code}", get(pages::zone))
         .route("/pubblico/progetti/{comune}/{id}", get(pages::project))
         .route("/pubblico/indicatori", get(pages::indicators))
-        .route("/pubblico/sostenibilita", get(pages::sustainability))
+        .route(
+            "/pubblico/sostenibilita",
+            get(sustainability_page::sustainability),
+        )
         .route("/pubblico/verifica", get(pages::verification))
         .route("/opendata", get(pages::to_opendata))
         .route("/opendata/", get(opendata::index))
