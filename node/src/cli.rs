@@ -142,6 +142,16 @@ enum Command {
         format: monitoring::ReportFormat,
         #[arg(long)]
         out: Option<PathBuf>,
+        /// `monitoraggio` (the monitoring report) or `sostenibilita` (the
+        /// triennial sustainability report, with --from and --to).
+        #[arg(long, value_enum, default_value = "monitoraggio")]
+        kind: monitoring::ReportKind,
+        /// First year of a sustainability report.
+        #[arg(long, requires = "to")]
+        from: Option<u16>,
+        /// Last year of a sustainability report.
+        #[arg(long, requires = "from")]
+        to: Option<u16>,
         /// Recompute the JSON report FILE at the heads it was stamped with,
         /// from this node's log: exit 0 only if it matches, 1 if a figure
         /// differs or a head is not held here, 2 if FILE is not a report.
@@ -184,6 +194,8 @@ enum Command {
         /// 127.0.0.1:8080 (off loopback only once a user exists).
         #[arg(long)]
         http: Option<std::net::SocketAddr>,
+        #[command(flatten)]
+        portal: crate::web::portal::PortalArgs,
     },
     /// People who sign in to the web application.
     #[command(subcommand)]
@@ -308,11 +320,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
             verify: Some(file), ..
         } => return monitoring::run_report_verify(dir, &file),
         Command::Report {
+            kind: monitoring::ReportKind::Sostenibilita,
+            from,
+            to,
+            format,
+            out,
+            ..
+        } => monitoring::run_sustainability(dir, from, to, format, out)?,
+        Command::Report {
             as_of,
             period,
             format,
             out,
             verify: None,
+            ..
         } => monitoring::run_report(dir, as_of, period, format, out)?,
         Command::Import {
             file,
@@ -336,7 +357,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             timeout_s,
             retry_rejected,
         } => return sync(dir, Duration::from_secs(timeout_s), retry_rejected),
-        Command::Run { http } => run_node(dir, http)?,
+        Command::Run { http, portal } => run_node(dir, http, portal)?,
         Command::User(cmd) => user_cmd(dir, cmd)?,
         Command::Token(cmd) => token_cmd(dir, cmd)?,
         Command::Status { format } => status(dir, format)?,
@@ -384,7 +405,12 @@ fn sync(dir: &Path, timeout: Duration, retry_rejected: bool) -> Result<ExitCode>
     }
 }
 
-fn run_node(dir: &Path, http: Option<std::net::SocketAddr>) -> Result<()> {
+fn run_node(
+    dir: &Path,
+    http: Option<std::net::SocketAddr>,
+    portal: crate::web::portal::PortalArgs,
+) -> Result<()> {
+    portal.check()?;
     let replica = Arc::new(Mutex::new(Replica::open(dir)?));
     if let Some(addr) = http {
         crate::web::check_exposure(dir, addr)?;
@@ -399,7 +425,13 @@ fn run_node(dir: &Path, http: Option<std::net::SocketAddr>) -> Result<()> {
                         "web application on http://{}/",
                         listener.local_addr().unwrap_or(addr)
                     );
-                    crate::web::serve(dir, listener, shutdown.clone()).await?;
+                    if portal.public {
+                        eprintln!(
+                            "public portal on http://{0}/pubblico/ and open data on http://{0}/opendata/",
+                            listener.local_addr().unwrap_or(addr)
+                        );
+                    }
+                    crate::web::serve_with(dir, listener, shutdown.clone(), Some(&portal)).await?;
                 }
                 None => shutdown.cancelled().await,
             }

@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Each entry upgrades the schema by one version.
-fn migrations() -> [String; 8] {
+fn migrations() -> [String; 9] {
     [
         format!(
             "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
@@ -50,6 +50,8 @@ fn migrations() -> [String; 8] {
         include_str!("store/api_tokens.sql").to_owned(),
         // Issue 12: newest change times and covering indexes for the web pages.
         include_str!("store/views_pages.sql").to_owned(),
+        // Issue 17: publication state and the plan's structure (node/src/views/).
+        include_str!("store/views_public.sql").to_owned(),
     ]
 }
 

@@ -37,8 +37,14 @@ impl WebNode {
 
     /// [`WebNode::start`] on a node directory.
     pub fn start_dir(dir: &std::path::Path) -> Result<WebNode> {
+        WebNode::start_with(dir, &[])
+    }
+
+    /// [`WebNode::start_dir`] with more flags of `run` (`--public ...`).
+    pub fn start_with(dir: &std::path::Path, extra: &[&str]) -> Result<WebNode> {
         let mut child = Command::new(accordo_bin())
             .args(["--dir", &path(dir), "run", "--http", "127.0.0.1:0"])
+            .args(extra)
             .env("ACCORDO_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -151,7 +151,7 @@ fn late(
 /// When the newest change of each document was made (its author's clock):
 /// as `doc_state` keeps it, else (views derived before it was kept) parsed
 /// from the document's newest change in the log.
-fn last_changes(tx: &NodeTx<'_>) -> Result<Vec<(String, u64)>, ReplicaError> {
+pub fn last_changes(tx: &NodeTx<'_>) -> Result<Vec<(String, u64)>, ReplicaError> {
     let mut stmt = tx
         .sql()
         .prepare_cached(

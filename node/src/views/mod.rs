@@ -18,6 +18,7 @@
 pub mod aggregate;
 pub mod dashboard;
 mod lookup;
+pub mod public;
 mod read;
 mod rows;
 pub mod search;

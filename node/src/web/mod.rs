@@ -22,6 +22,7 @@ mod import_page;
 mod indicator_page;
 mod list_page;
 mod pages;
+pub mod portal;
 mod project_pages;
 mod render;
 mod report_page;
@@ -334,7 +335,17 @@ async fn csrf_checked(req: Request, visitor: &Visitor) -> Result<Request, Respon
     Ok(Request::from_parts(parts, axum::body::Body::from(bytes)))
 }
 
-fn router(app: Shared) -> Router {
+/// The office's routes behind [`gate`], and with `--public` the portal's
+/// beside them (outside the gate: no session, no sign-in).
+fn router(app: Shared, public: Option<&portal::PortalArgs>) -> Router {
+    let office = office_router(Arc::clone(&app));
+    match public {
+        Some(args) if args.public => portal::router(app, args.clone()).merge(office),
+        _ => office,
+    }
+}
+
+fn office_router(app: Shared) -> Router {
     Router::new()
         .route("/", get(pages::dashboard))
         .route("/accesso", get(pages::login_form).post(pages::login))
@@ -358,6 +369,10 @@ fn router(app: Shared) -> Router {
             post(project_pages::add_milestone),
         )
         .route(
+            "/progetti/{comune}/{id}/pubblica",
+            post(project_pages::publish),
+        )
+        .route(
             "/progetti/{comune}/{id}/scegli",
             post(project_pages::choose),
         )
@@ -375,6 +390,7 @@ fn router(app: Shared) -> Router {
         .route("/importa/conferma", post(import_page::confirm))
         .route("/indicatori", get(indicator_page::page))
         .route("/indicatori/osserva", post(indicator_page::observe))
+        .route("/indicatori/pubblica", post(indicator_page::publish))
         .route("/rapporto", get(report_page::page))
         .route("/rapporto/{file}", get(report_page::file))
         .route("/esporta/{file}", get(report_page::export))
@@ -417,6 +433,16 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), WebError> {
+    serve_with(dir, listener, shutdown, None).await
+}
+
+/// [`serve`], with the public portal when `public` says so (`--public`).
+pub async fn serve_with(
+    dir: &Path,
+    listener: tokio::net::TcpListener,
+    shutdown: CancellationToken,
+    public: Option<&portal::PortalArgs>,
+) -> Result<(), WebError> {
     let app = Arc::new(App {
         replica: Mutex::new(Replica::open(dir)?),
         sessions: Mutex::new(Sessions::default()),
@@ -428,7 +454,7 @@ pub async fn serve(
     }
     axum::serve(
         listener,
-        router(app).into_make_service_with_connect_info::<SocketAddr>(),
+        router(app, public).into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown.cancelled_owned())
     .await
