@@ -8,7 +8,7 @@
 -- 16 → 5 ms per query; BENCHMARKS.md).
 ALTER TABLE doc_state ADD COLUMN last_change_ms INTEGER;
 CREATE INDEX view_projects_by_state
-    ON view_projects (archived, state, financed_cents, committed_cents, paid_cents);
+    ON view_projects (state, archived, financed_cents, committed_cents, paid_cents);
 CREATE INDEX view_projects_listed
     ON view_projects (doc, cup IS NOT NULL, cup, id, comune, title, state, archived,
                       pnrr_measure, mission, component, zone,
