@@ -2,9 +2,12 @@
 //!
 //! [`store`] holds the durable log and the members; [`trust`] decides who may
 //! write (local allowlist or signed registry); [`server`] runs the QUIC
-//! service over it, within the connection limits of [`quota`]; [`cli`] is the `accordo-relay` command line.
+//! service over it, within the connection limits of [`quota`], counted in
+//! [`metrics`]; [`cli`] is the `accordo-relay` command line.
 
+pub mod backup;
 pub mod cli;
+pub mod metrics;
 pub mod quota;
 pub mod server;
 pub mod store;

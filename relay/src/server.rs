@@ -13,6 +13,7 @@
 //! capped small. A panic in a store call is fatal: `serve_with` returns a
 //! [`FatalError`] and the binary exits non-zero to be restarted.
 
+use crate::metrics::{ConnectedGuard, RelayMetrics};
 use crate::quota::{KeySlot, QuotaLimits, Quotas};
 use crate::store::RelayStore;
 use accordo_protocol::authority::Member;
@@ -172,6 +173,7 @@ pub struct Relay {
     /// Why the relay cannot go on, once it cannot; `failed` fires then.
     fatal: OnceLock<String>,
     failed: CancellationToken,
+    metrics: RelayMetrics,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -218,7 +220,24 @@ impl Relay {
             quotas: Arc::new(Quotas::default()),
             fatal: OnceLock::new(),
             failed: CancellationToken::new(),
+            metrics: RelayMetrics::default(),
         }))
+    }
+
+    /// The relay's metric families (see [`crate::metrics`]).
+    pub fn metrics(&self) -> &RelayMetrics {
+        &self.metrics
+    }
+
+    /// Why the relay stopped serving, once a fatal error stopped it.
+    pub fn fatal_error(&self) -> Option<&str> {
+        self.fatal.get().map(String::as_str)
+    }
+
+    /// The log head read from the store, on the calling (blocking) thread.
+    pub fn store_head_seq(&self) -> Result<u64, ServeError> {
+        let store = self.store.lock().map_err(|_| ServeError::Poisoned)?;
+        Ok(store.head_seq()?)
     }
 
     /// Connections currently held.
@@ -339,6 +358,8 @@ struct Session {
     node: NodeId,
     relay: Arc<Relay>,
     admitted: OnceCell<Member>,
+    /// Counts the connection in `connected_nodes` from its hello to its end.
+    connected: OnceLock<ConnectedGuard>,
     stop: CancellationToken,
     limits: ServeLimits,
 }
@@ -400,6 +421,7 @@ async fn handle_connection(
         node,
         relay,
         admitted: OnceCell::new(),
+        connected: OnceLock::new(),
         stop,
         limits,
     });
@@ -469,15 +491,25 @@ async fn handle_stream(
         let _ = send.reset(CLOSE_TOO_SLOW.into());
         return;
     };
+    let metrics = relay.metrics();
+    metrics.received_bytes.inc_by(frame_bytes(body.len()));
     let response = match Request::decode(&body) {
         Err(e) => {
             warn!(node = %node.short(), error = %e, "malformed request");
             Response::error(ErrorCode::BadRequest, e.to_string())
         }
-        Ok(Request::Hello(hello)) => handle_hello(hello, node, relay, &session.admitted).await,
+        Ok(Request::Hello(hello)) => {
+            let response = handle_hello(hello, node, relay, &session.admitted).await;
+            if session.admitted.initialized() {
+                let _ = session
+                    .connected
+                    .set(ConnectedGuard::new(Arc::clone(relay)));
+            }
+            response
+        }
         Ok(Request::Sync(req)) => match session.admitted.get() {
             None => Response::error(ErrorCode::HelloRequired, "send a hello first"),
-            Some(_) => handle_sync(req, node, relay, &session.stop).await,
+            Some(member) => handle_sync(req, member, relay, &session.stop).await,
         },
         Ok(Request::Redeem(req)) => handle_redeem(req, node, relay).await,
         Ok(Request::Members) => match session.admitted.get() {
@@ -490,14 +522,21 @@ async fn handle_stream(
     };
     drop(body);
     let refused = matches!(&response, Response::Error(e) if e.code == ErrorCode::NotAdmitted);
-    if !write_response(&mut send, &response.encode(), session).await {
+    let bytes = response.encode();
+    if !write_response(&mut send, &bytes, session).await {
         return;
     }
+    metrics.sent_bytes.inc_by(frame_bytes(bytes.len()));
     if refused {
         // Let the refusal reach the peer before closing.
         let _ = tokio::time::timeout(Duration::from_secs(2), send.stopped()).await;
         session.conn.close(CLOSE_REFUSED.into(), b"not admitted");
     }
+}
+
+/// Bytes of a frame on the wire: its body and the 4-byte length prefix.
+fn frame_bytes(body: usize) -> u64 {
+    u64::try_from(body).unwrap_or(u64::MAX).saturating_add(4)
 }
 
 /// Writes and finishes a response within the write timeout. A peer that does
@@ -640,12 +679,14 @@ fn internal(e: ServeError) -> Response {
 
 async fn handle_sync(
     req: SyncRequest,
-    node: NodeId,
+    member: &Member,
     relay: &Arc<Relay>,
     shutdown: &CancellationToken,
 ) -> Response {
+    let node = member.node;
     let pushed = req.push.len();
     let wait = Duration::from_millis(u64::from(req.wait_ms.min(MAX_WAIT_MS)));
+    let started = std::time::Instant::now();
     let first = {
         let req = req.clone();
         relay
@@ -654,14 +695,30 @@ async fn handle_sync(
                 if s.admitted(&node)?.is_none() {
                     return Ok(None);
                 }
+                let before = if req.push.is_empty() {
+                    0
+                } else {
+                    s.head_seq()?
+                };
                 let verified = req.push.iter().cloned().map(SignedChange::verify).collect();
-                s.with_log(|log, members| serve_sync(log, members, &req, verified))
-                    .map(Some)
+                let resp = s.with_log(|log, members| serve_sync(log, members, &req, verified))?;
+                // Appends take consecutive positions under the store lock held here.
+                let ingested = if req.push.is_empty() {
+                    0
+                } else {
+                    s.head_seq()?.saturating_sub(before)
+                };
+                Ok(Some((resp, ingested)))
             })
             .await
     };
     let mut resp = match first {
-        Ok(Some(resp)) => resp,
+        Ok(Some((resp, ingested))) => {
+            let m = relay.metrics();
+            m.pushed(ingested, &resp.rejects);
+            m.synced(member, started.elapsed(), unix_ms() / 1000);
+            resp
+        }
         Ok(None) => {
             warn!(node = %node.short(), "refused: key no longer admitted");
             return Response::error(

@@ -9,6 +9,8 @@
 //! are serialised by SQLite, so commit order equals position order and a
 //! reader never sees a gap.
 
+pub mod backup;
+
 use accordo_protocol::doc::DocId;
 use accordo_protocol::envelope::{ChangeHash, SignedChange, VerifiedChange, ACTOR_ID_BYTES};
 use accordo_protocol::log::LogStore;
@@ -50,7 +52,7 @@ pub const LOG_SCHEMA: &str = "
 
 /// How long a writer waits for another connection's transaction (the node's
 /// `run` and a concurrent edit share one file) before failing.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
