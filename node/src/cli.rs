@@ -6,6 +6,7 @@
 //! Every flag can also be set in `/etc/accordo/node.toml` or `--config FILE`
 //! (see `accordo_config`).
 
+mod backup;
 mod codes;
 mod exit_code;
 mod files;
@@ -181,6 +182,24 @@ enum Command {
         /// 127.0.0.1:8080 (off loopback only once a user exists).
         #[arg(long)]
         http: Option<std::net::SocketAddr>,
+        /// Serve Prometheus metrics at /metrics, and /healthz and /readyz,
+        /// on this HTTP address (e.g. 127.0.0.1:9464).
+        #[arg(long, value_name = "HOST:PORT")]
+        metrics: Option<String>,
+    },
+    /// Write a consistent snapshot of this node's store (while `run` runs)
+    /// to one archive file; the node's secret keys only with --with-keys.
+    Backup {
+        #[arg(long)]
+        out: PathBuf,
+        /// Include node.key (the archive is then created readable by its owner only).
+        #[arg(long)]
+        with_keys: bool,
+    },
+    /// Restore a backup archive into --dir, which must be new or empty.
+    Restore {
+        #[arg(long)]
+        from: PathBuf,
     },
     /// People who sign in to the web application.
     #[command(subcommand)]
@@ -411,7 +430,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             timeout_s,
             retry_rejected,
         } => return sync(dir, Duration::from_secs(timeout_s), retry_rejected),
-        Command::Run { http } => run_node(dir, http)?,
+        Command::Run { http, metrics } => run_node(dir, http, metrics)?,
+        Command::Backup { out, with_keys } => backup::backup(dir, &out, with_keys)?,
+        Command::Restore { from } => backup::restore(dir, &from)?,
         Command::User(cmd) => user_cmd(dir, cmd)?,
         Command::Status { format } => status(dir, format)?,
         Command::Demo { .. } => unreachable!("handled above"),
@@ -458,7 +479,7 @@ fn sync(dir: &Path, timeout: Duration, retry_rejected: bool) -> Result<ExitCode>
     }
 }
 
-fn run_node(dir: &Path, http: Option<std::net::SocketAddr>) -> Result<()> {
+fn run_node(dir: &Path, http: Option<std::net::SocketAddr>, metrics: Option<String>) -> Result<()> {
     let replica = Arc::new(Mutex::new(Replica::open(dir)?));
     if let Some(addr) = http {
         crate::web::check_exposure(dir, addr)?;
@@ -483,19 +504,28 @@ fn run_node(dir: &Path, http: Option<std::net::SocketAddr>) -> Result<()> {
             client::run_forever(replica, shutdown.clone()).await?;
             anyhow::Ok(())
         };
+        let observed = async {
+            match &metrics {
+                Some(addr) => crate::metrics::serve(dir, addr, shutdown.clone()).await?,
+                None => shutdown.cancelled().await,
+            }
+            anyhow::Ok(())
+        };
         let signal = async {
             crate::signal::wait_for_signal().await;
             tracing::info!("signal received; stopping");
             shutdown.cancel();
         };
-        tokio::pin!(web, engine, signal);
-        // Either part failing stops the other; a signal stops both.
+        tokio::pin!(web, engine, observed, signal);
+        // Any part failing stops the others; a signal stops all.
         let mut web_done = false;
         let mut engine_done = false;
-        while !(web_done && engine_done) {
+        let mut observed_done = false;
+        while !(web_done && engine_done && observed_done) {
             tokio::select! {
                 r = &mut web, if !web_done => { web_done = true; shutdown.cancel(); r?; }
                 r = &mut engine, if !engine_done => { engine_done = true; shutdown.cancel(); r?; }
+                r = &mut observed, if !observed_done => { observed_done = true; shutdown.cancel(); r?; }
                 () = &mut signal, if !shutdown.is_cancelled() => {}
             }
         }

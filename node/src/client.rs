@@ -334,6 +334,7 @@ pub async fn exchange(
     );
     let pushed = req.push.len();
     let pushed_bytes: usize = req.push.iter().map(|c| c.change.len()).sum();
+    let started = std::time::Instant::now();
     let (resp, wire_bytes) = link
         .call(
             &Request::Sync(req),
@@ -375,6 +376,13 @@ pub async fn exchange(
     refresh_allowlist_if_needed(link, replica, &resp).await?;
     let (received, rejected) = store_response(replica, resp.clone(), pushed_hashes).await?;
     session.commit_progress(&resp.progress);
+    crate::metrics::engine().exchanged(
+        wait_ms > 0,
+        started.elapsed(),
+        out.acked,
+        received,
+        rejected.len(),
+    );
     out.received = received;
     out.rejected = rejected;
     Ok(out)
@@ -627,6 +635,8 @@ pub async fn run_with(
         r.settings.relay.host_port.clone()
     };
     let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
+    let metrics = crate::metrics::engine();
+    metrics.mark_started();
     loop {
         let attempt = async {
             take_up_rotated_key(&replica).await?;
@@ -639,7 +649,9 @@ pub async fn run_with(
             adopt_membership(&replica, &link.member).await?;
             info!(relay = %relay_addr, "connected");
             backoff.reset();
+            metrics.connected.set(1);
             let result = connected(&link, &replica).await;
+            metrics.connected.set(0);
             endpoint.close().await;
             result
         };

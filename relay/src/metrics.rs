@@ -13,7 +13,7 @@
 use crate::server::Relay;
 use accordo_protocol::authority::Member;
 use accordo_protocol::log::RejectReason;
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Why the relay refused a change, as a label value.
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub enum Reason {
     Envelope,
     Unauthorized,
@@ -40,6 +40,18 @@ impl From<&RejectReason> for Reason {
             RejectReason::MissingDeps(_) => Reason::MissingDeps,
             RejectReason::Equivocation { .. } => Reason::Equivocation,
         }
+    }
+}
+
+impl EncodeLabelValue for Reason {
+    fn encode(&self, out: &mut LabelValueEncoder<'_>) -> std::fmt::Result {
+        use std::fmt::Write;
+        out.write_str(match self {
+            Reason::Envelope => "envelope",
+            Reason::Unauthorized => "unauthorized",
+            Reason::MissingDeps => "missing_deps",
+            Reason::Equivocation => "equivocation",
+        })
     }
 }
 
@@ -95,6 +107,15 @@ impl Default for RelayMetrics {
             store_size: Gauge::default(),
             log_head: Gauge::default(),
         };
+        // Every reason from zero, so that the first refusal is an increase.
+        for reason in [
+            Reason::Envelope,
+            Reason::Unauthorized,
+            Reason::MissingDeps,
+            Reason::Equivocation,
+        ] {
+            m.changes_rejected.get_or_create(&ReasonLabel { reason });
+        }
         let r = &mut m.registry;
         r.register(
             "connected_nodes",
@@ -197,17 +218,6 @@ pub struct RelayProbe {
     pub db_path: PathBuf,
 }
 
-/// Size of a SQLite database with its write-ahead log (0 for a missing file).
-pub fn store_size_bytes(db_path: &std::path::Path) -> u64 {
-    let mut wal = db_path.as_os_str().to_owned();
-    wal.push("-wal");
-    [db_path.to_path_buf(), PathBuf::from(wal)]
-        .iter()
-        .filter_map(|p| std::fs::metadata(p).ok())
-        .map(|m| m.len())
-        .sum()
-}
-
 impl accordo_observe::Probe for RelayProbe {
     fn registry(&self) -> &Registry {
         &self.relay.metrics().registry
@@ -217,7 +227,7 @@ impl accordo_observe::Probe for RelayProbe {
         let head = self.relay.store_head_seq().map_err(|e| e.to_string())?;
         let m = self.relay.metrics();
         m.log_head.set(i64::try_from(head).unwrap_or(i64::MAX));
-        let size = store_size_bytes(&self.db_path);
+        let size = accordo_store::file_size_bytes(&self.db_path);
         m.store_size.set(i64::try_from(size).unwrap_or(i64::MAX));
         Ok(())
     }

@@ -168,6 +168,18 @@ pub fn set_meta(conn: &Connection, key: &str, value: &str) -> Result<(), StoreEr
     Ok(())
 }
 
+/// Size of a database file with its write-ahead log (`-wal`), as a store's
+/// size for metrics; a missing file counts 0.
+pub fn file_size_bytes(db_path: &Path) -> u64 {
+    let mut wal = db_path.as_os_str().to_owned();
+    wal.push("-wal");
+    [db_path.as_os_str().to_owned(), wal]
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
 /// `PRAGMA integrity_check`: "ok" when the file is sound.
 pub fn integrity_check(conn: &Connection) -> Result<String, StoreError> {
     Ok(conn.pragma_query_value(None, "integrity_check", |r| r.get(0))?)
