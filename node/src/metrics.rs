@@ -105,8 +105,8 @@ static ENGINE: LazyLock<EngineMetrics> = LazyLock::new(|| {
     };
     // Both kinds from zero, so that the first exchange is an increase.
     for kind in [Kind::Immediate, Kind::LongPoll] {
-        m.round_trips.get_or_create(&KindLabel { kind });
-        m.duration.get_or_create(&KindLabel { kind });
+        let _ = m.round_trips.get_or_create(&KindLabel { kind });
+        let _ = m.duration.get_or_create(&KindLabel { kind });
     }
     m
 });

@@ -114,7 +114,7 @@ impl Default for RelayMetrics {
             Reason::MissingDeps,
             Reason::Equivocation,
         ] {
-            m.changes_rejected.get_or_create(&ReasonLabel { reason });
+            let _ = m.changes_rejected.get_or_create(&ReasonLabel { reason });
         }
         let r = &mut m.registry;
         r.register(
