@@ -280,6 +280,8 @@ fn the_metrics_flag_is_also_a_config_key_of_serve_and_run() -> Result<()> {
 /// How many projects the writer adds at most, and for how long.
 const WRITES: usize = 30;
 const WRITE_BUDGET: Duration = Duration::from_secs(120);
+/// Backups taken while the writer writes, at most.
+const MAX_BACKUPS: usize = 20;
 
 fn cup(i: usize) -> String {
     format!("F21B2100{i:07}")
@@ -301,12 +303,11 @@ fn a_backup_during_writes_restores_rejoins_and_loses_nothing_acknowledged() -> R
     let (mut child, metrics) = spawn_run_with_metrics(&node)?;
     let node_dir = path(&node.node_dir());
     let out_dir = tempfile::tempdir()?;
-    let archive = out_dir.path().join("node-backup.tar");
 
     // A writer adds projects one command at a time while `run` pushes them;
     // the backup is taken once some are written and more are coming.
     let written = std::sync::atomic::AtomicUsize::new(0);
-    let (backup_out, writes) = std::thread::scope(|s| -> Result<_> {
+    let (taken, writes) = std::thread::scope(|s| -> Result<_> {
         let writer = s.spawn(|| -> Result<usize> {
             let deadline = Instant::now() + WRITE_BUDGET;
             let mut n = 0;
@@ -320,34 +321,73 @@ fn a_backup_during_writes_restores_rejoins_and_loses_nothing_acknowledged() -> R
         wait_until(Duration::from_secs(60), || {
             Ok(written.load(std::sync::atomic::Ordering::SeqCst) >= 8)
         })?;
-        let started = Instant::now();
-        let out = run(
-            &accordo_tests::accordo_bin(),
-            &[
-                "--dir",
-                &node_dir,
-                "backup",
-                "--out",
-                &path(&archive),
-                "--with-keys",
-            ],
-        )?
-        .ok()?;
-        let during = written.load(std::sync::atomic::Ordering::SeqCst);
-        eprintln!(
-            "backup: {} in {:?}, {during} of {WRITES} written",
-            out.stdout.trim(),
-            started.elapsed()
-        );
+        // Backups one after another for as long as the writer writes
+        // (bounded): each is taken while edits and `run`'s pulls commit.
+        let mut taken = Vec::new();
+        while !writer.is_finished() && taken.len() < MAX_BACKUPS {
+            let out = out_dir.path().join(format!("during-{}.tar", taken.len()));
+            let started = Instant::now();
+            let printed = run(
+                &accordo_tests::accordo_bin(),
+                &[
+                    "--dir",
+                    &node_dir,
+                    "backup",
+                    "--out",
+                    &path(&out),
+                    "--with-keys",
+                ],
+            )?
+            .ok()?;
+            let during = written.load(std::sync::atomic::Ordering::SeqCst);
+            eprintln!(
+                "backup {} at {during} of {WRITES} written, {:?}: {}",
+                taken.len(),
+                started.elapsed(),
+                printed.stdout.trim()
+            );
+            taken.push((out, printed, during));
+        }
         let writes = writer
             .join()
             .map_err(|_| anyhow::anyhow!("writer panicked"))??;
-        Ok((out, writes))
+        Ok((taken, writes))
     })?;
+    assert!(taken.len() >= 2, "several backups overlapped the writes");
+    // Every one restores (integrity and schema checked), each holding at
+    // least what was written before it began.
+    let check_dir = tempfile::tempdir()?;
+    let mut held = Vec::new();
+    for (i, (archive, _, during)) in taken.iter().enumerate() {
+        let dir = check_dir.path().join(format!("r{i}"));
+        run(
+            &accordo_tests::accordo_bin(),
+            &["--dir", &path(&dir), "restore", "--from", &path(archive)],
+        )?
+        .ok()?;
+        let n = run(
+            &accordo_tests::accordo_bin(),
+            &["--dir", &path(&dir), "project", "list", "--format", "json"],
+        )?
+        .ok()?
+        .json()?
+        .as_array()
+        .map_or(0, Vec::len);
+        assert!(
+            n >= *during - 1 && n <= WRITES,
+            "backup {i}: {n} projects, {during} written when it began"
+        );
+        held.push(n);
+    }
     assert!(
-        backup_out.stdout.contains("with the node's keys"),
-        "{}",
-        backup_out.stdout
+        held.windows(2).all(|w| w[0] <= w[1]),
+        "later backups hold no less: {held:?}"
+    );
+    let middle = &taken[taken.len() / 2];
+    let (archive, backup_printed) = (middle.0.clone(), middle.1.stdout.clone());
+    assert!(
+        backup_printed.contains("with the node's keys"),
+        "{backup_printed}"
     );
     assert_eq!(writes, WRITES, "the writer finished within its budget");
     #[cfg(unix)]
