@@ -75,10 +75,10 @@ pub enum StoreError {
 /// gives the `-wal` and `-shm` files the mode of the database file, so they
 /// are shared too.
 #[cfg(unix)]
-const SHARED_STORE_MODE: u32 = 0o660;
+pub(crate) const SHARED_STORE_MODE: u32 = 0o660;
 /// The group-write bit of a directory's mode.
 #[cfg(unix)]
-const GROUP_WRITE: u32 = 0o020;
+pub(crate) const GROUP_WRITE: u32 = 0o020;
 
 /// Creates an empty database file readable and writable by the directory's
 /// group when the directory is group-writable and the file does not exist

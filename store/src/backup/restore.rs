@@ -12,6 +12,11 @@ use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+/// A key file's mode in a group-shared directory, as `accordo_net::keyfile`
+/// makes it there.
+#[cfg(unix)]
+const SHARED_KEY_MODE: u32 = 0o640;
+
 /// What a restore put in place.
 #[derive(Debug, Clone)]
 pub struct RestoreReport {
@@ -75,6 +80,8 @@ pub fn restore(from: &Path, newdir: &Path, layout: &Layout) -> Result<RestoreRep
         }
     }
     check_store(from, &staging.0.join(layout.db_file), &manifest, layout)?;
+    #[cfg(unix)]
+    share_if_group_dir(&staging.0, newdir, layout)?;
     move_into_place(&staging.0, newdir)?;
     Ok(RestoreReport { manifest })
 }
@@ -233,6 +240,32 @@ fn check_store(
             known: layout.schema_version,
         }
         .into());
+    }
+    Ok(())
+}
+
+/// In an existing group-writable directory (the packaged, shared
+/// `/var/lib/accordo`), gives the files the modes `init` would have there:
+/// the store `0660` and key files `0640`, so the group's members use them.
+#[cfg(unix)]
+fn share_if_group_dir(staging: &Path, newdir: &Path, layout: &Layout) -> Result<(), BackupError> {
+    use std::os::unix::fs::PermissionsExt;
+    let shared = std::fs::metadata(newdir)
+        .map(|m| m.permissions().mode() & crate::GROUP_WRITE != 0)
+        .unwrap_or(false);
+    if !shared {
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(staging).map_err(io(staging))? {
+        let entry = entry.map_err(io(staging))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let mode = if name.starts_with(layout.key_prefix) {
+            SHARED_KEY_MODE
+        } else {
+            crate::SHARED_STORE_MODE
+        };
+        std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(mode))
+            .map_err(io(&entry.path()))?;
     }
     Ok(())
 }

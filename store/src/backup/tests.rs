@@ -168,3 +168,24 @@ fn a_backup_taken_while_another_connection_writes_is_a_consistent_prefix() {
     assert!(n >= 100 && n <= written, "{n} of {written}");
     assert_eq!(max, n - 1, "rows 0..n with no gap: a committed prefix");
 }
+
+#[cfg(unix)]
+#[test]
+fn a_restore_into_a_group_shared_directory_shares_the_files() {
+    use std::os::unix::fs::PermissionsExt;
+    let (src, _conn) = dir_with_store(1);
+    let out = src.path().join("b.tar");
+    backup(src.path(), &LAYOUT, &out, true, 1).unwrap();
+    let shared = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o2770)).unwrap();
+    restore(&out, shared.path(), &LAYOUT).unwrap();
+    let mode = |f: &str| {
+        std::fs::metadata(shared.path().join(f))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode("t.db"), 0o660);
+    assert_eq!(mode("t.key"), 0o640);
+}
