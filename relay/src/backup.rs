@@ -50,7 +50,7 @@ pub fn restore(dir: &Path, from: &Path) -> Result<()> {
         );
     }
     println!(
-        "changes this relay acknowledged after the backup was made are not in it: nodes ahead of it reset their cursors and read again, but do not yet push their own acknowledged changes again (issue 13, relay log epoch)"
+        "changes this relay acknowledged after the backup was made are not in it: a node notices only if its cursor is past this relay's log head (it then reads again), and does not push its own acknowledged changes again (issue 13, relay log epoch)"
     );
     Ok(())
 }
