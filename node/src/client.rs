@@ -77,7 +77,7 @@ impl SyncFailure {
 pub type SharedReplica = Arc<Mutex<Replica>>;
 
 /// Runs `f` on the replica's store, off the async threads (see [`accordo_store::offload`]).
-async fn with_replica<T: Send + 'static>(
+pub(crate) async fn with_replica<T: Send + 'static>(
     replica: &SharedReplica,
     f: impl FnOnce(&mut Replica) -> Result<T, SyncFailure> + Send + 'static,
 ) -> Result<T, SyncFailure> {
@@ -95,6 +95,8 @@ pub struct Link {
     conn: quinn::Connection,
     pub member: Member,
     addr: SocketAddr,
+    /// The relay's log had a new epoch: the stored cursors were reset.
+    pub cursors_reset: bool,
 }
 
 /// What one exchange did.
@@ -160,10 +162,14 @@ impl Link {
             software: format!("accordo {}", env!("CARGO_PKG_VERSION")),
         });
         match link.call(&hello, Duration::ZERO).await? {
-            (Response::HelloAck(ack), _) => Ok(Link {
-                member: ack.member,
-                ..link
-            }),
+            (Response::HelloAck(ack), _) => {
+                let mut link = Link {
+                    member: ack.member,
+                    ..link
+                };
+                link.cursors_reset = crate::relay_epoch::check(&link, replica).await?;
+                Ok(link)
+            }
             (Response::Error(e), _) if e.code == ErrorCode::NotAdmitted => {
                 Err(SyncFailure::NotAdmitted(e.message))
             }
@@ -200,13 +206,18 @@ impl Link {
             conn,
             member: placeholder_member(replica),
             addr,
+            cursors_reset: false,
         };
         Ok((link, network))
     }
 
     /// One request/response on a fresh stream. Returns the response and the
     /// bytes both ways (frame bodies plus 4-byte length prefixes).
-    async fn call(&self, req: &Request, wait: Duration) -> Result<(Response, usize), SyncFailure> {
+    pub(crate) async fn call(
+        &self,
+        req: &Request,
+        wait: Duration,
+    ) -> Result<(Response, usize), SyncFailure> {
         let body = req.encode();
         let reply = accordo_net::request(&self.conn, &body, MAX_FRAME_BYTES, wait + REQUEST_SLACK)
             .await
@@ -552,6 +563,9 @@ pub async fn sync_on(
         let attempt = async {
             let link = Link::connect(endpoint, &replica).await?;
             adopt_membership(&replica, &link.member).await?;
+            if link.cursors_reset {
+                session = None;
+            }
             let session = match &mut session {
                 Some(s) => s,
                 None => session.insert(load_session(&replica).await?),

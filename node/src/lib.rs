@@ -20,6 +20,7 @@ pub mod ops;
 pub mod output_file;
 pub mod output_format;
 pub mod placement;
+pub mod relay_epoch;
 pub mod replica;
 pub mod report_input;
 pub mod report_verify;

@@ -143,6 +143,22 @@ pub enum Request {
     /// what, as the relay decides it. Nodes of such a network place the
     /// authors of pulled changes with it.
     Members,
+    /// The identity of the relay's log ([`LogEpoch`]). Added after the
+    /// first release: a relay that predates it answers `BadRequest`.
+    LogEpoch,
+}
+
+/// Bytes of a log epoch: random, so two logs never share one.
+pub const LOG_EPOCH_BYTES: usize = 16;
+
+/// The identity of a relay's log, drawn when the log is created and drawn
+/// again when it is restored from a backup: a log with another epoch may
+/// lack changes the relay acknowledged under the old one, and its positions
+/// may have been reused. A node that meets a new epoch pushes what it holds
+/// and reads again from the start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LogEpoch {
+    pub epoch: [u8; LOG_EPOCH_BYTES],
 }
 
 /// One key of the relay's allowlist. A removed key writes nothing more, but
@@ -181,6 +197,7 @@ pub enum Response {
     Error(ErrorResponse),
     Redeemed(RedeemAck),
     Members(MemberList),
+    LogEpoch(LogEpoch),
 }
 
 /// The versioned outer envelope of a request body.

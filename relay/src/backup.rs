@@ -37,6 +37,9 @@ pub fn backup(dir: &Path, out: &Path, with_keys: bool) -> Result<()> {
 
 pub fn restore(dir: &Path, from: &Path) -> Result<()> {
     let report = accordo_store::backup::restore(from, dir, &layout())?;
+    // The restored log may lack changes acknowledged after the backup: a new
+    // epoch tells every node to push what it holds and read again.
+    crate::store::open(&dir.join(DB_FILE))?.new_log_epoch()?;
     println!(
         "restored {} into {} (store checked: integrity ok, schema version {})",
         from.display(),
@@ -50,7 +53,7 @@ pub fn restore(dir: &Path, from: &Path) -> Result<()> {
         );
     }
     println!(
-        "changes this relay acknowledged after the backup was made are not in it: a node notices only if its cursor is past this relay's log head (it then reads again), and does not push its own acknowledged changes again (issue 13, relay log epoch)"
+        "the restored log has a new epoch: changes acknowledged after the backup are pushed again by the nodes that hold them, and every node reads the log again from the start, at its next connection"
     );
     Ok(())
 }

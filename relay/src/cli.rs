@@ -188,6 +188,7 @@ fn run(cli: Cli) -> Result<()> {
             let store = store::open(&dir.join(DB_FILE))?;
             let network = network.unwrap_or_else(|| default_network(&id));
             store.set_meta("network", &network)?;
+            store.ensure_log_epoch()?;
             println!("relay created in {} for network {network}", dir.display());
             println!("{id}");
         }
@@ -276,6 +277,8 @@ fn serve_until_signal(
 ) -> Result<()> {
     let (key, store) = open_existing(dir)?;
     let id = NodeId::from_signing_key(&key);
+    // A store made before log epochs gets one at its first serve.
+    store.ensure_log_epoch()?;
     let network = store
         .meta("network")?
         .unwrap_or_else(|| default_network(&id));

@@ -23,7 +23,7 @@ use accordo_protocol::identity::NodeId;
 use accordo_protocol::log::{ingest_push, serve_pull, serve_sync};
 use accordo_protocol::registry::{InviteError, RegistryChange, Statement};
 use accordo_protocol::wire::{
-    ErrorCode, Hello, HelloAck, MemberList, RedeemAck, RedeemRequest, Request, Response,
+    ErrorCode, Hello, HelloAck, LogEpoch, MemberList, RedeemAck, RedeemRequest, Request, Response,
     SyncRequest, SyncResponse, MAX_FRAME_BYTES, MAX_WAIT_MS,
 };
 use accordo_protocol::PROTOCOL_VERSION;
@@ -167,6 +167,8 @@ impl Head {
 pub struct Relay {
     pub id: NodeId,
     pub network: String,
+    /// The identity of the log served (see `LogEpoch`).
+    pub log_epoch: LogEpoch,
     store: Mutex<RelayStore>,
     head: Head,
     quotas: Arc<Quotas>,
@@ -209,9 +211,15 @@ pub struct FatalError(pub String);
 impl Relay {
     pub fn new(id: NodeId, network: String, store: RelayStore) -> Result<Arc<Self>, StoreError> {
         let head = store.head_seq()?;
+        // A store without an epoch (a test's, the simulation's) serves the
+        // all-zero one, so that no randomness enters a replayed run.
+        let log_epoch = store.log_epoch()?.unwrap_or(LogEpoch {
+            epoch: [0; accordo_protocol::wire::LOG_EPOCH_BYTES],
+        });
         Ok(Arc::new(Relay {
             id,
             network,
+            log_epoch,
             store: Mutex::new(store),
             head: Head {
                 seq: AtomicU64::new(head),
@@ -512,6 +520,10 @@ async fn handle_stream(
             Some(member) => handle_sync(req, member, relay, &session.stop).await,
         },
         Ok(Request::Redeem(req)) => handle_redeem(req, node, relay).await,
+        Ok(Request::LogEpoch) => match session.admitted.get() {
+            None => Response::error(ErrorCode::HelloRequired, "send a hello first"),
+            Some(_) => Response::LogEpoch(relay.log_epoch),
+        },
         Ok(Request::Members) => match session.admitted.get() {
             None => Response::error(ErrorCode::HelloRequired, "send a hello first"),
             Some(_) => match relay.with_store(|s| s.listed()).await {

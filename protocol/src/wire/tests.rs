@@ -149,6 +149,17 @@ fn members_bytes() {
 }
 
 #[test]
+fn log_epoch_bytes() {
+    check_request(Request::LogEpoch, expect!["0004"]);
+    check_response(
+        Response::LogEpoch(LogEpoch {
+            epoch: [0xab; LOG_EPOCH_BYTES],
+        }),
+        expect!["0005abababababababababababababababab"],
+    );
+}
+
+#[test]
 fn too_many_members_are_refused() {
     let listed = ListedMember {
         member: Member {
@@ -306,6 +317,7 @@ fn arb_request() -> impl Strategy<Value = Request> {
         (".{0,30}", arb_change())
             .prop_map(|(network, change)| Request::Redeem(RedeemRequest { network, change })),
         Just(Request::Members),
+        Just(Request::LogEpoch),
     ]
 }
 
@@ -384,6 +396,7 @@ fn arb_response() -> impl Strategy<Value = Response> {
                 })
                 .collect(),
         })),
+        any::<[u8; LOG_EPOCH_BYTES]>().prop_map(|epoch| Response::LogEpoch(LogEpoch { epoch })),
     ]
 }
 
