@@ -61,7 +61,10 @@ pub fn restore(from: &Path, newdir: &Path, layout: &Layout) -> Result<RestoreRep
         .map_err(|e| invalid(from, format!("not a tar archive: {e}")))?;
     let manifest = read_manifest(from, &mut entries, layout)?;
     let staging = Staging(staging_path(newdir));
-    std::fs::create_dir_all(&staging.0).map_err(io(&staging.0))?;
+    if let Some(parent) = staging.0.parent() {
+        std::fs::create_dir_all(parent).map_err(io(parent))?;
+    }
+    std::fs::create_dir(&staging.0).map_err(io(&staging.0))?;
     let mut seen = BTreeSet::new();
     for entry in entries {
         let entry = entry.map_err(|e| invalid(from, format!("damaged archive: {e}")))?;
@@ -86,13 +89,19 @@ pub fn restore(from: &Path, newdir: &Path, layout: &Layout) -> Result<RestoreRep
     Ok(RestoreReport { manifest })
 }
 
-/// A hidden directory beside `newdir` for unpacking.
+/// A hidden directory for unpacking: inside `newdir` when it exists (its
+/// parent, e.g. `/var/lib`, may not be writable by the service user),
+/// else beside it.
 fn staging_path(newdir: &Path) -> PathBuf {
+    let pid = std::process::id();
+    if newdir.is_dir() {
+        return newdir.join(format!(".restoring-{pid}"));
+    }
     let name = newdir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "restore".into());
-    newdir.with_file_name(format!(".{name}.restoring-{}", std::process::id()))
+    newdir.with_file_name(format!(".{name}.restoring-{pid}"))
 }
 
 fn read_manifest<R: Read>(

@@ -48,9 +48,20 @@ fn a_backup_restores_whole_and_keys_only_when_asked() {
         let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "an archive holding keys is private");
     }
-    // An existing empty directory is filled.
+    // An existing empty directory is filled (unpacked inside it, since its
+    // parent may not be writable), and nothing else is left in it.
     let empty = tempfile::tempdir().unwrap();
     restore(&out, empty.path(), &LAYOUT).unwrap();
+    let mut names: Vec<_> = std::fs::read_dir(empty.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["t.db", "t.key"]);
+    // A directory whose parents do not exist yet is made.
+    let deep = target.path().join("a/b/restored");
+    restore(&out, &deep, &LAYOUT).unwrap();
+    assert_eq!(count(&deep), 100);
     assert_eq!(
         std::fs::read(empty.path().join("t.key")).unwrap(),
         b"secret"
