@@ -73,6 +73,10 @@ impl SyncFailure {
     }
 }
 
+mod redeem;
+
+pub use redeem::redeem;
+
 /// The replica shared between the async engine and the store work.
 pub type SharedReplica = Arc<Mutex<Replica>>;
 
@@ -240,55 +244,6 @@ fn placeholder_member(replica: &SharedReplica) -> Member {
         comune: r.settings.comune.clone(),
         role: r.settings.role,
     }
-}
-
-/// Sends an invitation's redemption (a registry change signed by this node)
-/// to the relay, before any hello: the key is not enrolled until it lands.
-/// On success the change is acknowledged in the outbox.
-pub async fn redeem(
-    replica: SharedReplica,
-    change: accordo_protocol::envelope::SignedChange,
-    timeout: Duration,
-) -> Result<(), SyncFailure> {
-    let addr = relay_label(&replica);
-    let relay_addr = resolve(&addr).await?;
-    let endpoint = {
-        let r = replica.lock().expect("replica mutex poisoned");
-        endpoint(&r, relay_addr)?
-    };
-    let work = async {
-        let (link, network) = Link::dial(&endpoint, &replica).await?;
-        let req = Request::Redeem(accordo_protocol::wire::RedeemRequest { network, change });
-        let out = match link.call(&req, Duration::ZERO).await? {
-            (Response::Redeemed(ack), _) => {
-                with_replica(&replica, move |r| {
-                    r.store.write(|tx| tx.acknowledge(&[ack.hash]))?;
-                    Ok(())
-                })
-                .await
-            }
-            (Response::Error(e), _) => Err(SyncFailure::RedeemRefused(e.message)),
-            (other, _) => Err(SyncFailure::RelayFault(format!(
-                "unexpected answer to a redemption: {other:?}"
-            ))),
-        };
-        link.close();
-        out
-    };
-    let result = match tokio::time::timeout(timeout, work).await {
-        Ok(r) => r,
-        Err(_) => Err(SyncFailure::Unreachable {
-            addr,
-            detail: format!("no answer within {}s", timeout.as_secs()),
-        }),
-    };
-    endpoint.close().await;
-    result
-}
-
-fn relay_label(replica: &SharedReplica) -> String {
-    let r = replica.lock().expect("replica mutex poisoned");
-    r.settings.relay.host_port.clone()
 }
 
 /// Records what the relay says this node is; a role change adjusts what it
