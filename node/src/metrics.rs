@@ -300,3 +300,37 @@ pub async fn serve(dir: &Path, addr: &str, shutdown: CancellationToken) -> anyho
     accordo_observe::serve(listener, Arc::new(probe), shutdown).await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use accordo_observe::Probe;
+
+    #[test]
+    fn readiness_waits_for_the_sync_loop_and_gauges_read_the_store() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let probe = NodeProbe::open(dir.path()).expect("store opens");
+        // No test of this crate runs the sync loop (`client::run_with`),
+        // so the process-wide flag is still down here.
+        let why = probe.ready().expect_err("not ready before the loop");
+        assert!(why.contains("sync loop"), "{why}");
+        engine().mark_started();
+        probe.ready().expect("ready once the loop started");
+        probe.refresh().expect("gauges read");
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, probe.registry()).expect("encodes");
+        assert!(
+            text.contains("accordo_node_outbox_changes{state=\"pending\"} 0"),
+            "{text}"
+        );
+        assert!(text.contains("accordo_node_view_lag_changes 0"), "{text}");
+        assert!(
+            text.contains("accordo_node_last_sync_timestamp_seconds 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE accordo_node_sync_duration_seconds histogram"),
+            "{text}"
+        );
+    }
+}

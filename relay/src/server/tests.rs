@@ -46,6 +46,13 @@ async fn a_poisoned_store_stops_the_server_with_a_fatal_error() {
     })
     .join();
     assert!(panicked.is_err() && relay.store.is_poisoned());
+    // Readiness says so at once, with the reason.
+    let probe = crate::metrics::RelayProbe {
+        relay: Arc::clone(&relay),
+        db_path: dir.path().join("relay.db"),
+    };
+    let why = accordo_observe::Probe::ready(&probe).expect_err("not ready");
+    assert!(why.contains("poisoned"), "{why}");
 
     // The next connection needs the store: the server stops instead of
     // answering "internal error" forever.
