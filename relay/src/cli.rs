@@ -228,18 +228,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Members { format } => {
             let (_, store) = open_existing(dir)?;
-            let trust = store.trust();
-            let members: Vec<Member> = if trust.governed() {
-                trust
-                    .registry
-                    .members
-                    .keys()
-                    .filter(|n| trust.registry.admits(n))
-                    .filter_map(|n| trust.registry.member(n))
-                    .collect()
-            } else {
-                store.members()?
-            };
+            let members = active_members(&store)?;
             if format == Format::Json {
                 let rows: Vec<_> = members
                     .iter()
@@ -267,6 +256,22 @@ fn run(cli: Cli) -> Result<()> {
         Command::Restore { from } => crate::backup::restore(dir, &from)?,
     }
     Ok(())
+}
+
+/// The members the relay admits: the registry's, or the allowlist's.
+fn active_members(store: &RelayStore) -> Result<Vec<Member>> {
+    let trust = store.trust();
+    Ok(if trust.governed() {
+        trust
+            .registry
+            .members
+            .keys()
+            .filter(|n| trust.registry.admits(n))
+            .filter_map(|n| trust.registry.member(n))
+            .collect()
+    } else {
+        store.members()?
+    })
 }
 
 fn serve_until_signal(
@@ -298,7 +303,13 @@ fn serve_until_signal(
             accordo_net::alpn(PROTOCOL_VERSION, &network),
             &TransportLimits::default(),
         )?;
+        let members = active_members(&store)?;
         let relay = Relay::new(id, network.clone(), store)?;
+        // Every member counts as seen at the relay's start, so a comune that
+        // never syncs again still shows as silent after a restart.
+        for m in &members {
+            relay.metrics().seen(m, now_ms() / 1000);
+        }
         let shutdown = CancellationToken::new();
         let observer = match metrics {
             Some(addr) => Some(accordo_observe::bind(addr).await?),

@@ -154,7 +154,7 @@ impl Default for RelayMetrics {
         );
         r.register(
             "last_sync_timestamp_seconds",
-            "Unix time of the last sync served to a member of this comune and role, since the relay started",
+            "Unix time of the last sync served to a member of this comune and role (the relay's start time if none since)",
             m.last_sync.clone(),
         );
         r.register(
@@ -187,11 +187,16 @@ impl RelayMetrics {
     pub fn synced(&self, member: &Member, took: Duration, now_unix_s: i64) {
         self.sync_requests.inc();
         self.sync_duration.observe(took.as_secs_f64());
+        self.seen(member, now_unix_s);
+    }
+
+    /// Sets `member`'s comune and role as last seen at `unix_s`.
+    pub fn seen(&self, member: &Member, unix_s: i64) {
         let label = ComuneLabel {
             comune: member.comune.as_str().to_owned(),
             role: member.role.as_str().to_owned(),
         };
-        self.last_sync.get_or_create(&label).set(now_unix_s);
+        self.last_sync.get_or_create(&label).set(unix_s);
     }
 }
 

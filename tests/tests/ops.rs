@@ -164,6 +164,19 @@ fn relay_metrics_parse_and_move_after_a_sync() -> Result<()> {
         )? > 0.0
     );
     assert!(relay.stop()?);
+
+    // After a restart every member counts as seen at the start, so a comune
+    // that stays silent is still there to alert on.
+    let restarted_at = unix_s();
+    let metrics = relay.start_with_metrics()?;
+    let seen = value(
+        &scrape(&metrics)?,
+        "accordo_relay_last_sync_timestamp_seconds",
+        "accordo_relay_last_sync_timestamp_seconds",
+        &[("comune", QUARTU), ("role", "comune")],
+    )?;
+    assert!((seen - restarted_at).abs() < 60.0, "seen {seen} vs {restarted_at}");
+    assert!(relay.stop()?);
     Ok(())
 }
 
