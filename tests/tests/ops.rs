@@ -175,7 +175,10 @@ fn relay_metrics_parse_and_move_after_a_sync() -> Result<()> {
         "accordo_relay_last_sync_timestamp_seconds",
         &[("comune", QUARTU), ("role", "comune")],
     )?;
-    assert!((seen - restarted_at).abs() < 60.0, "seen {seen} vs {restarted_at}");
+    assert!(
+        (seen - restarted_at).abs() < 60.0,
+        "seen {seen} vs {restarted_at}"
+    );
     assert!(relay.stop()?);
     Ok(())
 }
