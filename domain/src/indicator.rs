@@ -41,6 +41,10 @@ pub struct IndicatorDef {
     pub source: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub frequency: Option<String>,
+    /// Shown on the public portal and in open data (`indicator publish`);
+    /// a draft unless the metropolitan office published it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub published: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -4,7 +4,8 @@
 //! their place in the automerge documents ([`codec`]); the ISTAT list of
 //! comuni ([`comuni`]); euro amounts ([`money`]); files as they come
 //! ([`import`], over [`table`]) and as Accordo writes them ([`open_data`],
-//! [`export`]).
+//! [`export`]); the sustainability report ([`sustainability`]); what the public portal shows ([`portal`]), its open-data
+//! tables ([`open_tables`]) and their DCAT-AP_IT catalogue ([`dcat`]).
 //!
 //! Documents, typed values and bytes go in, typed values and bytes come out:
 //! no tokio, quinn, rusqlite or filesystem access (the node reads and writes
@@ -12,13 +13,17 @@
 
 pub mod codec;
 pub mod comuni;
+pub mod dcat;
 pub mod export;
 pub mod import;
 pub mod indicator;
 pub mod model;
 pub mod money;
 pub mod open_data;
+pub mod open_tables;
 pub mod plan;
+pub mod portal;
 pub mod portfolio;
 pub mod report;
+pub mod sustainability;
 pub mod table;

@@ -426,6 +426,11 @@ pub struct Project {
     pub notes: Option<String>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub archived: bool,
+    /// Shown on the public portal and in open data (`project publish`);
+    /// absent (a draft) unless the office published it, so that nothing
+    /// becomes public by accident.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub published: bool,
     pub created_ms: i64,
 }
 

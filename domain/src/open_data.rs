@@ -69,7 +69,7 @@ pub const ACCORDO_COLUMNS: &[&str] = &[
     "campi_fonte",
 ];
 
-fn plain_eur(cents: Option<i64>) -> String {
+pub(crate) fn plain_eur(cents: Option<i64>) -> String {
     cents
         .map(|c| {
             let sign = if c < 0 { "-" } else { "" };

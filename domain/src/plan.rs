@@ -19,9 +19,22 @@ pub enum Kind {
     Strategic,
     Zone,
     Period,
+    /// A text of the sustainability report, keyed by a dimension, an
+    /// objective's code or `intro`; its `name` is the text.
+    Text,
 }
 
 impl Kind {
+    pub const ALL: &'static [Kind] = &[
+        Kind::Axis,
+        Kind::Objective,
+        Kind::Action,
+        Kind::Strategic,
+        Kind::Zone,
+        Kind::Period,
+        Kind::Text,
+    ];
+
     pub fn prefix(self) -> &'static str {
         match self {
             Kind::Axis => "axis/",
@@ -30,6 +43,7 @@ impl Kind {
             Kind::Strategic => "strategic/",
             Kind::Zone => "zone/",
             Kind::Period => "period/",
+            Kind::Text => "text/",
         }
     }
 

@@ -6,6 +6,8 @@
 //! queued in the outbox) until `sync` or `run` pushes them; the rules that
 //! judge them live in `accordo_protocol::registry`.
 
+use crate::clock::now_ms;
+use crate::invitations;
 use crate::replica::{Replica, ReplicaError, Settings};
 use accordo_net::keyfile;
 use accordo_protocol::codes::Istat;
@@ -158,12 +160,15 @@ pub fn add_relay(
     Ok(replica.state(&statement, now_ms)?)
 }
 
-/// Signs an invitation for `comune` and `role`, valid until `expires_ms`.
+/// Signs an invitation for `comune` and `role`, valid until `expires_ms`,
+/// and records it (with `issued_by`: `cli` or `user:NAME`) so it can be
+/// listed with its state ([`crate::invitations`]).
 pub fn invite(
     replica: &mut Replica,
     comune: Istat,
     role: Role,
     expires_ms: i64,
+    issued_by: &str,
 ) -> Result<String, AdminError> {
     require_admin(replica)?;
     if role == Role::Admin {
@@ -182,7 +187,10 @@ pub fn invite(
         expires_ms,
         nonce,
     );
-    Ok(invite.to_token())
+    let token = invite.to_token();
+    invitations::record(&mut replica.store, &invite, &token, issued_by, now_ms())
+        .map_err(ReplicaError::from)?;
+    Ok(token)
 }
 
 /// Signs a rotation to `new` with this replica's (old) key, with the cut

@@ -6,7 +6,11 @@
 //! Every flag can also be set in `/etc/accordo/node.toml` or `--config FILE`
 //! (see `accordo_config`).
 
+mod accounts;
+mod admin_cmd;
 mod backup;
+use accounts::{token_cmd, user_cmd, TokenCmd, UserCmd};
+use admin_cmd::{admin_cmd, AdminCmd};
 mod codes;
 mod exit_code;
 mod files;
@@ -26,12 +30,11 @@ use accordo_domain::comuni;
 use accordo_net::keyfile;
 use accordo_protocol::doc::DocId;
 use accordo_protocol::identity::{NodeId, RelayAddr, Role};
-use accordo_protocol::registry::{Invite, InviteError, KeyStatus, RegistryRole, Statement};
+use accordo_protocol::registry::{Invite, InviteError, KeyStatus, Statement};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use codes::{comune_in_force, parse_cup};
 use exit_code::failure_code;
-use project_list::COMUNE_WIDTH;
 use runtime::runtime;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -140,6 +143,16 @@ enum Command {
         format: monitoring::ReportFormat,
         #[arg(long)]
         out: Option<PathBuf>,
+        /// `monitoraggio` (the monitoring report) or `sostenibilita` (the
+        /// triennial sustainability report, with --from and --to).
+        #[arg(long, value_enum, default_value = "monitoraggio")]
+        kind: monitoring::ReportKind,
+        /// First year of a sustainability report.
+        #[arg(long, requires = "to")]
+        from: Option<u16>,
+        /// Last year of a sustainability report.
+        #[arg(long, requires = "from")]
+        to: Option<u16>,
         /// Recompute the JSON report FILE at the heads it was stamped with,
         /// from this node's log: exit 0 only if it matches, 1 if a figure
         /// differs or a head is not held here, 2 if FILE is not a report.
@@ -182,6 +195,8 @@ enum Command {
         /// 127.0.0.1:8080 (off loopback only once a user exists).
         #[arg(long)]
         http: Option<std::net::SocketAddr>,
+        #[command(flatten)]
+        portal: crate::web::portal::PortalArgs,
         /// Serve Prometheus metrics at /metrics, and /healthz and /readyz,
         /// on this HTTP address (e.g. 127.0.0.1:9464).
         #[arg(long, value_name = "HOST:PORT")]
@@ -204,6 +219,9 @@ enum Command {
     /// People who sign in to the web application.
     #[command(subcommand)]
     User(UserCmd),
+    /// Read-only tokens for integrations calling /api/v1/.
+    #[command(subcommand)]
+    Token(TokenCmd),
     /// Node id, role, outbox and per-document heads.
     Status {
         #[arg(long, value_enum, default_value_t)]
@@ -215,87 +233,6 @@ enum Command {
         /// Keep the demo's directories here instead of a temporary directory.
         #[arg(long)]
         keep: Option<PathBuf>,
-    },
-}
-
-#[derive(Subcommand)]
-enum AdminCmd {
-    /// Create an admin directory and the network's registry; prints the admin id.
-    Init {
-        /// The relay, as RELAY_ID@HOST:PORT.
-        #[arg(long)]
-        relay: String,
-        /// Network name (default: derived from the relay id, as the relay does).
-        #[arg(long)]
-        network: Option<String>,
-    },
-    /// Enroll a node key for a comune and role.
-    Enroll {
-        #[arg(long)]
-        node: String,
-        #[arg(long)]
-        comune: String,
-        #[arg(long, default_value = "comune")]
-        role: String,
-    },
-    /// Revoke a node key. First pulls every document from the relay, so the
-    /// key's changes the network accepted stay valid; then pushes the revocation.
-    Revoke {
-        #[arg(long)]
-        node: String,
-        /// Revoke on this admin's local knowledge without reaching the relay:
-        /// changes of the key it has not pulled become invalid.
-        #[arg(long)]
-        offline: bool,
-        #[arg(long, default_value_t = 30)]
-        timeout_s: u64,
-    },
-    /// List the keys the registry knows.
-    Members {
-        #[arg(long, value_enum, default_value_t)]
-        format: Format,
-    },
-    /// Announce a relay of the network (a relay key writes nothing).
-    AddRelay {
-        /// The relay, as RELAY_ID@HOST:PORT.
-        #[arg(long)]
-        relay: String,
-    },
-    /// Print a one-time invitation token for a comune and role.
-    Invite {
-        #[arg(long)]
-        comune: String,
-        #[arg(long, default_value = "comune")]
-        role: Role,
-        /// How long the token stays valid, e.g. 7d, 12h, 30m.
-        #[arg(long, default_value = "7d")]
-        expires_in: String,
-    },
-}
-
-#[derive(Subcommand)]
-enum UserCmd {
-    /// Add a person who signs in to the web application; the password is
-    /// read from standard input (one line), never from the command line.
-    Add {
-        #[arg(long)]
-        name: String,
-        /// Read the password from standard input.
-        #[arg(long)]
-        password_stdin: bool,
-        /// `viewer` reads; `editor` also changes.
-        #[arg(long, value_enum, default_value = "editor")]
-        role: crate::users::WebRole,
-    },
-    /// List the web application's users.
-    List {
-        #[arg(long, value_enum, default_value_t)]
-        format: Format,
-    },
-    /// Remove a user (their sessions end when the web application next checks).
-    Remove {
-        #[arg(long)]
-        name: String,
     },
 }
 
@@ -402,11 +339,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
             verify: Some(file), ..
         } => return monitoring::run_report_verify(dir, &file),
         Command::Report {
+            kind: monitoring::ReportKind::Sostenibilita,
+            from,
+            to,
+            format,
+            out,
+            ..
+        } => monitoring::run_sustainability(dir, from, to, format, out)?,
+        Command::Report {
             as_of,
             period,
             format,
             out,
             verify: None,
+            ..
         } => monitoring::run_report(dir, as_of, period, format, out)?,
         Command::Import {
             file,
@@ -430,10 +376,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             timeout_s,
             retry_rejected,
         } => return sync(dir, Duration::from_secs(timeout_s), retry_rejected),
-        Command::Run { http, metrics } => run_node(dir, http, metrics)?,
+        Command::Run {
+            http,
+            portal,
+            metrics,
+        } => run_node(dir, http, portal, metrics)?,
         Command::Backup { out, with_keys } => backup::backup(dir, &out, with_keys)?,
         Command::Restore { from } => backup::restore(dir, &from)?,
         Command::User(cmd) => user_cmd(dir, cmd)?,
+        Command::Token(cmd) => token_cmd(dir, cmd)?,
         Command::Status { format } => status(dir, format)?,
         Command::Demo { .. } => unreachable!("handled above"),
     }
@@ -479,7 +430,13 @@ fn sync(dir: &Path, timeout: Duration, retry_rejected: bool) -> Result<ExitCode>
     }
 }
 
-fn run_node(dir: &Path, http: Option<std::net::SocketAddr>, metrics: Option<String>) -> Result<()> {
+fn run_node(
+    dir: &Path,
+    http: Option<std::net::SocketAddr>,
+    portal: crate::web::portal::PortalArgs,
+    metrics: Option<String>,
+) -> Result<()> {
+    portal.check()?;
     let replica = Arc::new(Mutex::new(Replica::open(dir)?));
     if let Some(addr) = http {
         crate::web::check_exposure(dir, addr)?;
@@ -494,7 +451,13 @@ fn run_node(dir: &Path, http: Option<std::net::SocketAddr>, metrics: Option<Stri
                         "web application on http://{}/",
                         listener.local_addr().unwrap_or(addr)
                     );
-                    crate::web::serve(dir, listener, shutdown.clone()).await?;
+                    if portal.public {
+                        eprintln!(
+                            "public portal on http://{0}/pubblico/ and open data on http://{0}/opendata/",
+                            listener.local_addr().unwrap_or(addr)
+                        );
+                    }
+                    crate::web::serve_with(dir, listener, shutdown.clone(), Some(&portal)).await?;
                 }
                 None => shutdown.cancelled().await,
             }
@@ -533,44 +496,6 @@ fn run_node(dir: &Path, http: Option<std::net::SocketAddr>, metrics: Option<Stri
     })
 }
 
-fn user_cmd(dir: &Path, cmd: UserCmd) -> Result<()> {
-    let mut replica = Replica::open(dir)?;
-    match cmd {
-        UserCmd::Add {
-            name,
-            password_stdin,
-            role,
-        } => {
-            if !password_stdin {
-                anyhow::bail!("give the password on standard input with --password-stdin (a password on the command line would be seen by other users of this machine)");
-            }
-            let mut line = String::new();
-            std::io::stdin()
-                .read_line(&mut line)
-                .context("reading the password from standard input")?;
-            let password = line.trim_end_matches(['\n', '\r']);
-            let user = crate::users::add(&mut replica.store, &name, password, role, now_ms())?;
-            println!("added user {} ({})", user.name, user.role.as_str());
-        }
-        UserCmd::List { format } => {
-            let users = crate::users::list(&mut replica.store)?;
-            if format == Format::Json {
-                println!("{}", serde_json::to_string_pretty(&users)?);
-            } else {
-                for u in &users {
-                    println!("{:<32} {}", u.name, u.role.as_str());
-                }
-                println!("{} user(s)", users.len());
-            }
-        }
-        UserCmd::Remove { name } => {
-            crate::users::remove(&mut replica.store, &name)?;
-            println!("removed user {name}");
-        }
-    }
-    Ok(())
-}
-
 fn status(dir: &Path, format: Format) -> Result<()> {
     let mut replica = Replica::open(dir)?;
     let st = crate::ops::status::read(&mut replica)?;
@@ -597,88 +522,6 @@ fn status(dir: &Path, format: Format) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn admin_cmd(dir: &Path, cmd: AdminCmd) -> Result<ExitCode> {
-    if let AdminCmd::Init { relay, network } = cmd {
-        let relay: RelayAddr = relay.parse().context("--relay")?;
-        let network = network.unwrap_or_else(|| default_network(&relay.id));
-        let replica = admin::init(dir, relay, network.clone(), now_ms())?;
-        println!(
-            "admin created in {} for network {network}; pin it on the relay with `accordo-relay allow --node {} --role admin`",
-            dir.display(),
-            replica.id
-        );
-        println!("{}", replica.id);
-        return Ok(ExitCode::SUCCESS);
-    }
-    let mut replica = Replica::open(dir)?;
-    match cmd {
-        AdminCmd::Init { .. } => unreachable!("handled above"),
-        AdminCmd::Enroll { node, comune, role } => {
-            let node: NodeId = node.parse().context("--node")?;
-            let comune = comune_in_force(&comune, "--comune")?;
-            let role: RegistryRole = role.parse().map_err(anyhow::Error::msg).context("--role")?;
-            admin::enroll(&mut replica, node, comune.clone(), role, now_ms())?;
-            println!(
-                "enrolled {node} for {} as {role} (pushed by the next sync)",
-                comuni::label(comune.as_str())
-            );
-        }
-        AdminCmd::Revoke {
-            node,
-            offline,
-            timeout_s,
-        } => {
-            let args = revoke::RevokeArgs {
-                node: node.parse().context("--node")?,
-                offline,
-                timeout: Duration::from_secs(timeout_s),
-                now_ms: now_ms(),
-            };
-            return revoke::run(replica, args);
-        }
-        AdminCmd::Members { format } => {
-            let registry = replica.verdict()?.registry.clone();
-            let mut rows = admin::members_json(&registry);
-            for r in &mut rows {
-                let name = r["comune"].as_str().and_then(comuni::name);
-                r["comune_name"] = json!(name);
-            }
-            if format == Format::Json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
-            } else {
-                for r in rows {
-                    println!(
-                        "{}  {:<COMUNE_WIDTH$}  {:6}  {}",
-                        r["node"].as_str().unwrap_or(""),
-                        r["comune"].as_str().map_or("-".into(), comuni::label),
-                        r["role"].as_str().unwrap_or(""),
-                        r["status"].as_str().unwrap_or("")
-                    );
-                }
-            }
-        }
-        AdminCmd::AddRelay { relay } => {
-            let relay: RelayAddr = relay.parse().context("--relay")?;
-            admin::add_relay(&mut replica, &relay, now_ms())?;
-            println!("announced relay {relay} (pushed by the next sync)");
-        }
-        AdminCmd::Invite {
-            comune,
-            role,
-            expires_in,
-        } => {
-            let comune = comune_in_force(&comune, "--comune")?;
-            let ttl = humantime::parse_duration(&expires_in).with_context(|| {
-                format!("--expires-in {expires_in:?}: expected e.g. 7d, 12h, 30m")
-            })?;
-            let ttl_ms = i64::try_from(ttl.as_millis()).context("--expires-in: too long")?;
-            let token = admin::invite(&mut replica, comune, role, now_ms().saturating_add(ttl_ms))?;
-            println!("{token}");
-        }
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// `init --invite`: checks the token, creates the node, and redeems the

@@ -7,7 +7,9 @@
 //! Every request is idempotent, so after a broken connection the same
 //! exchange is simply sent again.
 
+use crate::clock::now_ms;
 use crate::placement::{admit_pulled, AdmitError, Placer};
+use crate::presence;
 use crate::replica::Replica;
 use accordo_net::{Backoff, TransportLimits};
 use accordo_protocol::authority::Member;
@@ -101,6 +103,10 @@ pub struct Link {
     addr: SocketAddr,
     /// The relay's log had a new epoch: the stored cursors were reset.
     pub cursors_reset: bool,
+    /// The daemon's links ask the relay for presence ([`crate::presence`]):
+    /// when they last asked (by the runtime's clock, so a simulation
+    /// replays), `None` until the first time. One-shot syncs do not ask.
+    presence: Option<std::sync::Mutex<Option<tokio::time::Instant>>>,
 }
 
 /// What one exchange did.
@@ -211,6 +217,7 @@ impl Link {
             member: placeholder_member(replica),
             addr,
             cursors_reset: false,
+            presence: None,
         };
         Ok((link, network))
     }
@@ -340,6 +347,7 @@ pub async fn exchange(
         ..Exchange::default()
     };
     refresh_allowlist_if_needed(link, replica, &resp).await?;
+    refresh_presence_if_due(link, replica, !resp.entries.is_empty()).await?;
     let (received, rejected) = store_response(replica, resp.clone(), pushed_hashes).await?;
     session.commit_progress(&resp.progress);
     crate::metrics::engine().exchanged(
@@ -352,6 +360,42 @@ pub async fn exchange(
     out.received = received;
     out.rejected = rejected;
     Ok(out)
+}
+
+/// The daemons of metro and admin nodes ask the relay when each node last
+/// synced (once a minute, or every 2 s while other nodes' changes arrive) ([`crate::presence`]). An older relay that does not
+/// know the request answers with an error: the node goes on without it.
+async fn refresh_presence_if_due(
+    link: &Link,
+    replica: &SharedReplica,
+    news: bool,
+) -> Result<(), SyncFailure> {
+    let Some(asked) = &link.presence else {
+        return Ok(());
+    };
+    let role = replica
+        .lock()
+        .expect("replica mutex poisoned")
+        .settings
+        .role;
+    let now = tokio::time::Instant::now();
+    {
+        let mut asked = asked.lock().expect("presence mutex poisoned");
+        if !presence::due(role, *asked, news, now) {
+            return Ok(());
+        }
+        *asked = Some(now);
+    }
+    let answer = link.call(&Request::Presence, Duration::ZERO).await?.0;
+    let now = now_ms();
+    with_replica(replica, move |r| {
+        match answer {
+            Response::Presence(list) => presence::keep(&r.store, &list.nodes, now)?,
+            other => debug!(answer = ?other, "the relay does not report presence"),
+        }
+        Ok(())
+    })
+    .await
 }
 
 /// Without an admin the relay's allowlist decides who may write: fetch it
@@ -614,7 +658,10 @@ pub async fn run_with(
                 let r = replica.lock().expect("replica mutex poisoned");
                 make_endpoint(&r, relay_addr)?
             };
-            let link = Link::connect(&endpoint, &replica).await?;
+            let link = Link {
+                presence: Some(std::sync::Mutex::new(None)),
+                ..Link::connect(&endpoint, &replica).await?
+            };
             adopt_membership(&replica, &link.member).await?;
             info!(relay = %relay_addr, "connected");
             backoff.reset();

@@ -10,20 +10,24 @@
 //! application, with its accounts in [`users`]) call.
 
 pub mod admin;
+pub mod api_tokens;
 pub mod audit;
 pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod demo;
+pub mod invitations;
 pub mod metrics;
 pub mod ops;
 pub mod output_file;
 pub mod output_format;
 pub mod placement;
+pub mod presence;
 pub mod relay_epoch;
 pub mod replica;
 pub mod report_input;
 pub mod report_verify;
+pub mod revocation;
 pub mod signal;
 pub mod snapshot;
 pub mod store;

@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Each entry upgrades the schema by one version.
-fn migrations() -> [String; 5] {
+fn migrations() -> [String; 9] {
     [
         format!(
             "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
@@ -44,6 +44,14 @@ fn migrations() -> [String; 5] {
         include_str!("store/views_totals.sql").to_owned(),
         // Issue 12: accounts of the web application (node/src/users.rs).
         include_str!("store/users.sql").to_owned(),
+        // Issue 12: invitations an admin signed (node/src/invitations.rs).
+        include_str!("store/invitations.sql").to_owned(),
+        // Issue 12: read-only API tokens for integrations (node/src/api_tokens.rs).
+        include_str!("store/api_tokens.sql").to_owned(),
+        // Issue 12: newest change times and covering indexes for the web pages.
+        include_str!("store/views_pages.sql").to_owned(),
+        // Issue 17: publication state and the plan's structure (node/src/views/).
+        include_str!("store/views_public.sql").to_owned(),
     ]
 }
 

@@ -3,6 +3,16 @@
 // few seconds); every page works without this script.
 (function () {
   "use strict";
+  // Buttons marked data-copy="ID" copy the text of the field ID (the field
+  // itself stays selectable by hand without this script).
+  document.addEventListener("click", function (e) {
+    var b = e.target.closest ? e.target.closest("[data-copy]") : null;
+    if (!b) return;
+    var field = document.getElementById(b.dataset.copy);
+    if (!field) return;
+    field.select();
+    if (navigator.clipboard) navigator.clipboard.writeText(field.value);
+  });
   if (!document.body || document.body.dataset.live !== "1") return;
   var seen = null;
   var busy = false;

@@ -143,9 +143,27 @@ pub enum Request {
     /// what, as the relay decides it. Nodes of such a network place the
     /// authors of pulled changes with it.
     Members,
+    /// When each key last completed a sync with this relay, so the metro
+    /// office sees which comune has not synced for days. Added after the
+    /// first release: an older relay answers it with `BadRequest`.
+    Presence,
     /// The identity of the relay's log ([`LogEpoch`]). Added after the
     /// first release: a relay that predates it answers `BadRequest`.
     LogEpoch,
+}
+
+/// When one key last completed a sync with the relay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodePresence {
+    pub node: NodeId,
+    /// UNIX milliseconds, by the relay's clock.
+    pub last_sync_ms: i64,
+}
+
+/// The relay's record of its nodes' syncs, in answer to [`Request::Presence`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceList {
+    pub nodes: Vec<NodePresence>,
 }
 
 /// Bytes of a log epoch: random, so two logs never share one.
@@ -197,6 +215,7 @@ pub enum Response {
     Error(ErrorResponse),
     Redeemed(RedeemAck),
     Members(MemberList),
+    Presence(PresenceList),
     LogEpoch(LogEpoch),
 }
 
@@ -286,13 +305,15 @@ impl Response {
     /// Decodes a response. Never panics.
     pub fn decode(bytes: &[u8]) -> Result<Response, WireError> {
         let WireResponse::V1(resp) = decode(bytes)?;
-        if let Response::Members(list) = &resp {
-            if list.members.len() > MAX_MEMBERS {
-                return Err(WireError::Bounds(format!(
-                    "{} members (max {MAX_MEMBERS})",
-                    list.members.len()
-                )));
-            }
+        let listed = match &resp {
+            Response::Members(list) => Some(list.members.len()),
+            Response::Presence(list) => Some(list.nodes.len()),
+            _ => None,
+        };
+        if let Some(n) = listed.filter(|n| *n > MAX_MEMBERS) {
+            return Err(WireError::Bounds(format!(
+                "{n} members (max {MAX_MEMBERS})"
+            )));
         }
         Ok(resp)
     }

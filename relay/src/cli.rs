@@ -304,11 +304,16 @@ fn serve_until_signal(
             &TransportLimits::default(),
         )?;
         let members = active_members(&store)?;
+        let presence: std::collections::HashMap<NodeId, i64> =
+            store.presence()?.into_iter().collect();
         let relay = Relay::new(id, network.clone(), store)?;
-        // Every member counts as seen at the relay's start, so a comune that
-        // never syncs again still shows as silent after a restart.
+        // Each member's last sync as the store's presence recorded it, or
+        // the relay's start for a key never seen, so a comune that never
+        // syncs again still shows as silent after a restart.
+        let started_s = now_ms() / 1000;
         for m in &members {
-            relay.metrics().seen(m, now_ms() / 1000);
+            let s = presence.get(&m.node).map_or(started_s, |ms| ms / 1000);
+            relay.metrics().seen_at_least(m, s);
         }
         let shutdown = CancellationToken::new();
         let observer = match metrics {

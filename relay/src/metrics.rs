@@ -154,7 +154,7 @@ impl Default for RelayMetrics {
         );
         r.register(
             "last_sync_timestamp_seconds",
-            "Unix time of the last sync served to a member of this comune and role (the relay's start time if none since)",
+            "Unix time of the last sync of a member of this comune and role (from the stored presence at start; the start time for a key never seen)",
             m.last_sync.clone(),
         );
         r.register(
@@ -192,11 +192,25 @@ impl RelayMetrics {
 
     /// Sets `member`'s comune and role as last seen at `unix_s`.
     pub fn seen(&self, member: &Member, unix_s: i64) {
-        let label = ComuneLabel {
+        self.last_sync
+            .get_or_create(&Self::label(member))
+            .set(unix_s);
+    }
+
+    /// [`RelayMetrics::seen`], unless a later time is already set (another
+    /// office of the same comune and role).
+    pub fn seen_at_least(&self, member: &Member, unix_s: i64) {
+        let gauge = self.last_sync.get_or_create(&Self::label(member));
+        if gauge.get() < unix_s {
+            gauge.set(unix_s);
+        }
+    }
+
+    fn label(member: &Member) -> ComuneLabel {
+        ComuneLabel {
             comune: member.comune.as_str().to_owned(),
             role: member.role.as_str().to_owned(),
-        };
-        self.last_sync.get_or_create(&label).set(unix_s);
+        }
     }
 }
 

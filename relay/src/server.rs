@@ -14,6 +14,7 @@
 //! [`FatalError`] and the binary exits non-zero to be restarted.
 
 use crate::metrics::{ConnectedGuard, RelayMetrics};
+use crate::presence::Presence;
 use crate::quota::{KeySlot, Quotas};
 use crate::store::RelayStore;
 use accordo_protocol::authority::Member;
@@ -23,8 +24,8 @@ use accordo_protocol::identity::NodeId;
 use accordo_protocol::log::{ingest_push, serve_pull, serve_sync};
 use accordo_protocol::registry::{InviteError, RegistryChange, Statement};
 use accordo_protocol::wire::{
-    ErrorCode, Hello, HelloAck, LogEpoch, MemberList, RedeemAck, RedeemRequest, Request, Response,
-    SyncRequest, SyncResponse, MAX_FRAME_BYTES, MAX_WAIT_MS,
+    ErrorCode, Hello, HelloAck, LogEpoch, MemberList, PresenceList, RedeemAck, RedeemRequest,
+    Request, Response, SyncRequest, SyncResponse, MAX_FRAME_BYTES, MAX_WAIT_MS,
 };
 use accordo_protocol::PROTOCOL_VERSION;
 use accordo_store::StoreError;
@@ -100,6 +101,7 @@ pub struct Relay {
     store: Mutex<RelayStore>,
     head: Head,
     quotas: Arc<Quotas>,
+    presence: Presence,
     /// Why the relay cannot go on, once it cannot; `failed` fires then.
     fatal: OnceLock<String>,
     failed: CancellationToken,
@@ -144,6 +146,7 @@ impl Relay {
         let log_epoch = store.log_epoch()?.unwrap_or(LogEpoch {
             epoch: [0; accordo_protocol::wire::LOG_EPOCH_BYTES],
         });
+        let presence = Presence::loaded(store.presence()?);
         Ok(Arc::new(Relay {
             id,
             network,
@@ -154,6 +157,7 @@ impl Relay {
                 changed: Notify::new(),
             },
             quotas: Arc::new(Quotas::default()),
+            presence,
             fatal: OnceLock::new(),
             failed: CancellationToken::new(),
             metrics: RelayMetrics::default(),
@@ -459,6 +463,12 @@ async fn handle_stream(
                 Err(e) => internal(e),
             },
         },
+        Ok(Request::Presence) => match session.admitted.get() {
+            None => Response::error(ErrorCode::HelloRequired, "send a hello first"),
+            Some(_) => Response::Presence(PresenceList {
+                nodes: relay.presence.list(),
+            }),
+        },
     };
     drop(body);
     let refused = matches!(&response, Response::Error(e) if e.code == ErrorCode::NotAdmitted);
@@ -669,6 +679,12 @@ async fn handle_sync(
         Err(e) => return internal(e),
     };
     relay.head.advance(resp.head_seq);
+    let now = unix_ms();
+    if relay.presence.note(node, now, tokio::time::Instant::now()) {
+        if let Err(e) = relay.with_store(move |s| s.set_presence(&node, now)).await {
+            return internal(e);
+        }
+    }
     if pushed > 0 {
         info!(node = %node.short(), pushed, acked = resp.acks.len(), rejected = resp.rejects.len(), "ingested");
         for r in &resp.rejects {

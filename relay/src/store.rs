@@ -17,7 +17,7 @@ use std::path::Path;
 const LOG_EPOCH_META: &str = "log_epoch";
 
 /// Each entry upgrades the schema by one version.
-fn migrations() -> [String; 3] {
+fn migrations() -> [String; 4] {
     [
         format!(
             "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
@@ -38,6 +38,12 @@ fn migrations() -> [String; 3] {
         // `accordo-relay remove`: a removed key writes and connects no more;
         // its row stays so what it wrote before stays placeable (issue 11.5).
         "ALTER TABLE members ADD COLUMN removed_ms INTEGER;".to_owned(),
+        // Issue 12: when each key last completed a sync (relay/src/presence.rs).
+        "CREATE TABLE presence (
+            node BLOB PRIMARY KEY CHECK (length(node) = 32),
+            last_sync_ms INTEGER NOT NULL
+        ) STRICT;"
+            .to_owned(),
     ]
 }
 
@@ -88,6 +94,32 @@ impl RelayStore {
     }
 
     /// Admits (or re-admits with new attributes) a member key.
+    /// When each key last completed a sync, as last written.
+    pub fn presence(&self) -> Result<Vec<(NodeId, i64)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT node, last_sync_ms FROM presence")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (node, ms) = row?;
+            if let Ok(bytes) = <[u8; 32]>::try_from(node.as_slice()) {
+                out.push((NodeId(bytes), ms));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records that `node` completed a sync at `ms`.
+    pub fn set_presence(&self, node: &NodeId, ms: i64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO presence (node, last_sync_ms) VALUES (?1, ?2)
+             ON CONFLICT (node) DO UPDATE SET last_sync_ms = max(last_sync_ms, excluded.last_sync_ms)",
+            params![node.0.as_slice(), ms],
+        )?;
+        Ok(())
+    }
+
     pub fn allow(&self, member: &Member, now_ms: i64) -> Result<(), StoreError> {
         self.conn.execute(
             "INSERT INTO members (node, comune, role, added_ms) VALUES (?1, ?2, ?3, ?4)

@@ -153,6 +153,8 @@ fn sample_project(c: usize, i: usize) -> Project {
         }),
         zone: i.is_multiple_of(25).then(|| zone_code((c + 1) % ZONES)),
         archived: i % 40 == 39,
+        // Half the portfolio is on the public portal (issue 17).
+        published: i.is_multiple_of(2),
         financed_cents: Some(100_000_000 + (i as i64 * 7919) % 90_000_000),
         committed_cents: Some(50_000_000 + (c as i64 % 13) * 1_000_000),
         paid_cents: Some((i as i64 % 10) * 1_000_000),
@@ -639,11 +641,85 @@ fn main() -> Result<()> {
     let archived = (0..s.projects)
         .filter(|&i| sample_project(0, i).archived)
         .count();
-    bench_report(&metro, &s, expected - s.comuni * archived)?;
-    bench_aggregates(&metro, &s, expected)?;
-    bench_incoming(&metro, &s, incoming)?;
-    bench_web(&metro, &s)?;
-    bench_local_edits(&root, &s)?;
+    // `ACCORDO_BENCH_ONLY=report,aggregates,incoming,web,portal,edits` runs a subset.
+    let only = std::env::var("ACCORDO_BENCH_ONLY").ok();
+    let wanted = |part: &str| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|p| p == part))
+    };
+    if wanted("report") {
+        bench_report(&metro, &s, expected - s.comuni * archived)?;
+    }
+    if wanted("aggregates") {
+        bench_aggregates(&metro, &s, expected)?;
+    }
+    if wanted("incoming") {
+        bench_incoming(&metro, &s, incoming)?;
+    }
+    if wanted("web") {
+        bench_web(&metro, &s)?;
+    }
+    if wanted("portal") {
+        bench_portal(&metro, &s)?;
+    }
+    if wanted("edits") {
+        bench_local_edits(&root, &s)?;
+    }
+    Ok(())
+}
+
+/// The public portal (issue 17) on the metro node: the first request after
+/// the data changed (reads the published data into the snapshot), then
+/// pages and open-data files served from the held snapshot, and the home
+/// page's weight.
+fn bench_portal(metro: &Path, s: &Sizes) -> Result<()> {
+    use accordo_tests::browser::WebNode;
+    let web = WebNode::start_with(metro, &["--public", "--ipa", "cmca"])?;
+    let t = Instant::now();
+    let (status, home) = web.get("/pubblico/")?;
+    anyhow::ensure!(status == 200, "/pubblico/: status {status}");
+    let cold = t.elapsed();
+    println!(
+        "public portal on the metro node ({} comuni × {} projects, half published), {WEB_REQUESTS} GETs each:",
+        s.comuni, s.projects
+    );
+    println!("  first page (snapshot read)          {:>7.1} ms", ms(cold));
+    let pages = [
+        ("home /pubblico/", "/pubblico/".to_owned()),
+        (
+            "one comune's projects",
+            format!("/pubblico/comuni/{}", istat(1)),
+        ),
+        (
+            "open data progetti.csv",
+            "/opendata/progetti.csv".to_owned(),
+        ),
+        ("catalog.jsonld", "/opendata/catalog.jsonld".to_owned()),
+    ];
+    for (what, path) in &pages {
+        let mut times = Vec::with_capacity(WEB_REQUESTS);
+        let mut bytes = 0;
+        for _ in 0..WEB_REQUESTS {
+            let t = Instant::now();
+            let (status, body) = web.get(path)?;
+            times.push(t.elapsed());
+            anyhow::ensure!(status == 200, "{path}: status {status}");
+            bytes = body.len();
+        }
+        println!(
+            "  {what:<36} p50 {:>7.1} ms  p95 {:>7.1} ms  ({:.1} KB)",
+            ms(quantile(&mut times, 0.5)),
+            ms(quantile(&mut times, 0.95)),
+            bytes as f64 / 1000.0
+        );
+    }
+    let css = web.get("/pubblico/stile.css")?.1.len();
+    println!(
+        "  home page weight: {:.1} KB (HTML {:.1} KB + CSS {:.1} KB; no script, images or fonts)",
+        (home.len() + css) as f64 / 1000.0,
+        home.len() as f64 / 1000.0,
+        css as f64 / 1000.0
+    );
     Ok(())
 }
 

@@ -37,8 +37,14 @@ impl WebNode {
 
     /// [`WebNode::start`] on a node directory.
     pub fn start_dir(dir: &std::path::Path) -> Result<WebNode> {
+        WebNode::start_with(dir, &[])
+    }
+
+    /// [`WebNode::start_dir`] with more flags of `run` (`--public ...`).
+    pub fn start_with(dir: &std::path::Path, extra: &[&str]) -> Result<WebNode> {
         let mut child = Command::new(accordo_bin())
             .args(["--dir", &path(dir), "run", "--http", "127.0.0.1:0"])
+            .args(extra)
             .env("ACCORDO_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -69,12 +75,21 @@ impl WebNode {
 
     /// A plain HTTP/1.1 GET (no browser): status and body.
     pub fn get(&self, path: &str) -> Result<(u16, Vec<u8>)> {
+        self.get_with(path, &[])
+    }
+
+    /// A plain HTTP/1.1 GET with extra request headers.
+    pub fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Result<(u16, Vec<u8>)> {
         use std::io::Read;
         let host = self.base.trim_start_matches("http://");
         let mut s = std::net::TcpStream::connect(host)?;
+        let extra: String = headers
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}\r\n"))
+            .collect();
         write!(
             s,
-            "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+            "GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n"
         )?;
         let mut raw = Vec::new();
         s.read_to_end(&mut raw)?;

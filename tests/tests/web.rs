@@ -137,6 +137,23 @@ async fn a_comune_adds_and_edits_a_project_in_the_browser_and_the_metro_dashboar
         })
         .await?;
     assert!(dashboard.contains("Per comune"), "metro dashboard");
+    // Each comune's last sync as the relay saw it (not only its newest change).
+    let row = b
+        .text(&format!("#comuni a[href='/progetti?comune={QUARTU}']"))
+        .await?;
+    assert!(row.contains("Quartu"), "{row}");
+    let last_sync: serde_json::Value = b
+        .client
+        .execute(
+            &format!("return document.querySelector(\"#comuni a[href='/progetti?comune={QUARTU}']\").closest('tr').querySelector('.last-sync').textContent;"),
+            vec![],
+        )
+        .await?;
+    let last_sync = last_sync.as_str().unwrap_or_default().trim().to_owned();
+    assert!(
+        last_sync.contains('/') && last_sync.contains(':'),
+        "Quartu's last sync is a date and time: {last_sync:?}"
+    );
     b.screenshot("dashboard-metro").await?;
     b.client
         .goto(&metro_web.url(&format!("/progetti?comune={QUARTU}")))
@@ -260,6 +277,45 @@ async fn with_accounts_every_page_needs_sign_in_and_edits_name_the_person() -> R
     b.client.goto(&web.url("/progetti/nuovo")).await?;
     assert!(b.text(".alert-danger").await?.contains("ruolo"));
     b.close().await?;
+
+    // Integrations read the API with a token instead of signing in.
+    let (code, _) = web.get("/api/v1/projects")?;
+    assert_eq!(code, 401, "the API needs a session or a token");
+    let token = quartu
+        .cmd(&["token", "add", "--name", "portale-opendata"])?
+        .ok()?
+        .last_line();
+    let auth = format!("Bearer {token}");
+    let (code, body) = web.get_with("/api/v1/projects", &[("Authorization", &auth)])?;
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    let items: serde_json::Value = serde_json::from_slice(&body)?;
+    let listed = quartu
+        .cmd(&["project", "list", "--format", "json"])?
+        .ok()?
+        .json()?;
+    assert_eq!(items, listed, "the API lists what `project list` lists");
+    let wrong = format!("Bearer {}0", &token[..token.len() - 1]);
+    let (code, _) = web.get_with("/api/v1/projects", &[("Authorization", &wrong)])?;
+    assert_eq!(code, 401, "an altered token is refused");
+    let (code, _) = web.get_with("/progetti", &[("Authorization", &auth)])?;
+    assert_ne!(
+        code, 200,
+        "a token opens the API only, not the office pages"
+    );
+    let tokens = quartu
+        .cmd(&["token", "list", "--format", "json"])?
+        .ok()?
+        .json()?;
+    assert_eq!(tokens[0]["name"], "portale-opendata");
+    assert!(
+        !tokens.to_string().contains(&token),
+        "the token itself is never listed"
+    );
+    quartu
+        .cmd(&["token", "remove", "--name", "portale-opendata"])?
+        .ok()?;
+    let (code, _) = web.get_with("/api/v1/projects", &[("Authorization", &auth)])?;
+    assert_eq!(code, 401, "a removed token is refused");
     Ok(())
 }
 
@@ -547,6 +603,113 @@ async fn an_administrator_lists_the_registry_and_signs_an_invitation_that_works(
         .until(&web.url("/amministrazione"), |s| s.contains(&node.id[..16]))
         .await?;
     assert!(page.contains("Quartu"), "the new key's comune is shown");
+    // The invitation is listed as used by that key, its token no longer shown.
+    let row = b.text("#invitations tbody tr").await?;
+    assert!(
+        row.contains("usato da") && row.contains(&node.id),
+        "the invitation names the key that redeemed it: {row}"
+    );
+    let tokens_shown: serde_json::Value = b
+        .client
+        .execute(
+            "return document.querySelectorAll('#invitations input.token').length;",
+            vec![],
+        )
+        .await?;
+    assert_eq!(
+        tokens_shown, 0,
+        "a redeemed invitation's token is not shown"
+    );
+    // Revoke the key from the page: a confirmation first, then the
+    // revocation, which pulls first and pushes at once.
+    b.click(&format!(
+        "form[action='/amministrazione/revoca'] input[value='{}'] ~ button",
+        node.id
+    ))
+    .await?;
+    b.text_until("#revoke-h", |t| !t.is_empty()).await?;
+    let before = admin
+        .cmd(&["admin", "members", "--format", "json"])?
+        .ok()?
+        .json()?;
+    assert!(
+        before.to_string().contains("active"),
+        "nothing is revoked before the confirmation"
+    );
+    b.click("#revoke-confirm-button").await?;
+    let done = b.text_until("#admin-done", |t| !t.is_empty()).await?;
+    assert!(
+        done.contains("1 modifiche accettate restano valide")
+            && done.contains("0 modifiche concorrenti"),
+        "the page says what stays valid (the redemption) and what is refused: {done}"
+    );
+    let members = admin
+        .cmd(&["admin", "members", "--format", "json"])?
+        .ok()?
+        .json()?;
+    let status = members
+        .as_array()
+        .and_then(|m| m.iter().find(|r| r["node"] == node.id.as_str()))
+        .map(|r| r["status"].clone());
+    assert_eq!(status, Some(serde_json::json!("revoked")));
+    // Delivered at once: the relay refuses the revoked key.
+    let refused = node.sync()?;
+    assert_eq!(
+        refused.code,
+        Some(4),
+        "the revoked key is no longer admitted: {}{}",
+        refused.stdout,
+        refused.stderr
+    );
     b.close().await?;
+    Ok(())
+}
+
+#[test]
+fn invitations_are_listed_as_pending_redeemed_or_expired() -> Result<()> {
+    let mut relay = Relay::init()?;
+    relay.start()?;
+    let admin = Node::admin(&relay)?;
+    let empty = admin
+        .cmd(&["admin", "invitations", "--format", "json"])?
+        .ok()?
+        .json()?;
+    assert_eq!(empty, serde_json::json!([]));
+    let expired = admin.invite(QUARTU, "comune", "1ms")?;
+    let pending = admin.invite(CAGLIARI, "metro", "7d")?;
+    let used = admin.invite(QUARTU, "comune", "7d")?;
+    let (run, node) = Node::from_invite(&used)?;
+    let node = node.with_context(|| format!("redeem failed: {}{}", run.stdout, run.stderr))?;
+    admin.sync()?.ok()?;
+    let list = admin
+        .cmd(&["admin", "invitations", "--format", "json"])?
+        .ok()?
+        .json()?;
+    let list = list.as_array().context("a JSON array")?;
+    assert_eq!(list.len(), 3, "{list:?}");
+    let find = |token: &str, comune: &str, state: &str| {
+        list.iter()
+            .find(|i| i["state"] == state && i["comune"] == comune)
+            .map(|i| (i["token"].clone(), i["by"].clone()))
+            .with_context(|| format!("no {state} invitation for {comune} ({token:.20}…): {list:?}"))
+    };
+    let (t, _) = find(&pending, CAGLIARI, "pending")?;
+    assert_eq!(
+        t,
+        serde_json::json!(pending),
+        "a pending invitation shows its token"
+    );
+    let (t, by) = find(&used, QUARTU, "redeemed")?;
+    assert_eq!(t, serde_json::Value::Null);
+    assert_eq!(by, serde_json::json!(node.id));
+    let (t, _) = find(&expired, QUARTU, "expired")?;
+    assert_eq!(t, serde_json::Value::Null);
+    let human = admin.cmd(&["admin", "invitations"])?.ok()?.stdout;
+    assert!(
+        human.contains("pending")
+            && human.contains(&format!("redeemed by {}", node.id))
+            && human.contains("expired"),
+        "{human}"
+    );
     Ok(())
 }

@@ -62,7 +62,8 @@ pub struct Money {
 }
 
 impl Money {
-    fn add(&mut self, p: &Project) {
+    /// Counts `p` and adds its money (financed: the stated amount, else its funding lines).
+    pub fn add(&mut self, p: &Project) {
         self.projects += 1;
         self.financed_cents += p.financed_cents.unwrap_or_else(|| p.funding_total_cents());
         self.committed_cents += p.committed_cents.unwrap_or(0);

@@ -12,7 +12,7 @@ use accordo_domain::model::{parse_sdg, Date, Dimension, FieldError};
 use accordo_domain::plan::{self, Kind, Membership, PlanItem};
 use accordo_protocol::doc::DocId;
 use accordo_protocol::identity::Role;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Subcommand;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -49,6 +49,10 @@ pub enum IndicatorCmd {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
+    /// Publish an indicator of the catalog on the public portal (metro).
+    Publish { code: String },
+    /// Take an indicator back to a draft: no longer public (metro).
+    Unpublish { code: String },
     /// Record an observation for a period (this comune; the plan for metro).
     Observe {
         code: String,
@@ -97,6 +101,10 @@ pub enum PlanCmd {
     /// Reporting periods.
     #[command(subcommand)]
     Period(PlanItemCmd),
+    /// Texts of the sustainability report (`--code` a dimension such as
+    /// environmental, an objective's code, or intro; `--name` the text).
+    #[command(subcommand)]
+    Text(PlanItemCmd),
 }
 
 #[derive(Subcommand)]
@@ -127,6 +135,13 @@ pub enum PlanItemCmd {
 }
 
 pub use crate::ops::output::ReportFormat;
+
+/// Which report `accordo report` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportKind {
+    Monitoraggio,
+    Sostenibilita,
+}
 
 fn field<T>(r: Result<T, FieldError>) -> Result<T> {
     r.map_err(|e| anyhow::anyhow!("invalid {e}"))
@@ -185,12 +200,20 @@ pub fn indicator(dir: &Path, cmd: IndicatorCmd) -> Result<()> {
                 sdg: sdg.map(|s| field(parse_sdg(&s))).transpose()?,
                 source,
                 frequency,
+                published: false,
             };
             replica.edit(&DocId::Plan, now_ms(), |doc| {
+                // Redefining keeps the publication the office decided.
+                let mut def = def.clone();
+                def.published = indicator::definitions(doc)
+                    .iter()
+                    .any(|d| d.code == def.code && d.published);
                 indicator::save_definition(doc, &def).map_err(edit_err)
             })?;
             println!("indicator {code} defined");
         }
+        IndicatorCmd::Publish { code } => indicator_publication(&mut replica, &code, true)?,
+        IndicatorCmd::Unpublish { code } => indicator_publication(&mut replica, &code, false)?,
         IndicatorCmd::List { format } => {
             let plan = replica.materialise(&DocId::Plan)?;
             let data = indicator::data(&replica.materialise(&data_doc(&replica))?);
@@ -250,6 +273,19 @@ pub fn indicator(dir: &Path, cmd: IndicatorCmd) -> Result<()> {
     Ok(())
 }
 
+/// `indicator publish` / `indicator unpublish`.
+fn indicator_publication(replica: &mut Replica, code: &str, publish: bool) -> Result<()> {
+    let changed =
+        crate::ops::indicator::publish(replica, code, publish, &crate::ops::Author::default())?;
+    let state = if publish { "published" } else { "a draft" };
+    if changed {
+        println!("indicator {code} is now {state}");
+    } else {
+        println!("unchanged: indicator {code} was already {state}");
+    }
+    Ok(())
+}
+
 /// `indicator baseline|target`.
 pub fn reference(dir: &Path, cmd: IndicatorCmd) -> Result<()> {
     let (is_target, code, period, value) = match cmd {
@@ -296,6 +332,7 @@ pub fn plan(dir: &Path, cmd: PlanCmd) -> Result<()> {
         PlanCmd::Strategic(c) => (Kind::Strategic, c),
         PlanCmd::Zone(c) => (Kind::Zone, c),
         PlanCmd::Period(c) => (Kind::Period, c),
+        PlanCmd::Text(c) => (Kind::Text, c),
     };
     let mut replica = Replica::open(dir)?;
     match cmd {
@@ -435,6 +472,66 @@ pub fn run_report(
     let mut replica = Replica::open(dir)?;
     let r = crate::ops::output::report(&mut replica, as_of, period)?;
     let bytes = crate::ops::output::report_bytes(&r, format)?;
+    match out {
+        Some(path) => {
+            crate::output_file::write_atomically(&path, &bytes)?;
+            eprintln!("report written to {}", path.display());
+        }
+        None if format == ReportFormat::Xlsx => bail!("--format xlsx needs --out FILE"),
+        None => {
+            use std::io::Write;
+            std::io::stdout().write_all(&bytes)?;
+        }
+    }
+    Ok(())
+}
+
+/// `report --kind sostenibilita --from YEAR --to YEAR`: the sustainability
+/// report over the query store (indicators, projects, the plan's
+/// objectives, actions and texts), as of the last day of `to`.
+pub fn run_sustainability(
+    dir: &Path,
+    from: Option<u16>,
+    to: Option<u16>,
+    format: ReportFormat,
+    out: Option<PathBuf>,
+) -> Result<()> {
+    use accordo_domain::sustainability::{self, render};
+    let (Some(from), Some(to)) = (from, to) else {
+        bail!("--kind sostenibilita needs --from YEAR and --to YEAR (e.g. --from 2024 --to 2026)");
+    };
+    if from > to || !(1900..=2200).contains(&from) || !(1900..=2200).contains(&to) {
+        bail!(
+            "invalid --from {from} --to {to}: expected two years, the first not after the second"
+        );
+    }
+    let as_of = Date::new(to, 12, 31).context("--to is a year")?;
+    let mut replica = Replica::open(dir)?;
+    let (input, objectives, actions, texts) = replica.query(|tx| {
+        use crate::views::public::plan_items;
+        Ok((
+            crate::views::report_input(tx, as_of, None)?,
+            plan_items(tx, Kind::Objective)?,
+            plan_items(tx, Kind::Action)?,
+            plan_items(tx, Kind::Text)?,
+        ))
+    })?;
+    let plan = sustainability::Plan {
+        objectives: &objectives,
+        actions: &actions,
+        texts: &texts,
+    };
+    let r = sustainability::build(&input, &plan, from, to);
+    let bytes = match format {
+        ReportFormat::Json => {
+            let mut b = serde_json::to_vec_pretty(&r)?;
+            b.push(b'\n');
+            b
+        }
+        ReportFormat::Html => render::html(&r).into_bytes(),
+        ReportFormat::Xlsx => render::xlsx(&r)?,
+        ReportFormat::Md => bail!("--kind sostenibilita is written as json, html or xlsx"),
+    };
     match out {
         Some(path) => {
             crate::output_file::write_atomically(&path, &bytes)?;

@@ -68,6 +68,18 @@ pub enum ProjectCmd {
         #[arg(long)]
         undo: bool,
     },
+    /// Publish a project on the public portal and in open data (`run --public`).
+    Publish {
+        cup: Option<String>,
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// Take a project back to a draft: no longer public.
+    Unpublish {
+        cup: Option<String>,
+        #[arg(long)]
+        id: Option<String>,
+    },
     /// Settle a concurrent edit: keep one of the values `show` lists.
     Choose {
         cup: Option<String>,
@@ -178,6 +190,19 @@ fn warn_all(warnings: &[String]) {
     }
 }
 
+/// `project publish` / `project unpublish`.
+fn publication(replica: &mut Replica, target: &Target, publish: bool, me: &Author) -> Result<()> {
+    let (p, changed) = project::publish(replica, target, publish, me)?;
+    let label = p.cup.as_deref().unwrap_or(&p.id);
+    let state = if publish { "published" } else { "a draft" };
+    if changed {
+        println!("project {label} is now {state}");
+    } else {
+        println!("unchanged: project {label} was already {state}");
+    }
+    Ok(())
+}
+
 pub fn run(dir: &Path, cmd: ProjectCmd) -> Result<()> {
     let mut replica = Replica::open(dir)?;
     let own = replica.own_doc();
@@ -222,6 +247,12 @@ pub fn run(dir: &Path, cmd: ProjectCmd) -> Result<()> {
                 p.cup.as_deref().unwrap_or(&p.id),
                 if undo { "restored" } else { "archived" }
             );
+        }
+        ProjectCmd::Publish { cup, id } => {
+            publication(&mut replica, &target(cup, id), true, &me)?;
+        }
+        ProjectCmd::Unpublish { cup, id } => {
+            publication(&mut replica, &target(cup, id), false, &me)?;
         }
         ProjectCmd::Choose {
             cup,

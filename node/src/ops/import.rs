@@ -89,6 +89,8 @@ fn resolve(
     };
     new.id.clone_from(&old.id);
     new.created_ms = old.created_ms;
+    // Publication is the office's decision, never a file's.
+    new.published = old.published;
     if new.import_key.is_none() {
         new.import_key.clone_from(&old.import_key);
     }

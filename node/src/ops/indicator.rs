@@ -1,7 +1,8 @@
 //! Indicator data a node records: observations of the indicators of the
 //! plan's catalog for its territory (a comune's document, or the plan for
 //! the metropolitan office). `accordo indicator observe` and the web form
-//! both call [`observe`].
+//! both call [`observe`]; the metropolitan office publishes an indicator of
+//! the catalog on the public portal with [`publish`].
 
 use super::{Author, OpError};
 use crate::clock::now_ms;
@@ -48,4 +49,40 @@ pub fn observe(
         indicator::observe(d, code, &period, &o).map_err(|e| ReplicaError::Edit(e.to_string()))
     })?;
     Ok((period, value))
+}
+
+/// Publishes indicator `code` of the plan's catalog on the public portal
+/// and in open data (or takes it back to a draft). Only the metropolitan
+/// office writes the catalog. Returns whether anything changed.
+pub fn publish(
+    replica: &mut Replica,
+    code: &str,
+    published: bool,
+    author: &Author,
+) -> Result<bool, OpError> {
+    if replica.settings.role != Role::Metro {
+        return Err(OpError::Refused(format!(
+            "the indicator catalog is written by the metropolitan office; this node is {}",
+            replica.settings.role
+        )));
+    }
+    let code = code.trim().to_owned();
+    let (found, head) = replica.edit_as(&DocId::Plan, now_ms(), author.message(), |d| {
+        let Some(mut def) = indicator::definitions(d)
+            .into_iter()
+            .find(|def| def.code == code)
+        else {
+            return Ok(false);
+        };
+        def.published = published;
+        indicator::save_definition(d, &def).map_err(|e| ReplicaError::Edit(e.to_string()))?;
+        Ok(true)
+    })?;
+    if !found {
+        return Err(OpError::field(
+            "code",
+            format!("no indicator {code:?} in the plan's catalog"),
+        ));
+    }
+    Ok(head.is_some())
 }

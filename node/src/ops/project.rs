@@ -407,6 +407,21 @@ pub fn archive(
     .0)
 }
 
+/// Publishes a project on the public portal and in open data (or takes it
+/// back to a draft with `published: false`). Returns the project as saved
+/// and whether anything changed.
+pub fn publish(
+    replica: &mut Replica,
+    target: &Target,
+    published: bool,
+    author: &Author,
+) -> Result<(Project, bool), OpError> {
+    update(replica, target, author, |p| {
+        p.published = published;
+        Ok(())
+    })
+}
+
 /// Adds a funding line; returns its id and the line.
 pub fn funding_add(
     replica: &mut Replica,

@@ -9,7 +9,7 @@ use crate::store::NodeTx;
 use accordo_domain::comuni;
 use accordo_domain::model::Date;
 use accordo_protocol::doc::DocId;
-use accordo_store::{decode_envelope, StoreError};
+use accordo_store::StoreError;
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -37,6 +37,9 @@ pub struct Group {
     /// When the newest change of the comune's document was made (per its
     /// author's clock), for groups that are comuni.
     pub last_change_ms: Option<u64>,
+    /// When a node of the comune last completed a sync with the relay, as
+    /// the relay reported it (`crate::presence`); filled by the caller.
+    pub last_sync_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -63,6 +66,7 @@ fn group(key: String, projects: u64, financed: i64, committed: i64, paid: i64) -
             late_milestones: 0,
         },
         last_change_ms: None,
+        last_sync_ms: None,
     }
 }
 
@@ -144,26 +148,40 @@ fn late(
     Ok((comuni, states))
 }
 
-/// When the newest change of each document was made (its author's clock).
-fn last_changes(tx: &NodeTx<'_>) -> Result<Vec<(String, u64)>, ReplicaError> {
+/// When the newest change of each document was made (its author's clock):
+/// as `doc_state` keeps it, else (views derived before it was kept) parsed
+/// from the document's newest change in the log.
+pub fn last_changes(tx: &NodeTx<'_>) -> Result<Vec<(String, u64)>, ReplicaError> {
     let mut stmt = tx
         .sql()
         .prepare_cached(
-            "SELECT l.doc, l.envelope FROM log l
-             JOIN (SELECT doc, MAX(seq) AS seq FROM log GROUP BY doc) n ON n.seq = l.seq",
+            "SELECT s.doc, s.last_change_ms, (SELECT MAX(seq) FROM log l WHERE l.doc = s.doc)
+             FROM doc_state s",
         )
         .map_err(sql_err)?;
     let rows = stmt
         .query_map([], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<i64>>(1)?,
+                r.get::<_, Option<i64>>(2)?,
+            ))
         })
+        .map_err(sql_err)?
+        .collect::<Result<Vec<_>, _>>()
         .map_err(sql_err)?;
     let mut out = Vec::new();
-    for row in rows {
-        let (doc, blob) = row.map_err(sql_err)?;
-        let env = decode_envelope(&blob)?;
-        if let Ok(change) = automerge::Change::try_from(&env.change[..]) {
-            out.push((doc, change.timestamp().max(0) as u64 * 1000));
+    for (doc, kept, head) in rows {
+        let ms = match (kept, head) {
+            (Some(ms), _) => Some(ms),
+            (None, Some(seq)) => match doc.parse::<DocId>() {
+                Ok(id) => super::newest_change_ms(tx, &id, seq.max(0) as u64)?,
+                Err(_) => None,
+            },
+            (None, None) => None,
+        };
+        if let Some(ms) = ms {
+            out.push((doc, ms.max(0) as u64));
         }
     }
     Ok(out)

@@ -18,6 +18,7 @@
 pub mod aggregate;
 pub mod dashboard;
 mod lookup;
+pub mod public;
 mod read;
 mod rows;
 pub mod search;
@@ -280,15 +281,19 @@ fn record_state(
     out: &mut CaughtUp,
 ) -> Result<(), ReplicaError> {
     let heads = heads_text(&mut loaded.doc);
+    let newest = newest_change_ms(tx, doc, head_seq)?;
     tx.sql()
         .execute(
-            "INSERT INTO doc_state (doc, view_seq, heads, left_out) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (doc) DO UPDATE SET view_seq = ?2, heads = ?3, left_out = ?4",
+            "INSERT INTO doc_state (doc, view_seq, heads, left_out, last_change_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (doc) DO UPDATE SET view_seq = ?2, heads = ?3, left_out = ?4,
+               last_change_ms = ?5",
             params![
                 doc.canonical(),
                 head_seq as i64,
                 heads,
-                hashes_blob(left_out_now)
+                hashes_blob(left_out_now),
+                newest
             ],
         )
         .map_err(StoreError::from)?;
@@ -333,6 +338,35 @@ fn touched_since(
         keys.extend(root_keys_touched(doc, &change));
     }
     Ok(keys)
+}
+
+/// When the newest change of `doc` in the log (at `head_seq`) was made, by
+/// its author's clock, in UNIX ms; parsed once here so that readers (the
+/// dashboard) take it from `doc_state`.
+pub fn newest_change_ms(
+    tx: &NodeTx<'_>,
+    doc: &DocId,
+    head_seq: u64,
+) -> Result<Option<i64>, ReplicaError> {
+    if head_seq == 0 {
+        return Ok(None);
+    }
+    let blob: Option<Vec<u8>> = tx
+        .sql()
+        .query_row(
+            "SELECT envelope FROM log WHERE seq = ?1",
+            params![head_seq as i64],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(StoreError::from)?;
+    let Some(blob) = blob else { return Ok(None) };
+    let env = accordo_store::decode_envelope(&blob)?;
+    let change = parse_change(&env.change).map_err(|e| ReplicaError::Load {
+        doc: doc.clone(),
+        detail: e.to_string(),
+    })?;
+    Ok(Some(change.timestamp().max(0).saturating_mul(1000)))
 }
 
 /// A document's heads as stored in `doc_state`: hex, sorted, comma-separated.

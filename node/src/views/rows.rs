@@ -29,7 +29,7 @@ const DOC_TABLES: [&str; 8] = [
 /// Where the indicator tables start in [`DOC_TABLES`].
 const INDICATOR_TABLES_AT: usize = 6;
 /// Tables derived from the plan document alone.
-const PLAN_TABLES: [&str; 2] = ["view_catalog", "view_zones"];
+const PLAN_TABLES: [&str; 3] = ["view_catalog", "view_zones", "view_plan"];
 
 fn sql_err(e: rusqlite::Error) -> ReplicaError {
     ReplicaError::Store(StoreError::from(e))
@@ -190,9 +190,9 @@ fn write_project(
         .prepare_cached(
             "INSERT INTO view_projects (doc, id, comune, cup, import_key, title, archived, state,
                basis, pnrr_measure, mission, component, cost_cents, financed_cents,
-               committed_cents, paid_cents, record, zone)
+               committed_cents, paid_cents, record, zone, published)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-               ?18)",
+               ?18, ?19)",
         )
         .and_then(|mut s| {
             s.execute(params![
@@ -214,6 +214,7 @@ fn write_project(
                 contribution.paid_cents,
                 record,
                 p.zone,
+                p.published,
             ])
         })
         .map_err(sql_err)?;
@@ -302,11 +303,12 @@ fn write_doc_records(
             .map_err(|e| ReplicaError::Edit(format!("indicator {}: {e}", def.code)))?;
         tx.sql()
             .execute(
-                "INSERT INTO view_catalog (code, record) VALUES (?1, ?2)",
-                params![def.code, record],
+                "INSERT INTO view_catalog (code, record, published) VALUES (?1, ?2, ?3)",
+                params![def.code, record, def.published],
             )
             .map_err(sql_err)?;
     }
+    write_plan_items(tx, doc)?;
     for zone in plan::items(doc, Kind::Zone) {
         for (comune, m) in &zone.comuni {
             tx.sql()
@@ -321,6 +323,33 @@ fn write_doc_records(
                         m.valid_to.map(|d| d.to_string())
                     ],
                 )
+                .map_err(sql_err)?;
+        }
+    }
+    Ok(())
+}
+
+/// The plan's structure, one row per item (zones also have their
+/// memberships in `view_zones`).
+fn write_plan_items(tx: &NodeTx<'_>, doc: &AutoCommit) -> Result<(), ReplicaError> {
+    for kind in Kind::ALL {
+        for item in plan::items(doc, *kind) {
+            let record = serde_json::to_string(&item)
+                .map_err(|e| ReplicaError::Edit(format!("plan item {}: {e}", item.code)))?;
+            tx.sql()
+                .prepare_cached(
+                    "INSERT INTO view_plan (kind, code, name, parent, record)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        kind.prefix().trim_end_matches('/'),
+                        item.code,
+                        item.name,
+                        item.parent,
+                        record
+                    ])
+                })
                 .map_err(sql_err)?;
         }
     }

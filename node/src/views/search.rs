@@ -122,7 +122,10 @@ fn where_clause(f: &Filter, as_of: &Date) -> (String, Vec<Value>) {
     }
     if f.late_as_of.is_some() {
         clauses.push(
-            "EXISTS (SELECT 1 FROM view_milestones m WHERE m.doc = p.doc AND m.project = p.id AND m.due < ?1 AND m.achieved_date IS NULL)".to_owned(),
+            // `+` keeps the planner on the primary key (doc, project): with
+            // the open-milestones index it would scan every open milestone
+            // once per project (measured 0.3 → 1,500 ms on a metro node).
+            "EXISTS (SELECT 1 FROM view_milestones m WHERE m.doc = p.doc AND m.project = p.id AND +m.due < ?1 AND +m.achieved_date IS NULL)".to_owned(),
         );
     }
     (clauses.join(" AND "), params)
@@ -152,7 +155,7 @@ pub fn search(
         "SELECT p.doc, p.id, p.comune, p.cup, p.title, p.state, p.pnrr_measure,
                 p.financed_cents, p.committed_cents, p.paid_cents,
                 (SELECT COUNT(*) FROM view_milestones m WHERE m.doc = p.doc AND m.project = p.id
-                   AND m.due < ?1 AND m.achieved_date IS NULL)
+                   AND +m.due < ?1 AND +m.achieved_date IS NULL)
          FROM view_projects p WHERE {clause}
          ORDER BY p.doc, p.cup IS NOT NULL, p.cup, p.id
          LIMIT {limit} OFFSET {offset}"

@@ -29,6 +29,7 @@ enum Op {
     SetTitle(bool, u8, u8),
     Fund(bool, u8, u8, u32),
     Archive(bool, u8),
+    Publish(bool, u8),
     Delete(bool, u8),
     Observe(bool, u8, u8, i16),
     /// Copies every change of one replica into the other (`true`: A to B).
@@ -42,6 +43,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (any::<bool>(), any::<u8>(), any::<u8>()).prop_map(|(w, p, s)| Op::SetTitle(w, p, s)),
         2 => (any::<bool>(), any::<u8>(), 0u8..3, 0u32..1_000_000).prop_map(|(w, p, l, c)| Op::Fund(w, p, l, c)),
         1 => (any::<bool>(), any::<u8>()).prop_map(|(w, p)| Op::Archive(w, p)),
+        1 => (any::<bool>(), any::<u8>()).prop_map(|(w, p)| Op::Publish(w, p)),
         1 => (any::<bool>(), any::<u8>()).prop_map(|(w, p)| Op::Delete(w, p)),
         2 => (any::<bool>(), 0u8..3, 0u8..3, any::<i16>()).prop_map(|(w, c, p, v)| Op::Observe(w, c, p, v)),
         3 => any::<bool>().prop_map(Op::Sync),
@@ -86,6 +88,7 @@ fn op_who(op: &Op) -> bool {
         | Op::SetTitle(w, ..)
         | Op::Fund(w, ..)
         | Op::Archive(w, _)
+        | Op::Publish(w, _)
         | Op::Delete(w, _)
         | Op::Observe(w, ..) => *w,
         Op::Sync(_) => true,
@@ -118,6 +121,7 @@ fn edit(r: &mut Replica, op: &Op, counter: &mut u32) {
             );
         }),
         Op::Archive(_, n) => edit_project(r, *n, |p| p.archived = !p.archived),
+        Op::Publish(_, n) => edit_project(r, *n, |p| p.published = !p.published),
         Op::Delete(_, n) => {
             let Some(id) = nth_project(r, *n) else { return };
             r.edit(&own, 1_000, |doc| {
@@ -278,3 +282,56 @@ fn snapshots_are_taken_and_used_and_a_stale_one_is_ignored() {
 const SNAPSHOT_EVERY: usize = snapshot::SNAPSHOT_AFTER_CHANGES;
 
 mod governed;
+
+/// The publication state is a column of the query store, and a store whose
+/// views were derived before the column existed (what migration 9 leaves:
+/// the column at its default, every document marked as covering nothing)
+/// gets the right value again when it is next opened.
+#[test]
+fn publication_is_a_column_and_a_migrated_store_derives_it_again() {
+    let d = tempfile::tempdir().unwrap();
+    let mut r = replica(d.path());
+    let mut counter = 0;
+    edit(&mut r, &Op::Add(true, 1), &mut counter);
+    edit(&mut r, &Op::Add(true, 2), &mut counter);
+    let id = nth_project(&mut r, 0).unwrap();
+    let target = crate::ops::project::Target {
+        cup: None,
+        id: Some(id.clone()),
+    };
+    let author = crate::ops::Author::default();
+    let (p, changed) = crate::ops::project::publish(&mut r, &target, true, &author).unwrap();
+    assert!(p.published && changed);
+    let (_, again) = crate::ops::project::publish(&mut r, &target, true, &author).unwrap();
+    assert!(!again, "publishing a published project writes nothing");
+    let published = |r: &mut Replica| -> Vec<(String, bool)> {
+        r.query(|tx| {
+            let mut stmt = tx
+                .sql()
+                .prepare("SELECT id, published FROM view_projects ORDER BY id")
+                .unwrap();
+            let rows = stmt
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+                .unwrap();
+            Ok(rows.map(Result::unwrap).collect())
+        })
+        .unwrap()
+    };
+    let want = published(&mut r);
+    assert_eq!(want.iter().filter(|(_, p)| *p).count(), 1);
+    assert!(want.contains(&(id, true)));
+    r.store
+        .write(|tx| {
+            tx.sql()
+                .execute_batch(
+                    "UPDATE view_projects SET published = 0; UPDATE doc_state SET view_seq = 0;",
+                )
+                .map_err(StoreError::from)?;
+            Ok::<_, ReplicaError>(())
+        })
+        .unwrap();
+    drop(r);
+    let mut r = Replica::open(d.path()).unwrap();
+    assert_eq!(published(&mut r), want);
+    assert_eq!(rebuilt_then_rolled_back(&mut r).differing, 0);
+}

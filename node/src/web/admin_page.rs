@@ -8,6 +8,9 @@ use super::pages::node_label;
 use super::render::{self, Chrome};
 use super::{Failure, Shared, Visitor};
 use crate::admin;
+use crate::invitations::{self, Invitation, InvitationState};
+use crate::replica::Replica;
+use crate::revocation::{self, Refusal};
 use accordo_domain::comuni;
 use accordo_protocol::identity::{NodeId, RelayAddr, Role};
 use accordo_protocol::registry::RegistryRole;
@@ -17,15 +20,43 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::{Extension, Form};
 use serde::Deserialize;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// Longest validity an invitation may be given from the page.
 const MAX_INVITE_DAYS: i64 = 90;
+/// How long a revocation from the page waits for the relay (each sync).
+const REVOKE_SYNC_TIMEOUT: Duration = Duration::from_secs(15);
 
 pub struct MemberRow {
     pub node: String,
     pub comune: String,
     pub role: String,
     pub status: String,
+    /// An active key that is not a pinned admin and not a relay.
+    pub revocable: bool,
+}
+
+/// An invitation as the page lists it.
+pub struct InvitationRow {
+    pub comune: String,
+    pub role: String,
+    pub created: String,
+    pub expires: String,
+    /// `pending`, `redeemed` or `expired` (the CSS class and the i18n key).
+    pub state: &'static str,
+    pub redeemed_by: Option<String>,
+    pub token: Option<String>,
+}
+
+/// What the page shows besides the lists.
+#[derive(Default)]
+struct Notice {
+    error: Option<String>,
+    done: Option<String>,
+    token: Option<String>,
+    /// A key whose revocation waits for confirmation.
+    confirm_revoke: Option<String>,
 }
 
 #[derive(Template)]
@@ -33,27 +64,40 @@ pub struct MemberRow {
 struct AdminPage {
     c: Chrome,
     members: Vec<MemberRow>,
+    invitations: Vec<InvitationRow>,
     error: Option<String>,
     done: Option<String>,
     token: Option<String>,
+    confirm_revoke: Option<String>,
 }
 
-async fn show(
-    app: &Shared,
-    v: &Visitor,
-    error: Option<String>,
-    done: Option<String>,
-    token: Option<String>,
-) -> Response {
+fn invitation_row(v: &Visitor, i: Invitation) -> InvitationRow {
+    let moment = |ms: i64| v.lang.moment_ms(u64::try_from(ms).unwrap_or(0));
+    InvitationRow {
+        comune: comuni::label(&i.comune),
+        role: i.role,
+        created: moment(i.created_ms),
+        expires: moment(i.expires_ms),
+        state: i.state.name(),
+        redeemed_by: match &i.state {
+            InvitationState::Redeemed { by } => Some(by.to_string()),
+            _ => None,
+        },
+        token: i.token,
+    }
+}
+
+async fn show(app: &Shared, v: &Visitor, notice: Notice) -> Response {
     let loaded = app
         .with_replica(|r| {
             let label = node_label(r);
             let is_admin = r.settings.role == Role::Admin;
             let registry = r.verdict()?.registry.clone();
-            Ok::<_, Failure>((label, is_admin, admin::members_json(&registry)))
+            let invitations = invitations::list(r, crate::clock::now_ms())?;
+            Ok::<_, Failure>((label, is_admin, admin::members_json(&registry), invitations))
         })
         .await;
-    let (label, is_admin, rows) = match loaded {
+    let (label, is_admin, rows, invitations) = match loaded {
         Ok(x) => x,
         Err(e) => return render::failure(v.lang, &e),
     };
@@ -70,9 +114,14 @@ async fn show(
                 .map_or_else(|| text(r, "addr"), comuni::label),
             role: text(r, "role"),
             status: text(r, "status"),
+            revocable: r["status"] == "active" && r["role"] != "relay" && r["pinned"] != true,
         })
         .collect();
-    let status_code = if error.is_some() {
+    let invitations = invitations
+        .into_iter()
+        .map(|i| invitation_row(v, i))
+        .collect();
+    let status_code = if notice.error.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
         StatusCode::OK
@@ -83,9 +132,11 @@ async fn show(
         &AdminPage {
             c,
             members,
-            error,
-            done,
-            token,
+            invitations,
+            error: notice.error,
+            done: notice.done,
+            token: notice.token,
+            confirm_revoke: notice.confirm_revoke,
         },
     );
     *r.status_mut() = status_code;
@@ -93,7 +144,7 @@ async fn show(
 }
 
 pub async fn page(State(app): State<Shared>, Extension(v): Extension<Visitor>) -> Response {
-    show(&app, &v, None, None, None).await
+    show(&app, &v, Notice::default()).await
 }
 
 /// What a form asked for, done: a message, or an invitation token.
@@ -111,12 +162,22 @@ async fn act(
         return render::error_page(v.lang, StatusCode::FORBIDDEN, v.lang.t("error.forbidden"));
     }
     let done = app.with_replica(move |r| Ok::<_, Failure>(f(r))).await;
-    match done {
-        Ok(Ok(Done::Message(m))) => show(&app, &v, None, Some(m), None).await,
-        Ok(Ok(Done::Token(t))) => show(&app, &v, None, None, Some(t)).await,
-        Ok(Err(e)) => show(&app, &v, Some(e), None, None).await,
-        Err(e) => render::failure(v.lang, &e),
-    }
+    let notice = match done {
+        Ok(Ok(Done::Message(m))) => Notice {
+            done: Some(m),
+            ..Notice::default()
+        },
+        Ok(Ok(Done::Token(t))) => Notice {
+            token: Some(t),
+            ..Notice::default()
+        },
+        Ok(Err(e)) => Notice {
+            error: Some(e),
+            ..Notice::default()
+        },
+        Err(e) => return render::failure(v.lang, &e),
+    };
+    show(&app, &v, notice).await
 }
 
 fn comune_in_force(typed: &str) -> Result<accordo_protocol::codes::Istat, String> {
@@ -163,6 +224,8 @@ pub async fn invite(
     Extension(v): Extension<Visitor>,
     Form(f): Form<InviteForm>,
 ) -> Response {
+    // Who signed it: the person, or "web" on a node without accounts.
+    let by = v.author().message().unwrap_or_else(|| "web".into());
     act(app, v, move |r| {
         let comune = comune_in_force(&f.comune)?;
         let role: Role = match f.role.as_str() {
@@ -178,7 +241,7 @@ pub async fn invite(
             .filter(|d| (1..=MAX_INVITE_DAYS).contains(d))
             .ok_or_else(|| format!("days: expected 1 to {MAX_INVITE_DAYS}, got {:?}", f.days))?;
         let expires = crate::clock::now_ms().saturating_add(days * 86_400_000);
-        let token = admin::invite(r, comune, role, expires).map_err(|e| e.to_string())?;
+        let token = admin::invite(r, comune, role, expires, &by).map_err(|e| e.to_string())?;
         Ok(Done::Token(token))
     })
     .await
@@ -200,4 +263,89 @@ pub async fn add_relay(
         Ok(Done::Message(format!("{relay}")))
     })
     .await
+}
+
+#[derive(Deserialize)]
+pub struct RevokeForm {
+    node: String,
+    /// Present once the administrator confirmed.
+    confirm: Option<String>,
+    /// Revoke on local knowledge without reaching the relay.
+    offline: Option<String>,
+}
+
+/// Asks for confirmation, then revokes the key through
+/// [`revocation::revoke`] — pulling first, pushing at once — on a replica
+/// of its own (the procedure syncs, which needs the replica shared).
+pub async fn revoke(
+    State(app): State<Shared>,
+    Extension(v): Extension<Visitor>,
+    Form(f): Form<RevokeForm>,
+) -> Response {
+    if !v.access.can_edit() {
+        return render::error_page(v.lang, StatusCode::FORBIDDEN, v.lang.t("error.forbidden"));
+    }
+    let node: NodeId = match f.node.trim().parse() {
+        Ok(n) => n,
+        Err(e) => {
+            let notice = Notice {
+                error: Some(format!("node: {e}")),
+                ..Notice::default()
+            };
+            return show(&app, &v, notice).await;
+        }
+    };
+    if f.confirm.is_none() {
+        let notice = Notice {
+            confirm_revoke: Some(node.to_string()),
+            ..Notice::default()
+        };
+        return show(&app, &v, notice).await;
+    }
+    let opened = app
+        .with_replica(|r| Ok::<_, Failure>(Replica::open(&r.dir)?))
+        .await;
+    let replica = match opened {
+        Ok(r) => r,
+        Err(e) => return render::failure(v.lang, &e),
+    };
+    let req = revocation::Request {
+        node,
+        offline: f.offline.is_some(),
+        timeout: REVOKE_SYNC_TIMEOUT,
+        now_ms: crate::clock::now_ms(),
+    };
+    let notice = match revocation::revoke(Arc::new(Mutex::new(replica)), req).await {
+        Ok(r) => Notice {
+            done: Some(match r.refused {
+                Some(refused) => format!(
+                    "{node}: {} {} · {} {}",
+                    r.kept,
+                    v.lang.t("admin.revoke_kept"),
+                    refused,
+                    v.lang.t("admin.revoke_refused")
+                ),
+                None => format!(
+                    "{node}: {} {} · {}",
+                    r.kept,
+                    v.lang.t("admin.revoke_kept"),
+                    v.lang.t("admin.revoke_offline_done")
+                ),
+            }),
+            ..Notice::default()
+        },
+        Err(Refusal::Admin(e)) => Notice {
+            error: Some(e.to_string()),
+            ..Notice::default()
+        },
+        Err(e @ Refusal::Undelivered { .. }) => Notice {
+            error: Some(format!("{} {e}", v.lang.t("admin.revoke_undelivered"))),
+            ..Notice::default()
+        },
+        Err(e) => Notice {
+            error: Some(format!("{} {e}", v.lang.t("admin.revoke_not_done"))),
+            ..Notice::default()
+        },
+    };
+    show(&app, &v, notice).await
 }

@@ -17,8 +17,9 @@ use std::time::{Duration, Instant};
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "accordo_session";
-/// Most sessions held at once; past it the least recently used goes (a
-/// flood of cookie-less requests cannot grow memory without bound).
+/// Most sessions held at once; past it the least recently used goes,
+/// anonymous sessions before signed-in ones (a flood of cookie-less
+/// requests cannot grow memory without bound, nor sign people out).
 pub const MAX_SESSIONS: usize = 10_000;
 /// A session unused this long is gone (a working day).
 pub const SESSION_IDLE: Duration = Duration::from_secs(8 * 3600);
@@ -41,6 +42,18 @@ pub struct Session {
     pub csrf: String,
     pub user: Option<User>,
     last_used: Instant,
+}
+
+impl Session {
+    /// A session for one request that is not kept (an API token's): its
+    /// CSRF token is random and never sent, so it authorises no form.
+    pub fn detached(now: Instant) -> Session {
+        Session {
+            csrf: random_hex(32),
+            user: None,
+            last_used: now,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -73,7 +86,7 @@ impl Sessions {
             if let Some(oldest) = self
                 .by_id
                 .iter()
-                .min_by_key(|(_, s)| s.last_used)
+                .min_by_key(|(_, s)| (s.user.is_some(), s.last_used))
                 .map(|(k, _)| k.clone())
             {
                 self.by_id.remove(&oldest);
@@ -186,6 +199,8 @@ pub enum Access {
     SignedIn(User),
     /// Accounts exist and this session has not signed in.
     Anonymous,
+    /// An integration's API token (named): reads `/api/v1/` only.
+    Token(String),
 }
 
 impl Access {
@@ -197,7 +212,7 @@ impl Access {
         match self {
             Access::Open => true,
             Access::SignedIn(u) => u.role == WebRole::Editor,
-            Access::Anonymous => false,
+            Access::Anonymous | Access::Token(_) => false,
         }
     }
 
@@ -251,6 +266,20 @@ mod tests {
             s.get_or_create(None, t0 + Duration::from_millis(i as u64));
         }
         assert_eq!(s.len(), MAX_SESSIONS);
+    }
+
+    #[test]
+    fn a_flood_of_anonymous_sessions_does_not_sign_people_out() {
+        let mut s = Sessions::default();
+        let t0 = Instant::now();
+        let (anna, _) = s.sign_in(None, user("anna"), t0);
+        for i in 1..=(MAX_SESSIONS + 100) {
+            s.get_or_create(None, t0 + Duration::from_millis(i as u64));
+        }
+        assert_eq!(s.len(), MAX_SESSIONS);
+        let (still, sess) = s.get_or_create(Some(&anna), t0 + Duration::from_secs(60));
+        assert_eq!(still, anna, "the signed-in session survived the flood");
+        assert_eq!(sess.user.map(|u| u.name), Some("anna".to_owned()));
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub struct Series {
     pub rows: Vec<(String, String)>,
     /// Latest value per comune (metro node).
     pub comuni: Vec<(String, String, String)>,
+    /// On the public portal (`indicator publish`).
+    pub published: bool,
 }
 
 #[derive(Template)]
@@ -38,6 +40,9 @@ struct IndicatorsPage {
     codes: Vec<(String, String)>,
     error: Option<String>,
     saved: bool,
+    /// This node writes the catalog (the metropolitan office): it may
+    /// publish indicators.
+    catalog_writer: bool,
 }
 
 fn series(
@@ -99,6 +104,7 @@ fn series(
             .map(|(p, v)| (p.clone(), lang.number(*v)))
             .collect(),
         comuni: comuni_rows,
+        published: def.published,
     }
 }
 
@@ -107,6 +113,7 @@ async fn show(app: &Shared, v: &Visitor, error: Option<String>, saved: bool) -> 
         .with_replica(|r| {
             let label = node_label(r);
             let metro = crate::client::follows_all(r.settings.role);
+            let writer = r.settings.role == accordo_protocol::identity::Role::Metro;
             let own = crate::ops::indicator::data_doc(r).canonical();
             let (defs, data) = r.query(|tx| {
                 Ok((
@@ -114,10 +121,10 @@ async fn show(app: &Shared, v: &Visitor, error: Option<String>, saved: bool) -> 
                     crate::views::indicator_data(tx)?,
                 ))
             })?;
-            Ok::<_, Failure>((label, metro, own, defs, data))
+            Ok::<_, Failure>((label, (metro, writer), own, defs, data))
         })
         .await;
-    let (label, metro, own, defs, data) = match loaded {
+    let (label, (metro, catalog_writer), own, defs, data) = match loaded {
         Ok(x) => x,
         Err(e) => return render::failure(v.lang, &e),
     };
@@ -144,6 +151,7 @@ async fn show(app: &Shared, v: &Visitor, error: Option<String>, saved: bool) -> 
             codes,
             error,
             saved,
+            catalog_writer,
         },
     );
     *r.status_mut() = status_code;
@@ -194,6 +202,40 @@ pub async fn observe(
         {
             show(&app, &v, Some(e.to_string()), false).await
         }
+        Ok(Err(e)) => render::failure(v.lang, &Failure(e.to_string())),
+        Err(e) => render::failure(v.lang, &e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct PublishForm {
+    code: String,
+    /// `1` to publish, `0` to take back to a draft.
+    published: String,
+}
+
+/// Publishes an indicator on the public portal (or takes it back), through
+/// [`crate::ops::indicator::publish`] as `indicator publish` does.
+pub async fn publish(
+    State(app): State<Shared>,
+    Extension(v): Extension<Visitor>,
+    Form(f): Form<PublishForm>,
+) -> Response {
+    if !v.access.can_edit() {
+        return render::error_page(v.lang, StatusCode::FORBIDDEN, v.lang.t("error.forbidden"));
+    }
+    let author = v.author();
+    let published = f.published.trim() == "1";
+    let done = app
+        .with_replica(move |r| {
+            Ok::<_, Failure>(crate::ops::indicator::publish(
+                r, &f.code, published, &author,
+            ))
+        })
+        .await;
+    match done {
+        Ok(Ok(_)) => Redirect::to("/indicatori?salvato=1").into_response(),
+        Ok(Err(e)) if e.is_input() => show(&app, &v, Some(e.to_string()), false).await,
         Ok(Err(e)) => render::failure(v.lang, &Failure(e.to_string())),
         Err(e) => render::failure(v.lang, &e),
     }

@@ -22,6 +22,7 @@ mod import_page;
 mod indicator_page;
 mod list_page;
 mod pages;
+pub mod portal;
 mod project_pages;
 mod render;
 mod report_page;
@@ -167,6 +168,11 @@ async fn gate(State(app): State<Shared>, mut req: Request, next: Next) -> Respon
             .get(header::ACCEPT_LANGUAGE)
             .and_then(|v| v.to_str().ok()),
     );
+    if req.uri().path().starts_with("/api/") {
+        if let Some(token) = bearer(&req) {
+            return api_with_token(app, req, next, token, lang, client).await;
+        }
+    }
     let given_id = cookie(&req, SESSION_COOKIE).map(str::to_owned);
     let (session_id, session) = {
         // Invariant: poisoned only after a panic while held, a bug.
@@ -193,11 +199,7 @@ async fn gate(State(app): State<Shared>, mut req: Request, next: Next) -> Respon
         _ => Access::Anonymous,
     };
     let path = req.uri().path().to_owned();
-    let here = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "/".into());
+    let here = path_and_query(&req);
     let visitor = Visitor {
         lang,
         session_id: session_id.clone(),
@@ -234,6 +236,60 @@ async fn gate(State(app): State<Shared>, mut req: Request, next: Next) -> Respon
             .append(header::SET_COOKIE, session_cookie(&session_id));
     }
     response
+}
+
+/// The path and query asked for.
+fn path_and_query(req: &Request) -> String {
+    req.uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "/".into())
+}
+
+/// The token of an `Authorization: Bearer TOKEN` header.
+fn bearer(req: &Request) -> Option<String> {
+    let v = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+}
+
+/// An API request carrying a token ([`crate::api_tokens`]): read-only
+/// access if the token is this node's, else 401. No session is made.
+async fn api_with_token(
+    app: Shared,
+    mut req: Request,
+    next: Next,
+    token: String,
+    lang: Lang,
+    client: IpAddr,
+) -> Response {
+    let checked = app
+        .with_replica(move |r| {
+            crate::api_tokens::check(&mut r.store, &token).map_err(Failure::from)
+        })
+        .await;
+    let name = match checked {
+        Ok(Some(name)) => name,
+        Ok(None) => {
+            return (StatusCode::UNAUTHORIZED, "invalid API token\n").into_response();
+        }
+        Err(e) => return render::failure(lang, &e),
+    };
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return (StatusCode::METHOD_NOT_ALLOWED, "API tokens only read\n").into_response();
+    }
+    let visitor = Visitor {
+        lang,
+        here: path_and_query(&req),
+        session_id: String::new(),
+        session: Session::detached(Instant::now()),
+        access: Access::Token(name),
+        client,
+    };
+    req.extensions_mut().insert(visitor);
+    next.run(req).await
 }
 
 /// The request again if its CSRF token is the session's, else the refusal.
@@ -279,7 +335,17 @@ async fn csrf_checked(req: Request, visitor: &Visitor) -> Result<Request, Respon
     Ok(Request::from_parts(parts, axum::body::Body::from(bytes)))
 }
 
-fn router(app: Shared) -> Router {
+/// The office's routes behind [`gate`], and with `--public` the portal's
+/// beside them (outside the gate: no session, no sign-in).
+fn router(app: Shared, public: Option<&portal::PortalArgs>) -> Router {
+    let office = office_router(Arc::clone(&app));
+    match public {
+        Some(args) if args.public => portal::router(app, args.clone()).merge(office),
+        _ => office,
+    }
+}
+
+fn office_router(app: Shared) -> Router {
     Router::new()
         .route("/", get(pages::dashboard))
         .route("/accesso", get(pages::login_form).post(pages::login))
@@ -303,6 +369,10 @@ fn router(app: Shared) -> Router {
             post(project_pages::add_milestone),
         )
         .route(
+            "/progetti/{comune}/{id}/pubblica",
+            post(project_pages::publish),
+        )
+        .route(
             "/progetti/{comune}/{id}/scegli",
             post(project_pages::choose),
         )
@@ -315,10 +385,12 @@ fn router(app: Shared) -> Router {
         .route("/amministrazione/iscrivi", post(admin_page::enroll))
         .route("/amministrazione/invito", post(admin_page::invite))
         .route("/amministrazione/relay", post(admin_page::add_relay))
+        .route("/amministrazione/revoca", post(admin_page::revoke))
         .route("/importa", get(import_page::form).post(import_page::check))
         .route("/importa/conferma", post(import_page::confirm))
         .route("/indicatori", get(indicator_page::page))
         .route("/indicatori/osserva", post(indicator_page::observe))
+        .route("/indicatori/pubblica", post(indicator_page::publish))
         .route("/rapporto", get(report_page::page))
         .route("/rapporto/{file}", get(report_page::file))
         .route("/esporta/{file}", get(report_page::export))
@@ -361,6 +433,16 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), WebError> {
+    serve_with(dir, listener, shutdown, None).await
+}
+
+/// [`serve`], with the public portal when `public` says so (`--public`).
+pub async fn serve_with(
+    dir: &Path,
+    listener: tokio::net::TcpListener,
+    shutdown: CancellationToken,
+    public: Option<&portal::PortalArgs>,
+) -> Result<(), WebError> {
     let app = Arc::new(App {
         replica: Mutex::new(Replica::open(dir)?),
         sessions: Mutex::new(Sessions::default()),
@@ -372,7 +454,7 @@ pub async fn serve(
     }
     axum::serve(
         listener,
-        router(app).into_make_service_with_connect_info::<SocketAddr>(),
+        router(app, public).into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown.cancelled_owned())
     .await

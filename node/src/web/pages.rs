@@ -81,11 +81,13 @@ pub struct GroupRow {
     /// Share paid of financed, 0..100, for the bar.
     pub paid_pct: u32,
     pub last_change: String,
-    /// No change for more than [`SILENT_DAYS`] days.
+    pub last_sync: String,
+    /// No sync (or, where the relay has not said, no change) for more
+    /// than [`SILENT_DAYS`] days.
     pub silent: bool,
 }
 
-/// A comune whose newest change is older than this is flagged.
+/// A comune whose last sync (else newest change) is older than this is flagged.
 pub const SILENT_DAYS: u64 = 3;
 
 fn rows(lang: Lang, groups: &[Group], now_ms: u64, unnamed: &str) -> Vec<GroupRow> {
@@ -117,8 +119,13 @@ fn rows(lang: Lang, groups: &[Group], now_ms: u64, unnamed: &str) -> Vec<GroupRo
                     .last_change_ms
                     .map(|ms| lang.moment_ms(ms))
                     .unwrap_or_else(|| "–".into()),
+                last_sync: g
+                    .last_sync_ms
+                    .map(|ms| lang.moment_ms(ms))
+                    .unwrap_or_else(|| "–".into()),
                 silent: g
-                    .last_change_ms
+                    .last_sync_ms
+                    .or(g.last_change_ms)
                     .is_some_and(|ms| now_ms.saturating_sub(ms) > SILENT_DAYS * 86_400_000),
             }
         })
@@ -147,9 +154,13 @@ pub async fn dashboard(State(app): State<Shared>, Extension(v): Extension<Visito
             let metro = crate::client::follows_all(r.settings.role);
             let own = r.own_doc();
             let today = today();
-            let d: Dashboard = r.query(|tx| {
+            let mut d: Dashboard = r.query(|tx| {
                 crate::views::dashboard::dashboard(tx, (!metro).then_some(&own), &today)
             })?;
+            let synced = crate::presence::by_comune(r)?;
+            for g in &mut d.comuni {
+                g.last_sync_ms = synced.get(&g.key).map(|ms| (*ms).max(0) as u64);
+            }
             Ok::<_, Failure>((status, label, metro, d))
         })
         .await;
@@ -166,6 +177,7 @@ pub async fn dashboard(State(app): State<Shared>, Extension(v): Extension<Visito
             name: Some(lang.t("filter.all").to_owned()),
             totals: d.all.clone(),
             last_change_ms: None,
+            last_sync_ms: None,
         }],
         now,
         "",

@@ -564,6 +564,26 @@ pub async fn set_phase(
 }
 
 #[derive(Deserialize)]
+pub struct PublishForm {
+    /// `1` to publish, `0` to take back to a draft.
+    published: String,
+}
+
+pub async fn publish(
+    State(app): State<Shared>,
+    Extension(v): Extension<Visitor>,
+    Path((comune, id)): Path<(String, String)>,
+    Form(f): Form<PublishForm>,
+) -> Response {
+    let author = v.author();
+    let published = f.published.trim() == "1";
+    edit(app, v, comune, id, None, move |r, t| {
+        ops::publish(r, t, published, &author).map(|_| ())
+    })
+    .await
+}
+
+#[derive(Deserialize)]
 pub struct ChooseForm {
     field: String,
     value: String,

@@ -149,14 +149,46 @@ fn members_bytes() {
 }
 
 #[test]
+fn presence_bytes() {
+    check_request(Request::Presence, expect!["0004"]);
+    check_response(
+        Response::Presence(PresenceList {
+            nodes: vec![NodePresence {
+                node: NodeId([7; 32]),
+                last_sync_ms: 1_700_000_000_000,
+            }],
+        }),
+        expect![
+            "000501070707070707070707070707070707070707070707070707070707070707070780a0abfef962"
+        ],
+    );
+}
+
+#[test]
 fn log_epoch_bytes() {
-    check_request(Request::LogEpoch, expect!["0004"]);
+    check_request(Request::LogEpoch, expect!["0005"]);
     check_response(
         Response::LogEpoch(LogEpoch {
             epoch: [0xab; LOG_EPOCH_BYTES],
         }),
-        expect!["0005abababababababababababababababab"],
+        expect!["0006abababababababababababababababab"],
     );
+}
+
+#[test]
+fn too_many_presences_are_refused() {
+    let one = NodePresence {
+        node: NodeId([7; 32]),
+        last_sync_ms: 1,
+    };
+    let bytes = Response::Presence(PresenceList {
+        nodes: vec![one; MAX_MEMBERS + 1],
+    })
+    .encode();
+    assert!(matches!(
+        Response::decode(&bytes),
+        Err(WireError::Bounds(_))
+    ));
 }
 
 #[test]
@@ -317,6 +349,7 @@ fn arb_request() -> impl Strategy<Value = Request> {
         (".{0,30}", arb_change())
             .prop_map(|(network, change)| Request::Redeem(RedeemRequest { network, change })),
         Just(Request::Members),
+        Just(Request::Presence),
         Just(Request::LogEpoch),
     ]
 }
@@ -379,6 +412,17 @@ fn arb_response() -> impl Strategy<Value = Response> {
         any::<[u8; 32]>().prop_map(|h| Response::Redeemed(RedeemAck {
             hash: ChangeHash(h)
         })),
+        proptest::collection::vec((any::<[u8; 32]>(), any::<i64>()), 0..3).prop_map(|rows| {
+            Response::Presence(PresenceList {
+                nodes: rows
+                    .into_iter()
+                    .map(|(n, last_sync_ms)| NodePresence {
+                        node: NodeId(n),
+                        last_sync_ms,
+                    })
+                    .collect(),
+            })
+        }),
         proptest::collection::vec(
             (any::<[u8; 32]>(), "[0-9]{6}", any::<bool>(), any::<bool>()),
             0..3
