@@ -19,8 +19,8 @@ use accordo_protocol::identity::{RelayAddr, Role};
 use accordo_protocol::log::{serve_sync, LogStore};
 use accordo_protocol::registry::{Cut, CutEntry, Invite, RegistryRole, Statement};
 use accordo_protocol::wire::{
-    Cursor, ErrorCode, Hello, HelloAck, RedeemAck, RedeemRequest, Request, Response, Scope,
-    SyncRequest,
+    Cursor, ErrorCode, Hello, HelloAck, LogEpoch, RedeemAck, RedeemRequest, Request, Response,
+    Scope, SyncRequest, LOG_EPOCH_BYTES,
 };
 use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{ObjType, ROOT};
@@ -151,6 +151,12 @@ fn main() {
     );
     write("wire_response", "error", &error.encode());
     write("wire_response", "redeemed", &redeemed.encode());
+    write(
+        "wire_response",
+        "log_epoch",
+        &Response::LogEpoch(LogEpoch { epoch: [0xab; LOG_EPOCH_BYTES] }).encode(),
+    );
+    write("wire_request", "log_epoch", &Request::LogEpoch.encode());
 
     // Sync session: config byte (cursor layout), then u16-framed responses.
     let all = Response::Sync(pulled_all.clone()).encode();

@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
             assert!(s.push.len() <= MAX_PUSH_CHANGES);
             assert!(s.cursors.len() <= MAX_CURSORS);
         }
-        Request::Members => {}
+        Request::Members | Request::Presence | Request::LogEpoch => {}
     }
     let bytes = req.encode();
     assert!(bytes.len() <= data.len(), "re-encoding grew the message");

@@ -8,6 +8,7 @@
 
 mod accounts;
 mod admin_cmd;
+mod backup;
 use accounts::{token_cmd, user_cmd, TokenCmd, UserCmd};
 use admin_cmd::{admin_cmd, AdminCmd};
 mod codes;
@@ -196,6 +197,24 @@ enum Command {
         http: Option<std::net::SocketAddr>,
         #[command(flatten)]
         portal: crate::web::portal::PortalArgs,
+        /// Serve Prometheus metrics at /metrics, and /healthz and /readyz,
+        /// on this HTTP address (e.g. 127.0.0.1:9464).
+        #[arg(long, value_name = "HOST:PORT")]
+        metrics: Option<String>,
+    },
+    /// Write a consistent snapshot of this node's store (while `run` runs)
+    /// to one archive file; the node's secret keys only with --with-keys.
+    Backup {
+        #[arg(long)]
+        out: PathBuf,
+        /// Include node.key (the archive is then created readable by its owner only).
+        #[arg(long)]
+        with_keys: bool,
+    },
+    /// Restore a backup archive into --dir, which must be new or empty.
+    Restore {
+        #[arg(long)]
+        from: PathBuf,
     },
     /// People who sign in to the web application.
     #[command(subcommand)]
@@ -357,7 +376,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             timeout_s,
             retry_rejected,
         } => return sync(dir, Duration::from_secs(timeout_s), retry_rejected),
-        Command::Run { http, portal } => run_node(dir, http, portal)?,
+        Command::Run {
+            http,
+            portal,
+            metrics,
+        } => run_node(dir, http, portal, metrics)?,
+        Command::Backup { out, with_keys } => backup::backup(dir, &out, with_keys)?,
+        Command::Restore { from } => backup::restore(dir, &from)?,
         Command::User(cmd) => user_cmd(dir, cmd)?,
         Command::Token(cmd) => token_cmd(dir, cmd)?,
         Command::Status { format } => status(dir, format)?,
@@ -409,6 +434,7 @@ fn run_node(
     dir: &Path,
     http: Option<std::net::SocketAddr>,
     portal: crate::web::portal::PortalArgs,
+    metrics: Option<String>,
 ) -> Result<()> {
     portal.check()?;
     let replica = Arc::new(Mutex::new(Replica::open(dir)?));
@@ -441,19 +467,28 @@ fn run_node(
             client::run_forever(replica, shutdown.clone()).await?;
             anyhow::Ok(())
         };
+        let observed = async {
+            match &metrics {
+                Some(addr) => crate::metrics::serve(dir, addr, shutdown.clone()).await?,
+                None => shutdown.cancelled().await,
+            }
+            anyhow::Ok(())
+        };
         let signal = async {
             crate::signal::wait_for_signal().await;
             tracing::info!("signal received; stopping");
             shutdown.cancel();
         };
-        tokio::pin!(web, engine, signal);
-        // Either part failing stops the other; a signal stops both.
+        tokio::pin!(web, engine, observed, signal);
+        // Any part failing stops the others; a signal stops all.
         let mut web_done = false;
         let mut engine_done = false;
-        while !(web_done && engine_done) {
+        let mut observed_done = false;
+        while !(web_done && engine_done && observed_done) {
             tokio::select! {
                 r = &mut web, if !web_done => { web_done = true; shutdown.cancel(); r?; }
                 r = &mut engine, if !engine_done => { engine_done = true; shutdown.cancel(); r?; }
+                r = &mut observed, if !observed_done => { observed_done = true; shutdown.cancel(); r?; }
                 () = &mut signal, if !shutdown.is_cancelled() => {}
             }
         }

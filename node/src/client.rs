@@ -75,11 +75,15 @@ impl SyncFailure {
     }
 }
 
+mod redeem;
+
+pub use redeem::redeem;
+
 /// The replica shared between the async engine and the store work.
 pub type SharedReplica = Arc<Mutex<Replica>>;
 
 /// Runs `f` on the replica's store, off the async threads (see [`accordo_store::offload`]).
-async fn with_replica<T: Send + 'static>(
+pub(crate) async fn with_replica<T: Send + 'static>(
     replica: &SharedReplica,
     f: impl FnOnce(&mut Replica) -> Result<T, SyncFailure> + Send + 'static,
 ) -> Result<T, SyncFailure> {
@@ -97,6 +101,8 @@ pub struct Link {
     conn: quinn::Connection,
     pub member: Member,
     addr: SocketAddr,
+    /// The relay's log had a new epoch: the stored cursors were reset.
+    pub cursors_reset: bool,
     /// The daemon's links ask the relay for presence ([`crate::presence`]):
     /// when they last asked (by the runtime's clock, so a simulation
     /// replays), `None` until the first time. One-shot syncs do not ask.
@@ -166,10 +172,14 @@ impl Link {
             software: format!("accordo {}", env!("CARGO_PKG_VERSION")),
         });
         match link.call(&hello, Duration::ZERO).await? {
-            (Response::HelloAck(ack), _) => Ok(Link {
-                member: ack.member,
-                ..link
-            }),
+            (Response::HelloAck(ack), _) => {
+                let mut link = Link {
+                    member: ack.member,
+                    ..link
+                };
+                link.cursors_reset = crate::relay_epoch::check(&link, replica).await?;
+                Ok(link)
+            }
             (Response::Error(e), _) if e.code == ErrorCode::NotAdmitted => {
                 Err(SyncFailure::NotAdmitted(e.message))
             }
@@ -206,6 +216,7 @@ impl Link {
             conn,
             member: placeholder_member(replica),
             addr,
+            cursors_reset: false,
             presence: None,
         };
         Ok((link, network))
@@ -213,7 +224,11 @@ impl Link {
 
     /// One request/response on a fresh stream. Returns the response and the
     /// bytes both ways (frame bodies plus 4-byte length prefixes).
-    async fn call(&self, req: &Request, wait: Duration) -> Result<(Response, usize), SyncFailure> {
+    pub(crate) async fn call(
+        &self,
+        req: &Request,
+        wait: Duration,
+    ) -> Result<(Response, usize), SyncFailure> {
         let body = req.encode();
         let reply = accordo_net::request(&self.conn, &body, MAX_FRAME_BYTES, wait + REQUEST_SLACK)
             .await
@@ -236,55 +251,6 @@ fn placeholder_member(replica: &SharedReplica) -> Member {
         comune: r.settings.comune.clone(),
         role: r.settings.role,
     }
-}
-
-/// Sends an invitation's redemption (a registry change signed by this node)
-/// to the relay, before any hello: the key is not enrolled until it lands.
-/// On success the change is acknowledged in the outbox.
-pub async fn redeem(
-    replica: SharedReplica,
-    change: accordo_protocol::envelope::SignedChange,
-    timeout: Duration,
-) -> Result<(), SyncFailure> {
-    let addr = relay_label(&replica);
-    let relay_addr = resolve(&addr).await?;
-    let endpoint = {
-        let r = replica.lock().expect("replica mutex poisoned");
-        endpoint(&r, relay_addr)?
-    };
-    let work = async {
-        let (link, network) = Link::dial(&endpoint, &replica).await?;
-        let req = Request::Redeem(accordo_protocol::wire::RedeemRequest { network, change });
-        let out = match link.call(&req, Duration::ZERO).await? {
-            (Response::Redeemed(ack), _) => {
-                with_replica(&replica, move |r| {
-                    r.store.write(|tx| tx.acknowledge(&[ack.hash]))?;
-                    Ok(())
-                })
-                .await
-            }
-            (Response::Error(e), _) => Err(SyncFailure::RedeemRefused(e.message)),
-            (other, _) => Err(SyncFailure::RelayFault(format!(
-                "unexpected answer to a redemption: {other:?}"
-            ))),
-        };
-        link.close();
-        out
-    };
-    let result = match tokio::time::timeout(timeout, work).await {
-        Ok(r) => r,
-        Err(_) => Err(SyncFailure::Unreachable {
-            addr,
-            detail: format!("no answer within {}s", timeout.as_secs()),
-        }),
-    };
-    endpoint.close().await;
-    result
-}
-
-fn relay_label(replica: &SharedReplica) -> String {
-    let r = replica.lock().expect("replica mutex poisoned");
-    r.settings.relay.host_port.clone()
 }
 
 /// Records what the relay says this node is; a role change adjusts what it
@@ -341,6 +307,7 @@ pub async fn exchange(
     );
     let pushed = req.push.len();
     let pushed_bytes: usize = req.push.iter().map(|c| c.change.len()).sum();
+    let started = std::time::Instant::now();
     let (resp, wire_bytes) = link
         .call(
             &Request::Sync(req),
@@ -383,6 +350,13 @@ pub async fn exchange(
     refresh_presence_if_due(link, replica, !resp.entries.is_empty()).await?;
     let (received, rejected) = store_response(replica, resp.clone(), pushed_hashes).await?;
     session.commit_progress(&resp.progress);
+    crate::metrics::engine().exchanged(
+        wait_ms > 0,
+        started.elapsed(),
+        out.acked,
+        received,
+        rejected.len(),
+    );
     out.received = received;
     out.rejected = rejected;
     Ok(out)
@@ -588,6 +562,9 @@ pub async fn sync_on(
         let attempt = async {
             let link = Link::connect(endpoint, &replica).await?;
             adopt_membership(&replica, &link.member).await?;
+            if link.cursors_reset {
+                session = None;
+            }
             let session = match &mut session {
                 Some(s) => s,
                 None => session.insert(load_session(&replica).await?),
@@ -671,6 +648,8 @@ pub async fn run_with(
         r.settings.relay.host_port.clone()
     };
     let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
+    let metrics = crate::metrics::engine();
+    metrics.mark_started();
     loop {
         let attempt = async {
             take_up_rotated_key(&replica).await?;
@@ -686,7 +665,9 @@ pub async fn run_with(
             adopt_membership(&replica, &link.member).await?;
             info!(relay = %relay_addr, "connected");
             backoff.reset();
+            metrics.connected.set(1);
             let result = connected(&link, &replica).await;
+            metrics.connected.set(0);
             endpoint.close().await;
             result
         };

@@ -5,7 +5,7 @@
 //! report) is the `accordo-domain` crate, without I/O; [`snapshot`] keeps
 //! documents as compacted snapshots plus the changes since, and [`views`] is
 //! the query store kept current with the log; [`client`] syncs with
-//! the relay; [`ops`] are the operations on a node's data that both
+//! the relay, counted in [`metrics`]; [`ops`] are the operations on a node's data that both
 //! [`cli`] (with [`demo`], the `accordo` command) and [`web`] (the web
 //! application, with its accounts in [`users`]) call.
 
@@ -17,11 +17,13 @@ pub mod client;
 pub mod clock;
 pub mod demo;
 pub mod invitations;
+pub mod metrics;
 pub mod ops;
 pub mod output_file;
 pub mod output_format;
 pub mod placement;
 pub mod presence;
+pub mod relay_epoch;
 pub mod replica;
 pub mod report_input;
 pub mod report_verify;

@@ -59,6 +59,11 @@ pub struct NodeStore {
     conn: Connection,
 }
 
+/// The schema version this binary writes: the number of migrations.
+pub fn schema_version() -> i64 {
+    migrations().len() as i64
+}
+
 pub fn open(path: &Path) -> Result<NodeStore, StoreError> {
     let migrations = migrations();
     let steps: Vec<&str> = migrations.iter().map(String::as_str).collect();

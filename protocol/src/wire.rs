@@ -147,6 +147,9 @@ pub enum Request {
     /// office sees which comune has not synced for days. Added after the
     /// first release: an older relay answers it with `BadRequest`.
     Presence,
+    /// The identity of the relay's log ([`LogEpoch`]). Added after the
+    /// first release: a relay that predates it answers `BadRequest`.
+    LogEpoch,
 }
 
 /// When one key last completed a sync with the relay.
@@ -161,6 +164,19 @@ pub struct NodePresence {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PresenceList {
     pub nodes: Vec<NodePresence>,
+}
+
+/// Bytes of a log epoch: random, so two logs never share one.
+pub const LOG_EPOCH_BYTES: usize = 16;
+
+/// The identity of a relay's log, drawn when the log is created and drawn
+/// again when it is restored from a backup: a log with another epoch may
+/// lack changes the relay acknowledged under the old one, and its positions
+/// may have been reused. A node that meets a new epoch pushes what it holds
+/// and reads again from the start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LogEpoch {
+    pub epoch: [u8; LOG_EPOCH_BYTES],
 }
 
 /// One key of the relay's allowlist. A removed key writes nothing more, but
@@ -200,6 +216,7 @@ pub enum Response {
     Redeemed(RedeemAck),
     Members(MemberList),
     Presence(PresenceList),
+    LogEpoch(LogEpoch),
 }
 
 /// The versioned outer envelope of a request body.

@@ -1,10 +1,12 @@
-//! The `accordo-relay` command line: init, id, allow, remove, members, serve.
+//! The `accordo-relay` command line: init, id, allow, remove, members,
+//! serve, backup, restore.
 //!
 //! A relay directory holds `relay.key` (the relay's secret key) and
 //! `relay.db` (members and the change log). `--dir` may also come from
 //! `ACCORDO_DIR`. Every flag can also be set in `/etc/accordo/relay.toml` or
 //! `--config FILE` (see `accordo_config`).
 
+use crate::metrics::RelayProbe;
 use crate::server::{serve_with, Relay, ServeLimits, MAX_CONNECTIONS_PER_ADDR};
 use crate::store::{self, RelayStore};
 use accordo_net::{keyfile, TransportLimits};
@@ -17,10 +19,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
-const KEY_FILE: &str = "relay.key";
-const DB_FILE: &str = "relay.db";
+pub(crate) const KEY_FILE: &str = "relay.key";
+pub(crate) const DB_FILE: &str = "relay.db";
 
 #[derive(Parser)]
 #[command(name = "accordo-relay", version, about = "Accordo metropolitan relay")]
@@ -87,6 +90,24 @@ enum Command {
         /// offices reach the relay through one NAT address).
         #[arg(long, default_value_t = MAX_CONNECTIONS_PER_ADDR)]
         max_connections_per_addr: usize,
+        /// Serve Prometheus metrics at /metrics, and /healthz and /readyz,
+        /// on this HTTP address (e.g. 127.0.0.1:9465).
+        #[arg(long, value_name = "HOST:PORT")]
+        metrics: Option<String>,
+    },
+    /// Write a consistent snapshot of the store (while `serve` runs) to one
+    /// archive file; the relay's secret key only with --with-keys.
+    Backup {
+        #[arg(long)]
+        out: PathBuf,
+        /// Include relay.key (the archive is then created readable by its owner only).
+        #[arg(long)]
+        with_keys: bool,
+    },
+    /// Restore a backup archive into --dir, which must be new or empty.
+    Restore {
+        #[arg(long)]
+        from: PathBuf,
     },
 }
 
@@ -149,7 +170,7 @@ fn open_existing(dir: &Path) -> Result<(ed25519_dalek::SigningKey, RelayStore)> 
     Ok((key, store))
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -167,6 +188,7 @@ fn run(cli: Cli) -> Result<()> {
             let store = store::open(&dir.join(DB_FILE))?;
             let network = network.unwrap_or_else(|| default_network(&id));
             store.set_meta("network", &network)?;
+            store.ensure_log_epoch()?;
             println!("relay created in {} for network {network}", dir.display());
             println!("{id}");
         }
@@ -206,18 +228,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Members { format } => {
             let (_, store) = open_existing(dir)?;
-            let trust = store.trust();
-            let members: Vec<Member> = if trust.governed() {
-                trust
-                    .registry
-                    .members
-                    .keys()
-                    .filter(|n| trust.registry.admits(n))
-                    .filter_map(|n| trust.registry.member(n))
-                    .collect()
-            } else {
-                store.members()?
-            };
+            let members = active_members(&store)?;
             if format == Format::Json {
                 let rows: Vec<_> = members
                     .iter()
@@ -233,20 +244,46 @@ fn run(cli: Cli) -> Result<()> {
         Command::Serve {
             listen,
             max_connections_per_addr,
+            metrics,
         } => {
             let limits = ServeLimits {
                 max_connections_per_addr,
                 ..ServeLimits::default()
             };
-            serve_until_signal(dir, &listen, limits)?
+            serve_until_signal(dir, &listen, limits, metrics.as_deref())?
         }
+        Command::Backup { out, with_keys } => crate::backup::backup(dir, &out, with_keys)?,
+        Command::Restore { from } => crate::backup::restore(dir, &from)?,
     }
     Ok(())
 }
 
-fn serve_until_signal(dir: &Path, listen: &str, limits: ServeLimits) -> Result<()> {
+/// The members the relay admits: the registry's, or the allowlist's.
+fn active_members(store: &RelayStore) -> Result<Vec<Member>> {
+    let trust = store.trust();
+    Ok(if trust.governed() {
+        trust
+            .registry
+            .members
+            .keys()
+            .filter(|n| trust.registry.admits(n))
+            .filter_map(|n| trust.registry.member(n))
+            .collect()
+    } else {
+        store.members()?
+    })
+}
+
+fn serve_until_signal(
+    dir: &Path,
+    listen: &str,
+    limits: ServeLimits,
+    metrics: Option<&str>,
+) -> Result<()> {
     let (key, store) = open_existing(dir)?;
     let id = NodeId::from_signing_key(&key);
+    // A store made before log epochs gets one at its first serve.
+    store.ensure_log_epoch()?;
     let network = store
         .meta("network")?
         .unwrap_or_else(|| default_network(&id));
@@ -266,22 +303,65 @@ fn serve_until_signal(dir: &Path, listen: &str, limits: ServeLimits) -> Result<(
             accordo_net::alpn(PROTOCOL_VERSION, &network),
             &TransportLimits::default(),
         )?;
+        let members = active_members(&store)?;
+        let presence: std::collections::HashMap<NodeId, i64> =
+            store.presence()?.into_iter().collect();
         let relay = Relay::new(id, network.clone(), store)?;
+        // Each member's last sync as the store's presence recorded it, or
+        // the relay's start for a key never seen, so a comune that never
+        // syncs again still shows as silent after a restart.
+        let started_s = now_ms() / 1000;
+        for m in &members {
+            let s = presence.get(&m.node).map_or(started_s, |ms| ms / 1000);
+            relay.metrics().seen_at_least(m, s);
+        }
         let shutdown = CancellationToken::new();
+        let observer = match metrics {
+            Some(addr) => Some(accordo_observe::bind(addr).await?),
+            None => None,
+        };
         tracing::info!(%local, relay = %id, %network, "listening");
+        if let Some(l) = &observer {
+            // The line tests wait for; it carries the real port.
+            println!("metrics on http://{}/metrics", l.local_addr()?);
+        }
         // The line tests and the demo wait for; the address carries the real port.
         println!("listening on {local}");
         std::io::stdout().flush()?;
-        let server = serve_with(endpoint, relay, shutdown.clone(), limits);
-        tokio::pin!(server);
-        let served = tokio::select! {
-            served = &mut server => served,
-            () = wait_for_signal() => {
-                tracing::info!("signal received");
-                shutdown.cancel();
-                server.await
+        let probe = Arc::new(RelayProbe {
+            relay: Arc::clone(&relay),
+            db_path: dir.join(DB_FILE),
+        });
+        let observed = async {
+            match observer {
+                Some(listener) => accordo_observe::serve(listener, probe, shutdown.clone()).await,
+                None => Ok(()),
             }
         };
+        let server = serve_with(endpoint, relay, shutdown.clone(), limits);
+        tokio::pin!(server);
+        let serving = async {
+            tokio::select! {
+                served = &mut server => served,
+                () = wait_for_signal() => {
+                    tracing::info!("signal received");
+                    shutdown.cancel();
+                    server.await
+                }
+            }
+        };
+        let (served, observed) = tokio::join!(
+            async {
+                let served = serving.await;
+                // The relay stopped (a signal or a fatal error): so does the listener.
+                shutdown.cancel();
+                served
+            },
+            observed
+        );
+        if let Err(e) = observed {
+            tracing::error!(error = %e, "metrics listener failed");
+        }
         // A fatal error (a poisoned store) ends the process non-zero, so the
         // service manager restarts it instead of it answering errors forever.
         served?;

@@ -13,8 +13,9 @@
 //! capped small. A panic in a store call is fatal: `serve_with` returns a
 //! [`FatalError`] and the binary exits non-zero to be restarted.
 
+use crate::metrics::{ConnectedGuard, RelayMetrics};
 use crate::presence::Presence;
-use crate::quota::{KeySlot, QuotaLimits, Quotas};
+use crate::quota::{KeySlot, Quotas};
 use crate::store::RelayStore;
 use accordo_protocol::authority::Member;
 use accordo_protocol::doc::DocId;
@@ -23,8 +24,8 @@ use accordo_protocol::identity::NodeId;
 use accordo_protocol::log::{ingest_push, serve_pull, serve_sync};
 use accordo_protocol::registry::{InviteError, RegistryChange, Statement};
 use accordo_protocol::wire::{
-    ErrorCode, Hello, HelloAck, MemberList, PresenceList, RedeemAck, RedeemRequest, Request,
-    Response, SyncRequest, SyncResponse, MAX_FRAME_BYTES, MAX_WAIT_MS,
+    ErrorCode, Hello, HelloAck, LogEpoch, MemberList, PresenceList, RedeemAck, RedeemRequest,
+    Request, Response, SyncRequest, SyncResponse, MAX_FRAME_BYTES, MAX_WAIT_MS,
 };
 use accordo_protocol::PROTOCOL_VERSION;
 use accordo_store::StoreError;
@@ -51,81 +52,9 @@ const CLOSE_BUSY: u32 = 3;
 /// QUIC application close code when the relay stops on a fatal error.
 const CLOSE_FATAL: u32 = 4;
 
-/// Limits that protect the relay from slow or hostile peers.
-#[derive(Debug, Clone, Copy)]
-pub struct ServeLimits {
-    /// A request must arrive whole within this time after its stream opens
-    /// (slowloris: a peer that opens streams and sends nothing).
-    pub request_read_timeout: Duration,
-    /// A response must be written within this time, or its stream is reset
-    /// and the connection closed (a peer that never reads).
-    pub response_write_timeout: Duration,
-    /// A connection must be admitted by a hello within this time.
-    pub hello_deadline: Duration,
-    /// A connection by a key the relay does not know is closed this long
-    /// after its handshake, whatever it does.
-    pub unknown_key_deadline: Duration,
-    /// Connections held at once; more are refused at the handshake.
-    pub max_connections: usize,
-    /// Connections held at once from one source IP address.
-    pub max_connections_per_addr: usize,
-    /// Connections held at once by one key.
-    pub max_connections_per_key: usize,
-    /// Connections held at once by keys the relay does not know.
-    pub max_unknown_connections: usize,
-}
+mod limits;
 
-/// 10 s covers a full 8 MiB frame on a slow municipal link (≈ 7 Mbit/s).
-pub const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// Twice what a full 8 MiB response takes on a ≈ 7 Mbit/s link; a peer that
-/// reads gives flow-control credit every round trip, so only one that does
-/// not read (or is gone) waits this long.
-pub const RESPONSE_WRITE_TIMEOUT: Duration = Duration::from_secs(20);
-/// A node says hello right after the handshake; 10 s is generous.
-pub const HELLO_DEADLINE: Duration = Duration::from_secs(10);
-/// An unknown key may only say hello (to be refused) or redeem an
-/// invitation: one round trip and one store commit, well within 5 s.
-pub const UNKNOWN_KEY_DEADLINE: Duration = Duration::from_secs(5);
-/// Torino's 312 comuni with several offices each fit with room to spare.
-pub const MAX_CONNECTIONS: usize = 4_096;
-/// Offices of several comuni may share one address (a regional network's
-/// NAT); 256 is a sixteenth of `MAX_CONNECTIONS`, so one host cannot fill it.
-pub const MAX_CONNECTIONS_PER_ADDR: usize = 256;
-/// A node holds one connection; a few more cover reconnects while an old
-/// connection waits out its idle timeout.
-pub const MAX_CONNECTIONS_PER_KEY: usize = 8;
-/// Unknown keys are enrolling offices (rare: once per office) or attackers;
-/// 64 at once is a whole metropolitan city's enrollment day.
-pub const MAX_UNKNOWN_CONNECTIONS: usize = 64;
-/// A request before the hello is a hello or a redemption (under 4 KiB); a
-/// frame declaring more is refused before it is read.
-pub const MAX_UNADMITTED_FRAME_BYTES: usize = 64 * 1024;
-
-impl Default for ServeLimits {
-    fn default() -> Self {
-        ServeLimits {
-            request_read_timeout: REQUEST_READ_TIMEOUT,
-            response_write_timeout: RESPONSE_WRITE_TIMEOUT,
-            hello_deadline: HELLO_DEADLINE,
-            unknown_key_deadline: UNKNOWN_KEY_DEADLINE,
-            max_connections: MAX_CONNECTIONS,
-            max_connections_per_addr: MAX_CONNECTIONS_PER_ADDR,
-            max_connections_per_key: MAX_CONNECTIONS_PER_KEY,
-            max_unknown_connections: MAX_UNKNOWN_CONNECTIONS,
-        }
-    }
-}
-
-impl ServeLimits {
-    fn quota(&self) -> QuotaLimits {
-        QuotaLimits {
-            max_connections: self.max_connections,
-            max_per_addr: self.max_connections_per_addr,
-            max_per_key: self.max_connections_per_key,
-            max_unknown: self.max_unknown_connections,
-        }
-    }
-}
+pub use limits::*;
 
 /// The log head and the long-polls waiting for it to move. (Not
 /// `tokio::sync::watch`: it spreads waiters over randomly chosen queues, so
@@ -167,6 +96,8 @@ impl Head {
 pub struct Relay {
     pub id: NodeId,
     pub network: String,
+    /// The identity of the log served (see `LogEpoch`).
+    pub log_epoch: LogEpoch,
     store: Mutex<RelayStore>,
     head: Head,
     quotas: Arc<Quotas>,
@@ -174,6 +105,7 @@ pub struct Relay {
     /// Why the relay cannot go on, once it cannot; `failed` fires then.
     fatal: OnceLock<String>,
     failed: CancellationToken,
+    metrics: RelayMetrics,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -209,10 +141,16 @@ pub struct FatalError(pub String);
 impl Relay {
     pub fn new(id: NodeId, network: String, store: RelayStore) -> Result<Arc<Self>, StoreError> {
         let head = store.head_seq()?;
+        // A store without an epoch (a test's, the simulation's) serves the
+        // all-zero one, so that no randomness enters a replayed run.
+        let log_epoch = store.log_epoch()?.unwrap_or(LogEpoch {
+            epoch: [0; accordo_protocol::wire::LOG_EPOCH_BYTES],
+        });
         let presence = Presence::loaded(store.presence()?);
         Ok(Arc::new(Relay {
             id,
             network,
+            log_epoch,
             store: Mutex::new(store),
             head: Head {
                 seq: AtomicU64::new(head),
@@ -222,7 +160,24 @@ impl Relay {
             presence,
             fatal: OnceLock::new(),
             failed: CancellationToken::new(),
+            metrics: RelayMetrics::default(),
         }))
+    }
+
+    /// The relay's metric families (see [`crate::metrics`]).
+    pub fn metrics(&self) -> &RelayMetrics {
+        &self.metrics
+    }
+
+    /// Why the relay stopped serving, once a fatal error stopped it.
+    pub fn fatal_error(&self) -> Option<&str> {
+        self.fatal.get().map(String::as_str)
+    }
+
+    /// The log head read from the store, on the calling (blocking) thread.
+    pub fn store_head_seq(&self) -> Result<u64, ServeError> {
+        let store = self.store.lock().map_err(|_| ServeError::Poisoned)?;
+        Ok(store.head_seq()?)
     }
 
     /// Connections currently held.
@@ -343,6 +298,8 @@ struct Session {
     node: NodeId,
     relay: Arc<Relay>,
     admitted: OnceCell<Member>,
+    /// Counts the connection in `connected_nodes` from its hello to its end.
+    connected: OnceLock<ConnectedGuard>,
     stop: CancellationToken,
     limits: ServeLimits,
 }
@@ -404,6 +361,7 @@ async fn handle_connection(
         node,
         relay,
         admitted: OnceCell::new(),
+        connected: OnceLock::new(),
         stop,
         limits,
     });
@@ -473,17 +431,31 @@ async fn handle_stream(
         let _ = send.reset(CLOSE_TOO_SLOW.into());
         return;
     };
+    let metrics = relay.metrics();
+    metrics.received_bytes.inc_by(frame_bytes(body.len()));
     let response = match Request::decode(&body) {
         Err(e) => {
             warn!(node = %node.short(), error = %e, "malformed request");
             Response::error(ErrorCode::BadRequest, e.to_string())
         }
-        Ok(Request::Hello(hello)) => handle_hello(hello, node, relay, &session.admitted).await,
+        Ok(Request::Hello(hello)) => {
+            let response = handle_hello(hello, node, relay, &session.admitted).await;
+            if session.admitted.initialized() {
+                let _ = session
+                    .connected
+                    .set(ConnectedGuard::new(Arc::clone(relay)));
+            }
+            response
+        }
         Ok(Request::Sync(req)) => match session.admitted.get() {
             None => Response::error(ErrorCode::HelloRequired, "send a hello first"),
-            Some(_) => handle_sync(req, node, relay, &session.stop).await,
+            Some(member) => handle_sync(req, member, relay, &session.stop).await,
         },
         Ok(Request::Redeem(req)) => handle_redeem(req, node, relay).await,
+        Ok(Request::LogEpoch) => match session.admitted.get() {
+            None => Response::error(ErrorCode::HelloRequired, "send a hello first"),
+            Some(_) => Response::LogEpoch(relay.log_epoch),
+        },
         Ok(Request::Members) => match session.admitted.get() {
             None => Response::error(ErrorCode::HelloRequired, "send a hello first"),
             Some(_) => match relay.with_store(|s| s.listed()).await {
@@ -500,14 +472,21 @@ async fn handle_stream(
     };
     drop(body);
     let refused = matches!(&response, Response::Error(e) if e.code == ErrorCode::NotAdmitted);
-    if !write_response(&mut send, &response.encode(), session).await {
+    let bytes = response.encode();
+    if !write_response(&mut send, &bytes, session).await {
         return;
     }
+    metrics.sent_bytes.inc_by(frame_bytes(bytes.len()));
     if refused {
         // Let the refusal reach the peer before closing.
         let _ = tokio::time::timeout(Duration::from_secs(2), send.stopped()).await;
         session.conn.close(CLOSE_REFUSED.into(), b"not admitted");
     }
+}
+
+/// Bytes of a frame on the wire: its body and the 4-byte length prefix.
+fn frame_bytes(body: usize) -> u64 {
+    u64::try_from(body).unwrap_or(u64::MAX).saturating_add(4)
 }
 
 /// Writes and finishes a response within the write timeout. A peer that does
@@ -650,12 +629,14 @@ fn internal(e: ServeError) -> Response {
 
 async fn handle_sync(
     req: SyncRequest,
-    node: NodeId,
+    member: &Member,
     relay: &Arc<Relay>,
     shutdown: &CancellationToken,
 ) -> Response {
+    let node = member.node;
     let pushed = req.push.len();
     let wait = Duration::from_millis(u64::from(req.wait_ms.min(MAX_WAIT_MS)));
+    let started = std::time::Instant::now();
     let first = {
         let req = req.clone();
         relay
@@ -664,14 +645,30 @@ async fn handle_sync(
                 if s.admitted(&node)?.is_none() {
                     return Ok(None);
                 }
+                let before = if req.push.is_empty() {
+                    0
+                } else {
+                    s.head_seq()?
+                };
                 let verified = req.push.iter().cloned().map(SignedChange::verify).collect();
-                s.with_log(|log, members| serve_sync(log, members, &req, verified))
-                    .map(Some)
+                let resp = s.with_log(|log, members| serve_sync(log, members, &req, verified))?;
+                // Appends take consecutive positions under the store lock held here.
+                let ingested = if req.push.is_empty() {
+                    0
+                } else {
+                    s.head_seq()?.saturating_sub(before)
+                };
+                Ok(Some((resp, ingested)))
             })
             .await
     };
     let mut resp = match first {
-        Ok(Some(resp)) => resp,
+        Ok(Some((resp, ingested))) => {
+            let m = relay.metrics();
+            m.pushed(ingested, &resp.rejects);
+            m.synced(member, started.elapsed(), unix_ms() / 1000);
+            resp
+        }
         Ok(None) => {
             warn!(node = %node.short(), "refused: key no longer admitted");
             return Response::error(
@@ -735,83 +732,4 @@ async fn pull_again(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use accordo_net::TransportLimits;
-
-    const NETWORK: &str = "fatal-test";
-
-    /// A relay on loopback over a fresh store, served with default limits.
-    fn start(
-        dir: &std::path::Path,
-    ) -> (
-        Arc<Relay>,
-        std::net::SocketAddr,
-        ed25519_dalek::SigningKey,
-        tokio::task::JoinHandle<Result<(), FatalError>>,
-    ) {
-        let store = crate::store::open(&dir.join("relay.db")).expect("store opens");
-        let key = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
-        let relay = Relay::new(NodeId::from_signing_key(&key), NETWORK.into(), store)
-            .expect("relay starts");
-        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("loopback bind");
-        let addr = socket.local_addr().expect("bound");
-        let endpoint = accordo_net::server_endpoint(
-            socket,
-            &key,
-            accordo_net::alpn(PROTOCOL_VERSION, NETWORK),
-            &TransportLimits::default(),
-        )
-        .expect("endpoint");
-        let task = tokio::spawn(serve(
-            endpoint,
-            Arc::clone(&relay),
-            CancellationToken::new(),
-        ));
-        (relay, addr, key, task)
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_poisoned_store_stops_the_server_with_a_fatal_error() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let (relay, addr, key, task) = start(dir.path());
-        // A store call that panics (the bug this guards against) poisons the lock.
-        let poisoner = Arc::clone(&relay);
-        let panicked = std::thread::spawn(move || {
-            let _store = poisoner.store.lock().expect("not yet poisoned");
-            panic!("a store call panicked");
-        })
-        .join();
-        assert!(panicked.is_err() && relay.store.is_poisoned());
-
-        // The next connection needs the store: the server stops instead of
-        // answering "internal error" forever.
-        let client = accordo_net::Client::new(
-            "127.0.0.1:0".parse().expect("literal"),
-            &ed25519_dalek::SigningKey::from_bytes(&[4; 32]),
-            &TransportLimits::default(),
-        )
-        .expect("client");
-        let conn = client
-            .connect(
-                addr,
-                &key.verifying_key(),
-                accordo_net::alpn(PROTOCOL_VERSION, NETWORK),
-                Duration::from_secs(5),
-            )
-            .await
-            .expect("the handshake needs no store");
-        let served = tokio::time::timeout(Duration::from_secs(10), task)
-            .await
-            .expect("the server stops by itself")
-            .expect("the server task does not panic");
-        let err = served.expect_err("a fatal error is returned");
-        assert!(err.to_string().contains("poisoned"), "{err}");
-        assert!(
-            tokio::time::timeout(Duration::from_secs(5), conn.closed())
-                .await
-                .is_ok(),
-            "its connections are closed"
-        );
-    }
-}
+mod tests;

@@ -6,12 +6,15 @@
 use crate::trust::{Trust, TrustView};
 use accordo_protocol::authority::{Member, Membership};
 use accordo_protocol::identity::NodeId;
-use accordo_protocol::wire::ListedMember;
+use accordo_protocol::wire::{ListedMember, LogEpoch, LOG_EPOCH_BYTES};
 use accordo_store::{member_from_row, SqlLog, StoreError, LOG_SCHEMA};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::path::Path;
+
+/// Setting: the log's epoch, as hex.
+const LOG_EPOCH_META: &str = "log_epoch";
 
 /// Each entry upgrades the schema by one version.
 fn migrations() -> [String; 4] {
@@ -48,6 +51,11 @@ pub struct RelayStore {
     conn: Connection,
     /// The registry derived from the log; kept current by every ingest.
     trust: Trust,
+}
+
+/// The schema version this binary writes: the number of migrations.
+pub fn schema_version() -> i64 {
+    migrations().len() as i64
 }
 
 pub fn open(path: &Path) -> Result<RelayStore, StoreError> {
@@ -225,6 +233,42 @@ impl RelayStore {
 
     pub fn member(&self, node: &NodeId) -> Result<Option<Member>, StoreError> {
         lookup_member(&self.conn, node)
+    }
+
+    /// The identity of this store's log (see [`LogEpoch`]), if one was
+    /// drawn (`init`, `serve` and `restore` draw one; a store without one
+    /// serves the all-zero epoch, which nothing else draws).
+    pub fn log_epoch(&self) -> Result<Option<LogEpoch>, StoreError> {
+        let Some(hex) = self.meta(LOG_EPOCH_META)? else {
+            return Ok(None);
+        };
+        let bytes = hex::decode(&hex)
+            .ok()
+            .and_then(|b| <[u8; LOG_EPOCH_BYTES]>::try_from(b).ok())
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "{LOG_EPOCH_META} is not {LOG_EPOCH_BYTES} hex bytes"
+                ))
+            })?;
+        Ok(Some(LogEpoch { epoch: bytes }))
+    }
+
+    /// The log's epoch, drawn now if it has none.
+    pub fn ensure_log_epoch(&self) -> Result<LogEpoch, StoreError> {
+        match self.log_epoch()? {
+            Some(epoch) => Ok(epoch),
+            None => self.new_log_epoch(),
+        }
+    }
+
+    /// Draws a new log epoch: after a restore, the log may lack changes
+    /// acknowledged under the old one, and nodes must learn that.
+    pub fn new_log_epoch(&self) -> Result<LogEpoch, StoreError> {
+        let mut epoch = [0u8; LOG_EPOCH_BYTES];
+        getrandom::fill(&mut epoch)
+            .map_err(|e| StoreError::Corrupt(format!("no randomness for a log epoch: {e}")))?;
+        self.set_meta(LOG_EPOCH_META, &hex::encode(epoch))?;
+        Ok(LogEpoch { epoch })
     }
 
     pub fn head_seq(&self) -> Result<u64, StoreError> {

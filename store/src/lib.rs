@@ -9,6 +9,8 @@
 //! are serialised by SQLite, so commit order equals position order and a
 //! reader never sees a gap.
 
+pub mod backup;
+
 use accordo_protocol::doc::DocId;
 use accordo_protocol::envelope::{ChangeHash, SignedChange, VerifiedChange, ACTOR_ID_BYTES};
 use accordo_protocol::log::LogStore;
@@ -50,7 +52,7 @@ pub const LOG_SCHEMA: &str = "
 
 /// How long a writer waits for another connection's transaction (the node's
 /// `run` and a concurrent edit share one file) before failing.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -73,10 +75,10 @@ pub enum StoreError {
 /// gives the `-wal` and `-shm` files the mode of the database file, so they
 /// are shared too.
 #[cfg(unix)]
-const SHARED_STORE_MODE: u32 = 0o660;
+pub(crate) const SHARED_STORE_MODE: u32 = 0o660;
 /// The group-write bit of a directory's mode.
 #[cfg(unix)]
-const GROUP_WRITE: u32 = 0o020;
+pub(crate) const GROUP_WRITE: u32 = 0o020;
 
 /// Creates an empty database file readable and writable by the directory's
 /// group when the directory is group-writable and the file does not exist
@@ -164,6 +166,18 @@ pub fn set_meta(conn: &Connection, key: &str, value: &str) -> Result<(), StoreEr
         params![key, value],
     )?;
     Ok(())
+}
+
+/// Size of a database file with its write-ahead log (`-wal`), as a store's
+/// size for metrics; a missing file counts 0.
+pub fn file_size_bytes(db_path: &Path) -> u64 {
+    let mut wal = db_path.as_os_str().to_owned();
+    wal.push("-wal");
+    [db_path.as_os_str().to_owned(), wal]
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum()
 }
 
 /// `PRAGMA integrity_check`: "ok" when the file is sound.

@@ -4,6 +4,8 @@
 //! exit, a status query), never on a bare sleep.
 
 pub mod browser;
+pub mod http;
+pub mod openmetrics;
 pub mod simnet;
 
 use anyhow::{bail, Context, Result};
@@ -156,6 +158,19 @@ impl Relay {
         })
     }
 
+    /// A relay directory made some other way (e.g. by `restore`).
+    pub fn from_dir(dir: tempfile::TempDir) -> Result<Relay> {
+        let id = run(&relay_bin(), &["id", "--dir", &path(dir.path())])?
+            .ok()?
+            .last_line();
+        Ok(Relay {
+            dir,
+            id,
+            addr: None,
+            child: None,
+        })
+    }
+
     fn dir_s(&self) -> String {
         path(self.dir.path())
     }
@@ -200,21 +215,42 @@ impl Relay {
     /// Starts serving on `listen` (port 0 the first time, the same address on restart)
     /// and waits for the "listening on" line.
     pub fn start(&mut self) -> Result<()> {
+        self.start_with(&[]).map(drop)
+    }
+
+    /// [`Relay::start`] with `--metrics` on a free loopback port; returns
+    /// the metrics listener's address.
+    pub fn start_with_metrics(&mut self) -> Result<String> {
+        let lines = self.start_with(&["--metrics", "127.0.0.1:0"])?;
+        lines
+            .iter()
+            .find_map(|l| l.strip_prefix("metrics on http://"))
+            .and_then(|l| l.strip_suffix("/metrics"))
+            .map(str::to_owned)
+            .context("no `metrics on` line before `listening on`")
+    }
+
+    /// [`Relay::start`] with more `serve` flags; returns the lines printed
+    /// before the "listening on" line.
+    pub fn start_with(&mut self, extra: &[&str]) -> Result<Vec<String>> {
         let listen = self.addr.clone().unwrap_or_else(|| "127.0.0.1:0".into());
         let mut child = Command::new(relay_bin())
             .args(["serve", "--dir", &self.dir_s(), "--listen", &listen])
+            .args(extra)
             .env("ACCORDO_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()?;
         let stdout = child.stdout.take().context("relay stdout")?;
         let mut lines = BufReader::new(stdout).lines();
+        let mut before = Vec::new();
         let addr = loop {
             match lines.next() {
                 Some(Ok(line)) => {
                     if let Some(a) = line.strip_prefix("listening on ") {
                         break a.to_owned();
                     }
+                    before.push(line);
                 }
                 _ => {
                     let _ = child.kill();
@@ -224,7 +260,7 @@ impl Relay {
         };
         self.addr = Some(addr);
         self.child = Some(child);
-        Ok(())
+        Ok(before)
     }
 
     /// `RELAY_ID@HOST:PORT` for `accordo init`.

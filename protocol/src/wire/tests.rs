@@ -165,6 +165,17 @@ fn presence_bytes() {
 }
 
 #[test]
+fn log_epoch_bytes() {
+    check_request(Request::LogEpoch, expect!["0005"]);
+    check_response(
+        Response::LogEpoch(LogEpoch {
+            epoch: [0xab; LOG_EPOCH_BYTES],
+        }),
+        expect!["0006abababababababababababababababab"],
+    );
+}
+
+#[test]
 fn too_many_presences_are_refused() {
     let one = NodePresence {
         node: NodeId([7; 32]),
@@ -339,6 +350,7 @@ fn arb_request() -> impl Strategy<Value = Request> {
             .prop_map(|(network, change)| Request::Redeem(RedeemRequest { network, change })),
         Just(Request::Members),
         Just(Request::Presence),
+        Just(Request::LogEpoch),
     ]
 }
 
@@ -428,6 +440,7 @@ fn arb_response() -> impl Strategy<Value = Response> {
                 })
                 .collect(),
         })),
+        any::<[u8; LOG_EPOCH_BYTES]>().prop_map(|epoch| Response::LogEpoch(LogEpoch { epoch })),
     ]
 }
 
