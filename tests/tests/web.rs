@@ -713,3 +713,22 @@ fn invitations_are_listed_as_pending_redeemed_or_expired() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_field_is_named_in_the_page_language_and_nothing_is_saved() -> Result<()> {
+    let (_relay, quartu, web, b) = quartu_in_a_browser().await?;
+    b.client.goto(&web.url("/progetti/nuovo")).await?;
+    b.fill("#cup", "H81B22000555001").await?;
+    b.fill("#title", "Piazza del mercato").await?;
+    b.fill("#financed_eur", "mille euro").await?;
+    b.click("form[action='/progetti/nuovo'] button[type=submit]")
+        .await?;
+    let error = b.text_until("#form-error", |t| !t.is_empty()).await?;
+    assert!(
+        error.contains("il campo «Finanziato (€)» non è valido"),
+        "the refusal names the field in Italian: {error}"
+    );
+    assert!(quartu.projects(false)?.is_empty(), "nothing was saved");
+    b.close().await?;
+    Ok(())
+}

@@ -79,6 +79,29 @@ impl Lang {
         }
     }
 
+    /// The word for `key` if there is one.
+    pub fn lookup(self, key: &str) -> Option<&'static str> {
+        MESSAGES
+            .binary_search_by(|(k, _, _)| (*k).cmp(key))
+            .ok()
+            .map(|i| match self {
+                Lang::It => MESSAGES[i].1,
+                Lang::En => MESSAGES[i].2,
+            })
+    }
+
+    /// A refusal of a form field, said in the page's language: the field's
+    /// label first, then the detail (the operation's own words, which the
+    /// command line shows too).
+    pub fn field_error(self, field: &str, detail: &str) -> String {
+        let key = format!("field.{}", field.trim_end_matches("_eur"));
+        match (self, self.lookup(&key)) {
+            (Lang::It, Some(label)) => format!("il campo «{label}» non è valido — {detail}"),
+            (Lang::En, Some(label)) => format!("the field “{label}” is not valid — {detail}"),
+            (_, None) => detail.to_owned(),
+        }
+    }
+
     /// An amount in euro cents, as the language writes it.
     pub fn eur(self, cents: i64) -> String {
         let it = format_eur(cents);
@@ -398,6 +421,18 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_field_error_names_the_field_in_the_page_language() {
+        assert_eq!(
+            Lang::It.field_error("financed_eur", "invalid amount \"x\""),
+            "il campo «Finanziato (€)» non è valido — invalid amount \"x\""
+        );
+        assert!(Lang::En
+            .field_error("title", "empty")
+            .starts_with("the field “"));
+        assert_eq!(Lang::It.field_error("no_such_field", "detail"), "detail");
+    }
 
     #[test]
     fn messages_are_sorted_and_unique_so_lookups_find_them() {

@@ -232,11 +232,12 @@ fn refusal(v: &Visitor, e: OpError) -> Refusal {
     if !e.is_input() {
         return Refusal::Page(render::failure(v.lang, &Failure(e.to_string())));
     }
-    let field = match &e {
-        OpError::Field { field, .. } => (*field).to_owned(),
-        _ => String::new(),
-    };
-    Refusal::Form((field, e.to_string()))
+    match &e {
+        OpError::Field { field, message } => {
+            Refusal::Form(((*field).to_owned(), v.lang.field_error(field, message)))
+        }
+        _ => Refusal::Form((String::new(), e.to_string())),
+    }
 }
 
 pub async fn create(
