@@ -28,19 +28,7 @@ pub fn layout() -> Layout {
 
 pub fn backup(dir: &Path, out: &Path, with_keys: bool) -> Result<()> {
     let report = accordo_store::backup::backup(dir, &layout(), out, with_keys, now_ms())?;
-    let keys = if with_keys {
-        "with the node's keys (keep the file as secret as the key)"
-    } else {
-        "without the node's key"
-    };
-    println!(
-        "backed up {} to {} ({} bytes, schema version {}, {keys}) in {} ms",
-        dir.display(),
-        out.display(),
-        report.archive_bytes,
-        report.manifest.schema_version,
-        report.took.as_millis()
-    );
+    println!("{}", report.summary(dir, out, with_keys, "the node's keys"));
     Ok(())
 }
 

@@ -101,6 +101,26 @@ pub struct BackupReport {
     pub took: Duration,
 }
 
+impl BackupReport {
+    /// The line a command prints once a backup of `dir` is in `out`;
+    /// `key` names the directory's key ("the node's key", "the relay key").
+    pub fn summary(&self, dir: &Path, out: &Path, with_keys: bool, key: &str) -> String {
+        let keys = if with_keys {
+            format!("with {key} (keep the file as secret as the key)")
+        } else {
+            format!("without {key}")
+        };
+        format!(
+            "backed up {} to {} ({} bytes, schema version {}, {keys}) in {} ms",
+            dir.display(),
+            out.display(),
+            self.archive_bytes,
+            self.manifest.schema_version,
+            self.took.as_millis()
+        )
+    }
+}
+
 /// Removes a temporary file when dropped (on every path out of a backup).
 struct TempFile(PathBuf);
 
