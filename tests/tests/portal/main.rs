@@ -173,32 +173,7 @@ fn network() -> Result<Network> {
     };
     let (published_id, draft_id) = (id_of("J21B22000010006")?, id_of("J21B22000020006")?);
     quartu.sync()?.ok()?;
-    ok(
-        &metro,
-        &[
-            "plan",
-            "axis",
-            "add",
-            "--code",
-            "A1",
-            "--name",
-            "Città sostenibile",
-        ],
-    )?;
-    ok(
-        &metro,
-        &[
-            "plan",
-            "objective",
-            "add",
-            "--code",
-            "A1.1",
-            "--name",
-            "Coste accessibili",
-            "--parent",
-            "A1",
-        ],
-    )?;
+    axis_and_objective(&metro)?;
     ok(
         &metro,
         &[
@@ -320,3 +295,33 @@ fn synced_home(web: &WebNode) -> Result<String> {
 mod browser;
 mod http;
 mod sustainability;
+
+/// The plan's axis A1 and its objective A1.1, on the metro node.
+fn axis_and_objective(metro: &Node) -> Result<()> {
+    ok(
+        metro,
+        &[
+            "plan",
+            "axis",
+            "add",
+            "--code",
+            "A1",
+            "--name",
+            "Città sostenibile",
+        ],
+    )?;
+    ok(
+        metro,
+        &[
+            "plan",
+            "objective",
+            "add",
+            "--code",
+            "A1.1",
+            "--name",
+            "Coste accessibili",
+            "--parent",
+            "A1",
+        ],
+    )
+}

@@ -10,32 +10,7 @@ fn the_sustainability_report_judges_deviations_by_polarity() -> Result<()> {
     let mut relay = Relay::init()?;
     relay.start()?;
     let metro = Node::admitted(&relay, CAGLIARI, "metro")?;
-    ok(
-        &metro,
-        &[
-            "plan",
-            "axis",
-            "add",
-            "--code",
-            "A1",
-            "--name",
-            "Città sostenibile",
-        ],
-    )?;
-    ok(
-        &metro,
-        &[
-            "plan",
-            "objective",
-            "add",
-            "--code",
-            "A1.1",
-            "--name",
-            "Coste accessibili",
-            "--parent",
-            "A1",
-        ],
-    )?;
+    axis_and_objective(&metro)?;
     ok(
         &metro,
         &[
