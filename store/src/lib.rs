@@ -127,9 +127,8 @@ pub fn open(path: &Path, migrations: &[&str]) -> Result<Connection, StoreError> 
     create_shared_if_group_dir(path)?;
     let mut conn = Connection::open(path)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.pragma_update(None, "foreign_keys", "ON")?;
+    // A store of a newer release is refused before anything is set on it
+    // (switching its journal mode would already write to the file).
     let known = migrations.len() as i64;
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version > known {
@@ -138,6 +137,9 @@ pub fn open(path: &Path, migrations: &[&str]) -> Result<Connection, StoreError> 
             known,
         });
     }
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
     for (i, sql) in migrations.iter().enumerate().skip(version as usize) {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         // Another process may have migrated while we waited for the lock.

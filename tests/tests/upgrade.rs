@@ -116,3 +116,47 @@ fn a_store_of_the_previous_release_is_migrated_and_keeps_everything() -> Result<
     assert!(after.to_string().contains("Pista ciclabile del Poetto"));
     Ok(())
 }
+
+/// The other way round: a store written by a newer release (here: this
+/// release's store with its version raised by one) is refused by this
+/// binary with a message saying so, and left byte for byte as it was.
+#[test]
+fn a_store_of_a_newer_release_is_refused_and_left_untouched() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("node");
+    std::fs::create_dir(&dir)?;
+    for f in ["node.db", "node.key"] {
+        std::fs::copy(fixture().join(f), dir.join(f))?;
+    }
+    std::fs::set_permissions(dir.join("node.key"), std::fs::Permissions::from_mode(0o600))?;
+    let d = path(&dir);
+    run(&accordo_bin(), &["--dir", &d, "status"])?.ok()?;
+    let db = dir.join("node.db");
+    let newer = schema_version(&db)? + 1;
+    {
+        let c = rusqlite::Connection::open(&db)?;
+        c.pragma_update(None, "user_version", newer)?;
+        c.pragma_update(None, "journal_mode", "DELETE")?;
+    }
+    let before = std::fs::read(&db)?;
+    for args in [
+        vec!["--dir", d.as_str(), "status"],
+        vec!["--dir", d.as_str(), "project", "add", "--title", "Nuovo"],
+    ] {
+        let refused = run(&accordo_bin(), &args)?;
+        assert_ne!(refused.code, Some(0), "{args:?}");
+        assert!(
+            refused
+                .stderr
+                .contains(&format!("store schema version {newer} is newer")),
+            "{}",
+            refused.stderr
+        );
+    }
+    assert_eq!(
+        std::fs::read(&db)?,
+        before,
+        "the newer store is not touched"
+    );
+    Ok(())
+}
