@@ -20,7 +20,7 @@ use crate::store::RelayStore;
 use accordo_protocol::authority::Member;
 use accordo_protocol::doc::DocId;
 use accordo_protocol::envelope::SignedChange;
-use accordo_protocol::identity::NodeId;
+use accordo_protocol::identity::{NodeId, Role};
 use accordo_protocol::log::{ingest_push, serve_pull, serve_sync};
 use accordo_protocol::registry::{InviteError, RegistryChange, Statement};
 use accordo_protocol::wire::{
@@ -463,8 +463,14 @@ async fn handle_stream(
                 Err(e) => internal(e),
             },
         },
+        // When every key last synced is the metropolitan office's view of
+        // the network; a comune's key does not learn the others'.
         Ok(Request::Presence) => match session.admitted.get() {
             None => Response::error(ErrorCode::HelloRequired, "send a hello first"),
+            Some(m) if m.role == Role::Comune => Response::error(
+                ErrorCode::Refused,
+                "presence is answered to metro and admin keys only",
+            ),
             Some(_) => Response::Presence(PresenceList {
                 nodes: relay.presence.list(),
             }),

@@ -175,3 +175,39 @@ async fn hostile_requests_get_typed_errors_and_honest_peers_keep_syncing() -> Re
     relay.task.await??;
     Ok(())
 }
+
+/// `Presence` (when each key last synced) is answered to metro and admin
+/// keys only, after a completed sync of theirs; a comune's key is refused
+/// and keeps its connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_is_told_to_metro_and_admin_keys_only() -> Result<()> {
+    let mut admin = TestAuthor::new(100, 1);
+    let relay = start_relay(&admin).await?;
+    let office = TestAuthor::new(1, 1);
+    let genesis = admin.statement(&Statement::Genesis {
+        network: NETWORK.into(),
+        admins: vec![admin.id()],
+    });
+    let e1 = admin.statement(&enroll(&office, "092009"));
+    let a = Peer::connect(&relay, &admin).await?;
+    assert!(matches!(a.hello().await?, Response::HelloAck(_)));
+    assert_eq!(a.push(vec![genesis, e1]).await?.acks.len(), 2);
+    let p = Peer::connect(&relay, &office).await?;
+    assert!(matches!(p.hello().await?, Response::HelloAck(_)));
+    p.push(Vec::new()).await?;
+    match p.call(&Request::Presence).await? {
+        Response::Error(e) => assert_eq!(e.code, ErrorCode::Refused, "{e:?}"),
+        other => bail!("a comune key was told presence: {other:?}"),
+    }
+    // Still connected: its next sync works.
+    p.push(Vec::new()).await?;
+    let Response::Presence(list) = a.call(&Request::Presence).await? else {
+        bail!("the admin key is told presence");
+    };
+    let seen: Vec<_> = list.nodes.iter().map(|n| n.node).collect();
+    assert!(
+        seen.contains(&office.id()) && seen.contains(&admin.id()),
+        "both keys that synced are listed: {list:?}"
+    );
+    Ok(())
+}
