@@ -107,7 +107,11 @@ pub fn token_cmd(dir: &Path, cmd: TokenCmd) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&tokens)?);
             } else {
                 for t in &tokens {
-                    println!("{:<32} created {}", t.name, describe_ms(t.created_ms));
+                    println!(
+                        "{:<32} created {}",
+                        t.name,
+                        crate::clock::iso_ms(t.created_ms)
+                    );
                 }
                 println!("{} token(s)", tokens.len());
             }
@@ -118,11 +122,4 @@ pub fn token_cmd(dir: &Path, cmd: TokenCmd) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// UNIX milliseconds as "YYYY-MM-DDTHH:MM:SSZ".
-pub(super) fn describe_ms(ms: i64) -> String {
-    let t =
-        std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0));
-    humantime::format_rfc3339_seconds(t).to_string()
 }

@@ -1,7 +1,6 @@
 //! `accordo admin ...`: the registry statements an administrator signs
 //! (enroll, revoke, add-relay), invitations (sign, list) and members.
 
-use super::accounts::describe_ms;
 use super::codes::comune_in_force;
 use super::project_list::COMUNE_WIDTH;
 use super::revoke;
@@ -184,7 +183,7 @@ fn print_invitations(replica: &mut Replica, format: Format) -> Result<()> {
             i.id,
             comuni::label(&i.comune),
             i.role,
-            describe_ms(i.expires_ms),
+            crate::clock::iso_ms(i.expires_ms),
         );
     }
     Ok(())

@@ -8,7 +8,6 @@ use crate::revocation::{self, Refusal, Request};
 use anyhow::Result;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 /// Exit code when the relay is unreachable (as `sync`).
 const EXIT_UNREACHABLE: u8 = 3;
@@ -40,7 +39,10 @@ pub fn run(replica: Replica, req: Request) -> Result<ExitCode> {
             r.kept,
             r.last_contact
                 .as_deref()
-                .map_or_else(|| "never".to_owned(), describe_ms),
+                .map_or_else(
+                    || "never".to_owned(),
+                    |ms| ms.parse().map_or_else(|_| ms.to_owned(), crate::clock::iso_ms)
+                ),
         );
     } else {
         println!(
@@ -51,13 +53,4 @@ pub fn run(replica: Replica, req: Request) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// A stored UNIX-milliseconds time as "YYYY-MM-DD HH:MM:SS UTC".
-fn describe_ms(ms: &str) -> String {
-    let Ok(ms) = ms.parse::<u64>() else {
-        return ms.to_owned();
-    };
-    let t = std::time::UNIX_EPOCH + Duration::from_millis(ms);
-    humantime::format_rfc3339_seconds(t).to_string()
 }
