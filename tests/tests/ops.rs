@@ -452,16 +452,7 @@ fn a_backup_during_writes_restores_rejoins_and_loses_nothing_acknowledged() -> R
     flip_a_byte_in_the_middle(&archive, &damaged)?;
     let target = tempfile::tempdir()?;
     let bad_dir = target.path().join("from-damaged");
-    let refused = run(
-        &accordo_tests::accordo_bin(),
-        &[
-            "--dir",
-            &path(&bad_dir),
-            "restore",
-            "--from",
-            &path(&damaged),
-        ],
-    )?;
+    let refused = restore_node(&bad_dir, &damaged)?;
     assert_ne!(refused.code, Some(0));
     assert!(
         refused.stderr.contains("damaged") || refused.stderr.contains("integrity"),
@@ -473,17 +464,7 @@ fn a_backup_during_writes_restores_rejoins_and_loses_nothing_acknowledged() -> R
     // The restored node holds what the backup caught, rejoins, and after one
     // sync holds everything that was acknowledged.
     let new_dir = target.path().join("restored");
-    let restored_run = run(
-        &accordo_tests::accordo_bin(),
-        &[
-            "--dir",
-            &path(&new_dir),
-            "restore",
-            "--from",
-            &path(&archive),
-        ],
-    )?
-    .ok()?;
+    let restored_run = restore_node(&new_dir, &archive)?.ok()?;
     assert!(
         restored_run.stdout.contains("integrity ok"),
         "{}",
@@ -562,17 +543,7 @@ fn a_backup_without_keys_restores_a_store_that_waits_for_its_key() -> Result<()>
     let archive = out_dir.path().join("b.tar");
     node.cmd(&["backup", "--out", &path(&archive)])?.ok()?;
     let new_dir = out_dir.path().join("restored");
-    let out = run(
-        &accordo_tests::accordo_bin(),
-        &[
-            "--dir",
-            &path(&new_dir),
-            "restore",
-            "--from",
-            &path(&archive),
-        ],
-    )?
-    .ok()?;
+    let out = restore_node(&new_dir, &archive)?.ok()?;
     assert!(out.stdout.contains("holds no key"), "{}", out.stdout);
     assert!(!new_dir.join("node.key").exists());
     let status = run(
@@ -675,4 +646,12 @@ fn a_relay_backup_taken_while_serving_restores_its_log() -> Result<()> {
     assert!(head >= 5.0);
     assert!(restored.stop()?);
     Ok(())
+}
+
+/// `accordo --dir DIR restore --from ARCHIVE`.
+fn restore_node(dir: &std::path::Path, archive: &std::path::Path) -> Result<accordo_tests::Run> {
+    run(
+        &accordo_tests::accordo_bin(),
+        &["--dir", &path(dir), "restore", "--from", &path(archive)],
+    )
 }
