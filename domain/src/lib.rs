@@ -24,6 +24,7 @@ pub mod open_tables;
 pub mod plan;
 pub mod portal;
 pub mod portfolio;
+pub mod publication;
 pub mod report;
 pub mod sustainability;
 pub mod table;

@@ -439,14 +439,19 @@ fn run_node(
     portal.check()?;
     let replica = Arc::new(Mutex::new(Replica::open(dir)?));
     if let Some(addr) = http {
-        crate::web::check_exposure(dir, addr)?;
+        if crate::web::check_exposure(dir, addr, portal.public)? {
+            eprintln!(
+                "no office account yet: serving only the public portal and open data on {addr}; \
+                 the office pages answer 403 until one is added (`accordo user add`)"
+            );
+        }
     }
     runtime()?.block_on(async move {
         let shutdown = CancellationToken::new();
         let web = async {
             match http {
                 Some(addr) => {
-                    let listener = crate::web::bind(dir, addr).await?;
+                    let listener = crate::web::bind(dir, addr, portal.public).await?;
                     eprintln!(
                         "web application on http://{}/",
                         listener.local_addr().unwrap_or(addr)

@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Each entry upgrades the schema by one version.
-fn migrations() -> [String; 9] {
+fn migrations() -> [String; 10] {
     [
         format!(
             "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
@@ -52,6 +52,8 @@ fn migrations() -> [String; 9] {
         include_str!("store/views_pages.sql").to_owned(),
         // Issue 17: publication state and the plan's structure (node/src/views/).
         include_str!("store/views_public.sql").to_owned(),
+        // Issue 17: the metropolitan office's publication decisions.
+        include_str!("store/views_publication.sql").to_owned(),
     ]
 }
 

@@ -42,8 +42,14 @@ impl WebNode {
 
     /// [`WebNode::start_dir`] with more flags of `run` (`--public ...`).
     pub fn start_with(dir: &std::path::Path, extra: &[&str]) -> Result<WebNode> {
+        WebNode::start_on(dir, "127.0.0.1:0", extra)
+    }
+
+    /// [`WebNode::start_with`] listening on `listen` (e.g. `0.0.0.0:0`, off
+    /// loopback); `base` is then the loopback address of the same port.
+    pub fn start_on(dir: &std::path::Path, listen: &str, extra: &[&str]) -> Result<WebNode> {
         let mut child = Command::new(accordo_bin())
-            .args(["--dir", &path(dir), "run", "--http", "127.0.0.1:0"])
+            .args(["--dir", &path(dir), "run", "--http", listen])
             .args(extra)
             .env("ACCORDO_LOG", "warn")
             .stdout(Stdio::null())
@@ -65,7 +71,8 @@ impl WebNode {
         });
         let base = rx
             .recv_timeout(PAGE_TIMEOUT)
-            .context("accordo run --http did not print its address")?;
+            .context("accordo run --http did not print its address")?
+            .replace("://0.0.0.0:", "://127.0.0.1:");
         Ok(WebNode { child, base })
     }
 

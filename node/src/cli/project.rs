@@ -4,12 +4,15 @@
 
 use super::codes::comune_any;
 use crate::ops::project::{self, Fields, Target};
+use crate::ops::publication::{self, Publication};
 use crate::ops::Author;
 use crate::output_format::Format;
 use crate::replica::Replica;
 use accordo_domain::comuni;
 use accordo_domain::model::StateBasis;
 use accordo_domain::money::format_eur;
+use accordo_domain::publication::Decision;
+use accordo_protocol::codes::Istat;
 use accordo_protocol::doc::DocId;
 use anyhow::Result;
 use automerge::AutoCommit;
@@ -69,16 +72,39 @@ pub enum ProjectCmd {
         undo: bool,
     },
     /// Publish a project on the public portal and in open data (`run --public`).
+    /// On a metro node, `--comune ISTAT` publishes a comune's project by the
+    /// metropolitan office's decision, whatever the comune's own flag.
     Publish {
         cup: Option<String>,
         #[arg(long)]
         id: Option<String>,
+        #[arg(long)]
+        comune: Option<String>,
     },
-    /// Take a project back to a draft: no longer public.
+    /// Take a project back to a draft: no longer public. On a metro node,
+    /// `--comune ISTAT` keeps a comune's project off the portal by the
+    /// metropolitan office's decision.
     Unpublish {
         cup: Option<String>,
         #[arg(long)]
         id: Option<String>,
+        #[arg(long)]
+        comune: Option<String>,
+    },
+    /// Where a project stands for the portal: the comune's own flag, the
+    /// metropolitan office's decision and whether it is public. On a metro
+    /// node `--decision published|draft|comune` records the office's
+    /// decision (`comune`: the comune's own flag decides again).
+    Publication {
+        cup: Option<String>,
+        #[arg(long)]
+        id: Option<String>,
+        #[arg(long)]
+        comune: Option<String>,
+        #[arg(long)]
+        decision: Option<String>,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
     },
     /// Settle a concurrent edit: keep one of the values `show` lists.
     Choose {
@@ -203,6 +229,66 @@ fn publication(replica: &mut Replica, target: &Target, publish: bool, me: &Autho
     Ok(())
 }
 
+/// The comune named by `--comune` when it is another comune's project (a
+/// metro decision); `None` for this comune's own project.
+fn metro_target(replica: &Replica, comune: Option<String>) -> Result<Option<Istat>> {
+    let Some(c) = comune else { return Ok(None) };
+    let c = comune_any(&c, "--comune")?;
+    if replica.own_doc() == DocId::Comune(c.clone()) {
+        return Ok(None);
+    }
+    Ok(Some(c))
+}
+
+/// `project publish|unpublish --comune` and `project publication --decision`.
+fn decide(
+    replica: &mut Replica,
+    comune: &Istat,
+    target: &Target,
+    decision: Decision,
+    me: &Author,
+) -> Result<()> {
+    let (id, changed) = publication::decide(replica, comune, target, decision, me)?;
+    let label = target.cup.as_deref().unwrap_or(&id);
+    let what = match decision {
+        Decision::Published => "published by the metropolitan office".to_owned(),
+        Decision::Draft => "kept a draft by the metropolitan office".to_owned(),
+        Decision::Comune => format!("left to comune {}'s own choice", comune.as_str()),
+    };
+    if changed {
+        println!(
+            "project {label} of comune {} is now {what}",
+            comune.as_str()
+        );
+    } else {
+        println!(
+            "unchanged: project {label} of comune {} was already {what}",
+            comune.as_str()
+        );
+    }
+    Ok(())
+}
+
+fn print_publication(comune: &Istat, id: &str, p: &Publication, format: Format) -> Result<()> {
+    if format == Format::Json {
+        let out = json!({
+            "comune": comune.as_str(),
+            "id": id,
+            "comune_published": p.own,
+            "metro_decision": p.decision.code(),
+            "public": p.public,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    let yes = |b: bool| if b { "yes" } else { "no" };
+    println!("project {id} of comune {}", comuni::label(comune.as_str()));
+    println!("  published by the comune:        {}", yes(p.own));
+    println!("  metropolitan office's decision: {}", p.decision);
+    println!("  public:                         {}", yes(p.public));
+    Ok(())
+}
+
 pub fn run(dir: &Path, cmd: ProjectCmd) -> Result<()> {
     let mut replica = Replica::open(dir)?;
     let own = replica.own_doc();
@@ -248,11 +334,38 @@ pub fn run(dir: &Path, cmd: ProjectCmd) -> Result<()> {
                 if undo { "restored" } else { "archived" }
             );
         }
-        ProjectCmd::Publish { cup, id } => {
-            publication(&mut replica, &target(cup, id), true, &me)?;
-        }
-        ProjectCmd::Unpublish { cup, id } => {
-            publication(&mut replica, &target(cup, id), false, &me)?;
+        ProjectCmd::Publish { cup, id, comune } => match metro_target(&replica, comune)? {
+            Some(c) => decide(&mut replica, &c, &target(cup, id), Decision::Published, &me)?,
+            None => publication(&mut replica, &target(cup, id), true, &me)?,
+        },
+        ProjectCmd::Unpublish { cup, id, comune } => match metro_target(&replica, comune)? {
+            Some(c) => decide(&mut replica, &c, &target(cup, id), Decision::Draft, &me)?,
+            None => publication(&mut replica, &target(cup, id), false, &me)?,
+        },
+        ProjectCmd::Publication {
+            cup,
+            id,
+            comune,
+            decision,
+            format,
+        } => {
+            let c = match comune {
+                Some(c) => comune_any(&c, "--comune")?,
+                None => match own {
+                    DocId::Comune(ref c) => c.clone(),
+                    _ => anyhow::bail!("name the comune whose project this is: --comune ISTAT"),
+                },
+            };
+            let t = target(cup, id);
+            if let Some(d) = decision {
+                let d: Decision = d
+                    .parse()
+                    .map_err(|e: String| anyhow::anyhow!("--decision: {e}"))?;
+                decide(&mut replica, &c, &t, d, &me)?;
+            }
+            let pid = project::locate(&mut replica, &DocId::Comune(c.clone()), &t)?;
+            let state = publication::read(&mut replica, &c, &pid)?;
+            print_publication(&c, &pid, &state, format)?;
         }
         ProjectCmd::Choose {
             cup,
@@ -368,8 +481,12 @@ pub fn run(dir: &Path, cmd: ProjectCmd) -> Result<()> {
                 None => own,
             };
             let pid = project::locate(&mut replica, &doc_id, &target(cup, id))?;
+            let public = match &doc_id {
+                DocId::Comune(c) => Some(publication::read(&mut replica, c, &pid)?),
+                _ => None,
+            };
             let doc = replica.materialise(&doc_id)?;
-            show(&doc, &doc_id, &pid, format)?;
+            show(&doc, &doc_id, &pid, public, format)?;
         }
     }
     Ok(())
@@ -384,7 +501,13 @@ fn location_share(share_bp: i64) -> String {
     }
 }
 
-fn show(doc: &AutoCommit, doc_id: &DocId, id: &str, format: Format) -> Result<()> {
+fn show(
+    doc: &AutoCommit,
+    doc_id: &DocId,
+    id: &str,
+    public: Option<Publication>,
+    format: Format,
+) -> Result<()> {
     let (project, found) = project::read(doc, id)?;
     let mut conflicts = serde_json::Map::new();
     for c in found {
@@ -403,6 +526,10 @@ fn show(doc: &AutoCommit, doc_id: &DocId, id: &str, format: Format) -> Result<()
         out["procedural_state"] = json!(state.code());
         out["procedural_state_basis"] = json!(basis.code());
         out["conflicts"] = json!(conflicts);
+        if let Some(p) = public {
+            out["metro_decision"] = json!(p.decision.code());
+            out["public"] = json!(p.public);
+        }
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
@@ -418,6 +545,14 @@ fn show(doc: &AutoCommit, doc_id: &DocId, id: &str, format: Format) -> Result<()
         println!("  location:   {place} {}", location_share(l.share_bp));
     }
     println!("  title:      {}", project.title);
+    if let Some(p) = public {
+        let by = match p.decision {
+            Decision::Comune => "the comune's choice",
+            _ => "the metropolitan office's decision",
+        };
+        let public = if p.public { "public" } else { "draft" };
+        println!("  portal:     {public} ({by})");
+    }
     println!(
         "  state:      {state} ({})",
         match basis {

@@ -11,6 +11,7 @@ pub mod indicator;
 pub mod listing;
 pub mod output;
 pub mod project;
+pub mod publication;
 pub mod status;
 
 use crate::replica::ReplicaError;

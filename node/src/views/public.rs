@@ -22,15 +22,20 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> ReplicaError {
     ReplicaError::Store(StoreError::Corrupt(format!("query store {what}: {e}")))
 }
 
-/// Published projects not archived, by comune document, in the order of
-/// [`super::projects`].
+/// Public projects not archived (published by the metropolitan office's
+/// decision, or by the comune's own flag where the office left it to the
+/// comune: [`accordo_domain::publication`]), by comune document, in the
+/// order of [`super::projects`].
 fn published_projects(tx: &NodeTx<'_>) -> Result<BTreeMap<String, Vec<Project>>, ReplicaError> {
     let mut stmt = tx
         .sql()
         .prepare_cached(
-            "SELECT doc, id, record FROM view_projects
-             WHERE published = 1 AND archived = 0
-             ORDER BY doc, cup IS NOT NULL, cup, id",
+            "SELECT p.doc, p.id, p.record FROM view_projects p
+             LEFT JOIN view_publication d ON d.comune = p.comune AND d.project = p.id
+             WHERE p.archived = 0
+               AND (d.decision = 'published'
+                    OR (p.published = 1 AND (d.decision IS NULL OR d.decision = 'comune')))
+             ORDER BY p.doc, p.cup IS NOT NULL, p.cup, p.id",
         )
         .map_err(sql_err)?;
     let rows = stmt
@@ -47,6 +52,8 @@ fn published_projects(tx: &NodeTx<'_>) -> Result<BTreeMap<String, Vec<Project>>,
         let (doc, id, record) = row.map_err(sql_err)?;
         let mut p: Project = serde_json::from_str(&record).map_err(|e| corrupt("project", e))?;
         p.id = id;
+        // Public by the metropolitan office's decision or by the comune's own.
+        p.published = true;
         out.entry(doc).or_default().push(p);
     }
     Ok(out)
@@ -140,4 +147,30 @@ pub fn heads_key(tx: &NodeTx<'_>) -> Result<String, ReplicaError> {
         hasher.update(b";");
     }
     Ok(hasher.finalize().to_hex()[..32].to_owned())
+}
+
+/// The comune's own flag and the metropolitan office's decision on project
+/// `id` of comune `comune` (`Comune` when the office decided nothing).
+pub fn publication(
+    tx: &NodeTx<'_>,
+    comune: &str,
+    id: &str,
+) -> Result<(bool, accordo_domain::publication::Decision), ReplicaError> {
+    use rusqlite::OptionalExtension;
+    let own: bool = tx
+        .sql()
+        .prepare_cached("SELECT published FROM view_projects WHERE comune = ?1 AND id = ?2")
+        .and_then(|mut s| s.query_row(params![comune, id], |r| r.get(0)).optional())
+        .map_err(sql_err)?
+        .unwrap_or(false);
+    let decision: Option<String> = tx
+        .sql()
+        .prepare_cached("SELECT decision FROM view_publication WHERE comune = ?1 AND project = ?2")
+        .and_then(|mut s| s.query_row(params![comune, id], |r| r.get(0)).optional())
+        .map_err(sql_err)?;
+    let decision = match decision {
+        Some(d) => d.parse().map_err(|e: String| corrupt("publication", e))?,
+        None => Default::default(),
+    };
+    Ok((own, decision))
 }

@@ -8,6 +8,7 @@ use accordo_domain::indicator::{self, IndicatorData};
 use accordo_domain::model::Project;
 use accordo_domain::plan::{self, Kind};
 use accordo_domain::portfolio::{self, project_of_root_key};
+use accordo_domain::publication;
 use accordo_protocol::doc::DocId;
 use accordo_store::StoreError;
 use automerge::AutoCommit;
@@ -29,7 +30,12 @@ const DOC_TABLES: [&str; 8] = [
 /// Where the indicator tables start in [`DOC_TABLES`].
 const INDICATOR_TABLES_AT: usize = 6;
 /// Tables derived from the plan document alone.
-const PLAN_TABLES: [&str; 3] = ["view_catalog", "view_zones", "view_plan"];
+const PLAN_TABLES: [&str; 4] = [
+    "view_catalog",
+    "view_zones",
+    "view_plan",
+    "view_publication",
+];
 
 fn sql_err(e: rusqlite::Error) -> ReplicaError {
     ReplicaError::Store(StoreError::from(e))
@@ -309,6 +315,14 @@ fn write_doc_records(
             .map_err(sql_err)?;
     }
     write_plan_items(tx, doc)?;
+    for ((comune, project), decision) in publication::decisions(doc) {
+        tx.sql()
+            .prepare_cached(
+                "INSERT INTO view_publication (comune, project, decision) VALUES (?1, ?2, ?3)",
+            )
+            .and_then(|mut s| s.execute(params![comune, project, decision.code()]))
+            .map_err(sql_err)?;
+    }
     for zone in plan::items(doc, Kind::Zone) {
         for (comune, m) in &zone.comuni {
             tx.sql()

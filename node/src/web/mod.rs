@@ -71,6 +71,10 @@ pub struct App {
     sessions: Mutex<Sessions>,
     limiter: Mutex<LoginLimiter>,
     uploads: Mutex<import_page::Uploads>,
+    /// Listening off loopback: the office pages are open without accounts
+    /// only on loopback; off it, with no account yet (a public-only
+    /// portal), they answer 403 until one is added.
+    exposed: bool,
 }
 
 pub type Shared = Arc<App>;
@@ -190,6 +194,10 @@ async fn gate(State(app): State<Shared>, mut req: Request, next: Next) -> Respon
         Ok(x) => x,
         Err(e) => return render::failure(lang, &e),
     };
+    let path = req.uri().path().to_owned();
+    if accounts == 0 && app.exposed && !is_public(&path) {
+        return office_closed(lang, &path);
+    }
     let access = match (&session.user, accounts, role_now) {
         (_, 0, _) => Access::Open,
         (Some(u), _, Some(role)) => Access::SignedIn(users::User {
@@ -198,7 +206,6 @@ async fn gate(State(app): State<Shared>, mut req: Request, next: Next) -> Respon
         }),
         _ => Access::Anonymous,
     };
-    let path = req.uri().path().to_owned();
     let here = path_and_query(&req);
     let visitor = Visitor {
         lang,
@@ -373,6 +380,10 @@ fn office_router(app: Shared) -> Router {
             post(project_pages::publish),
         )
         .route(
+            "/progetti/{comune}/{id}/pubblicazione",
+            post(project_pages::decide),
+        )
+        .route(
             "/progetti/{comune}/{id}/scegli",
             post(project_pages::choose),
         )
@@ -406,22 +417,45 @@ fn office_router(app: Shared) -> Router {
         .with_state(app)
 }
 
+/// Off loopback with no account yet (only with `--public`): the office's
+/// pages are closed — `/` leads to the portal, every other office path
+/// answers 403 saying how to open them — so a public portal can be served
+/// before any office account exists, and nobody can edit through it.
+fn office_closed(lang: Lang, path: &str) -> Response {
+    if path == "/" {
+        return Redirect::to("/pubblico/").into_response();
+    }
+    if path.starts_with("/api/") {
+        return (StatusCode::FORBIDDEN, "no accounts on this node yet\n").into_response();
+    }
+    render::error_page(lang, StatusCode::FORBIDDEN, lang.t("error.office_closed"))
+}
+
 /// Checks that the web application may be served on `addr`: off loopback,
-/// only with accounts.
-pub fn check_exposure(dir: &Path, addr: SocketAddr) -> Result<(), WebError> {
+/// only with accounts — or, with `public` (`--public`), as the public
+/// portal alone until an account exists (the office pages answer 403).
+/// Returns whether the office pages are closed for now.
+pub fn check_exposure(dir: &Path, addr: SocketAddr, public: bool) -> Result<bool, WebError> {
     if addr.ip().is_loopback() {
-        return Ok(());
+        return Ok(false);
     }
     let mut replica = Replica::open(dir)?;
     if users::count_and_role(&mut replica.store, None)?.0 == 0 {
+        if public {
+            return Ok(true);
+        }
         return Err(WebError::NoAccounts(addr));
     }
-    Ok(())
+    Ok(false)
 }
 
 /// Binds the listener for `addr`, after [`check_exposure`].
-pub async fn bind(dir: &Path, addr: SocketAddr) -> Result<tokio::net::TcpListener, WebError> {
-    check_exposure(dir, addr)?;
+pub async fn bind(
+    dir: &Path,
+    addr: SocketAddr,
+    public: bool,
+) -> Result<tokio::net::TcpListener, WebError> {
+    check_exposure(dir, addr, public)?;
     tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| WebError::Bind { addr, source })
@@ -448,6 +482,9 @@ pub async fn serve_with(
         sessions: Mutex::new(Sessions::default()),
         limiter: Mutex::new(LoginLimiter::default()),
         uploads: Mutex::new(import_page::Uploads::default()),
+        exposed: listener
+            .local_addr()
+            .map_or(true, |a| !a.ip().is_loopback()),
     });
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "web application listening");

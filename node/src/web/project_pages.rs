@@ -8,11 +8,14 @@ use super::render::{self, Chrome};
 use super::{Failure, Shared, Visitor};
 use crate::clock::today;
 use crate::ops::project::{self as ops, Conflict, Fields, NewMilestone, PhaseDates, Target};
+use crate::ops::publication::{self, Publication};
 use crate::ops::OpError;
 use accordo_domain::comuni;
 use accordo_domain::model::{Phase, Project};
+use accordo_domain::publication::Decision;
 use accordo_protocol::codes::Istat;
 use accordo_protocol::doc::DocId;
+use accordo_protocol::identity::Role;
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -299,6 +302,11 @@ struct ProjectPage {
     c: Chrome,
     href: String,
     editable: bool,
+    /// This is the metro node and the visitor may edit: it decides
+    /// whether the comune's project is public.
+    decides: bool,
+    publication: Publication,
+    decisions: Vec<(&'static str, &'static str)>,
     saved: bool,
     comune: String,
     project: Project,
@@ -334,7 +342,7 @@ async fn project_page(
     let Ok(istat) = comune.parse::<Istat>() else {
         return render::error_page(v.lang, StatusCode::NOT_FOUND, v.lang.t("error.not_found"));
     };
-    let doc_id = DocId::Comune(istat);
+    let doc_id = DocId::Comune(istat.clone());
     let pid = id.clone();
     let loaded = app
         .with_replica(move |r| {
@@ -347,11 +355,16 @@ async fn project_page(
             if let Err(e) = ops::locate(r, &doc_id, &target) {
                 return Ok(Err(e));
             }
+            let decides = r.settings.role == Role::Metro;
+            let publication = match publication::read(r, &istat, &pid) {
+                Ok(p) => p,
+                Err(e) => return Ok(Err(e)),
+            };
             let doc = r.materialise(&doc_id)?;
-            Ok(ops::read(&doc, &pid).map(|(p, c)| (label, own, p, c)))
+            Ok(ops::read(&doc, &pid).map(|(p, c)| (label, own, decides, publication, p, c)))
         })
         .await;
-    let (label, own, project, conflicts) = match loaded {
+    let (label, own, decides, publication, project, conflicts) = match loaded {
         Ok(Ok(x)) => x,
         Ok(Err(e)) if e.is_not_found() => {
             return render::error_page(v.lang, StatusCode::NOT_FOUND, v.lang.t("error.not_found"))
@@ -367,6 +380,12 @@ async fn project_page(
     let page = ProjectPage {
         href: format!("/progetti/{comune}/{id}"),
         editable: own && c.can_edit,
+        decides: decides && c.can_edit,
+        publication,
+        decisions: Decision::ALL
+            .iter()
+            .map(|d| (d.code(), lang.t(&format!("decision.{}", d.code()))))
+            .collect(),
         saved,
         comune: comuni::label(&comune),
         state: project.procedural_state().to_string(),
@@ -582,6 +601,49 @@ pub async fn publish(
         ops::publish(r, t, published, &author).map(|_| ())
     })
     .await
+}
+
+#[derive(Deserialize)]
+pub struct DecisionForm {
+    /// `published`, `draft` or `comune`.
+    decision: String,
+}
+
+/// The metropolitan office's decision on a comune's project (metro node).
+pub async fn decide(
+    State(app): State<Shared>,
+    Extension(v): Extension<Visitor>,
+    Path((comune, id)): Path<(String, String)>,
+    Form(f): Form<DecisionForm>,
+) -> Response {
+    if !v.access.can_edit() {
+        return forbidden(&v);
+    }
+    let Ok(istat) = comune.parse::<Istat>() else {
+        return render::error_page(v.lang, StatusCode::NOT_FOUND, v.lang.t("error.not_found"));
+    };
+    let author = v.author();
+    let target = Target {
+        cup: None,
+        id: Some(id.clone()),
+    };
+    let done = app
+        .with_replica(move |r| {
+            let decision = match f.decision.parse::<Decision>() {
+                Ok(d) => d,
+                Err(e) => return Ok(Err(OpError::field("decision", e))),
+            };
+            Ok(publication::decide(r, &istat, &target, decision, &author).map(|_| ()))
+        })
+        .await;
+    match done {
+        Ok(Ok(())) => Redirect::to(&format!("/progetti/{comune}/{id}?salvato=1")).into_response(),
+        Ok(Err(e)) => match refusal(&v, e) {
+            Refusal::Form(err) => project_page(&app, &v, comune, id, None, Some(err), false).await,
+            Refusal::Page(r) => r,
+        },
+        Err(e) => render::failure(v.lang, &e),
+    }
 }
 
 #[derive(Deserialize)]

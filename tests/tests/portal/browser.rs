@@ -95,6 +95,33 @@ async fn public_pages_have_no_serious_accessibility_violations() -> Result<()> {
     })
     .await?
     .context("the project published with the button never reached the portal")?;
+    // The metro office keeps the comune's project off the portal with the
+    // decision form on its own project page; the portal drops it at once.
+    b.client
+        .goto(&format!("{web_base}/progetti/{QUARTU}/{}", n.draft_id))
+        .await?;
+    b.text_until("#project-publication", |t| t.contains("scelta del comune"))
+        .await?;
+    b.client
+        .find(fantoccini::Locator::Css("#decision"))
+        .await?
+        .select_by_value("draft")
+        .await?;
+    b.click("#decision-button").await?;
+    b.text_until("#project-publication", |t| {
+        t.starts_with("Bozza") && t.contains("deciso dall'ufficio metropolitano")
+    })
+    .await?;
+    let base = web_base.clone();
+    tokio::task::spawn_blocking(move || {
+        wait_until(PAGE_TIMEOUT, || {
+            Ok(!get_text(&base, &format!("/pubblico/comuni/{QUARTU}"))?
+                .1
+                .contains(DRAFT_TITLE))
+        })
+    })
+    .await?
+    .context("the project the office kept off stayed on the portal")?;
     // The metro office publishes an indicator with the button on its
     // indicators page; the portal shows it at once (same node).
     let before = get_text(&web_base, "/pubblico/indicatori")?.1;

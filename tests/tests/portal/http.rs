@@ -257,3 +257,61 @@ fn validate(files: &[&PathBuf]) -> Result<(bool, String)> {
     );
     Ok((out.status.success(), text))
 }
+
+/// Off loopback with `--public` and no office account yet, the node
+/// serves the portal alone: `/` leads to it, every office page and the
+/// API answer 403 and nothing can be edited; once an account exists the
+/// office pages ask for sign-in.
+#[test]
+fn off_loopback_without_accounts_only_the_portal_is_served() -> Result<()> {
+    let n = network()?;
+    synced_home(&n.web)?;
+    let exposed = WebNode::start_on(
+        &n.metro.node_dir(),
+        "0.0.0.0:0",
+        &["--public", "--ipa", "cmca"],
+    )?;
+    let base = exposed.base.clone();
+    let (status, head, _) = request(&base, "GET", "/", &[])?;
+    assert_eq!(status, 303, "{head}");
+    assert_eq!(header(&head, "location"), Some("/pubblico/"));
+    let (status, home) = get_text(&base, "/pubblico/")?;
+    assert_eq!(status, 200);
+    assert!(home.contains(PUBLISHED_TITLE) || home.contains("Quartu Sant"));
+    let (status, _) = get_text(&base, "/opendata/catalog.jsonld")?;
+    assert_eq!(status, 200);
+    for page in [
+        "/progetti",
+        "/rapporto",
+        "/amministrazione",
+        "/api/v1/projects",
+    ] {
+        let (status, body) = get_text(&base, page)?;
+        assert_eq!(status, 403, "{page}: {body}");
+    }
+    let (_, office) = get_text(&base, "/progetti")?;
+    assert!(
+        office.contains("user add"),
+        "says how to open them: {office}"
+    );
+    let before = n.metro.projects(true)?.len();
+    let (status, _, _) = request(&base, "POST", "/progetti/nuovo", &[])?;
+    assert_eq!(status, 403);
+    assert_eq!(n.metro.projects(true)?.len(), before, "nothing added");
+    // With an account, the office pages ask for sign-in instead.
+    let mut add = Command::new(accordo_tests::accordo_bin())
+        .args(["--dir", &path(&n.metro.node_dir())])
+        .args(["user", "add", "--name", "analista", "--password-stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()?;
+    add.stdin
+        .take()
+        .context("stdin")?
+        .write_all(b"una-password-lunga-2026\n")?;
+    assert!(add.wait()?.success());
+    let (status, head, _) = request(&base, "GET", "/progetti", &[])?;
+    assert_eq!(status, 303, "{head}");
+    assert!(header(&head, "location").is_some_and(|l| l.starts_with("/accesso")));
+    Ok(())
+}

@@ -293,6 +293,7 @@ fn synced_home(web: &WebNode) -> Result<String> {
 }
 
 mod browser;
+mod decisions;
 mod http;
 mod sustainability;
 
