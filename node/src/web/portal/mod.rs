@@ -189,11 +189,11 @@ const MAX_AGE_S: u32 = 30;
 
 /// A cacheable answer: `304` when the client holds `etag` already, else
 /// `body()` with its type, the ETag and Cache-Control.
-fn cached(
+fn cached<B: Into<axum::body::Bytes>>(
     headers: &HeaderMap,
     etag: &str,
     content_type: &'static str,
-    body: impl FnOnce() -> Result<Vec<u8>, Failure>,
+    body: impl FnOnce() -> Result<B, Failure>,
 ) -> Response {
     let tag = format!("\"{etag}\"");
     let matches = headers
@@ -204,7 +204,7 @@ fn cached(
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         match body() {
-            Ok(bytes) => ([(header::CONTENT_TYPE, content_type)], bytes).into_response(),
+            Ok(bytes) => ([(header::CONTENT_TYPE, content_type)], bytes.into()).into_response(),
             Err(e) => return render::failure(Lang::It, &e),
         }
     };

@@ -193,7 +193,20 @@ pub async fn file(
         Format::Xlsx => format.media_type(),
     };
     let mut response = cached(&headers, &etag, content_type, || {
-        let t = table(&snap, name).ok_or_else(|| Failure("no such table".into()))?;
+        snap.file(&file, || file_bytes(&snap, name, format))
+    });
+    if let Ok(v) = format!("inline; filename=\"{file}\"").parse() {
+        response
+            .headers_mut()
+            .insert(axum::http::header::CONTENT_DISPOSITION, v);
+    }
+    response
+}
+
+/// Table `name` of `snap` in `format`.
+fn file_bytes(snap: &Snapshot, name: &str, format: Format) -> Result<Vec<u8>, Failure> {
+    {
+        let t = table(snap, name).ok_or_else(|| Failure("no such table".into()))?;
         let bytes = match format {
             // The projects' JSON is the export's (nested funding, phases,
             // milestones), the others' an array of rows.
@@ -203,11 +216,5 @@ pub async fn file(
             Format::Xlsx => t.xlsx(),
         };
         bytes.map_err(Failure::from)
-    });
-    if let Ok(v) = format!("inline; filename=\"{file}\"").parse() {
-        response
-            .headers_mut()
-            .insert(axum::http::header::CONTENT_DISPOSITION, v);
     }
-    response
 }

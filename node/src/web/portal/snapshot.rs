@@ -7,13 +7,17 @@
 
 use crate::replica::{Replica, ReplicaError};
 use crate::views::public::{heads_key, public_read};
+use crate::web::Failure;
 use accordo_domain::indicator::{IndicatorData, IndicatorDef};
 use accordo_domain::model::{Date, Project};
 use accordo_domain::plan::{Kind, PlanItem};
 use accordo_domain::portal::zone_of;
 use accordo_domain::report::{self, Money, Report};
+use axum::body::Bytes;
 use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::Mutex;
 
 /// A zona omogenea with the published projects that count in it.
 pub struct ZoneRow {
@@ -44,6 +48,31 @@ pub struct Snapshot {
     pub indicator_data: Vec<(String, BTreeMap<String, IndicatorData>)>,
     /// When the newest change of any document was made (author's clock).
     pub last_change_ms: Option<u64>,
+    /// Open-data files made from this snapshot, by file name: each is
+    /// built once per change of the data (at most the datasets × formats).
+    pub files: Mutex<HashMap<String, Bytes>>,
+}
+
+impl Snapshot {
+    /// The bytes of open-data file `name`, built by `make` the first time
+    /// it is asked of this snapshot. Two first requests may both build it;
+    /// the bytes are the same.
+    pub fn file(
+        &self,
+        name: &str,
+        make: impl FnOnce() -> Result<Vec<u8>, Failure>,
+    ) -> Result<Bytes, Failure> {
+        // Invariant: poisoned only after a panic while held, a bug.
+        if let Some(b) = self.files.lock().expect("files mutex").get(name) {
+            return Ok(b.clone());
+        }
+        let bytes = Bytes::from(make()?);
+        self.files
+            .lock()
+            .expect("files mutex")
+            .insert(name.to_owned(), bytes.clone());
+        Ok(bytes)
+    }
 }
 
 impl Snapshot {
@@ -167,5 +196,6 @@ pub fn load(replica: &mut Replica, as_of: Date) -> Result<Arc<Snapshot>, Replica
         catalog: read.input.catalog,
         indicator_data: read.input.indicator_data,
         last_change_ms: last,
+        files: Mutex::new(HashMap::new()),
     }))
 }
