@@ -4,6 +4,7 @@
 //! exit, a status query), never on a bare sleep.
 
 pub mod browser;
+pub mod fault;
 pub mod http;
 pub mod openmetrics;
 pub mod simnet;
@@ -146,7 +147,16 @@ pub struct Relay {
 
 impl Relay {
     pub fn init() -> Result<Relay> {
-        let dir = tempfile::tempdir()?;
+        Relay::init_at(tempfile::tempdir()?)
+    }
+
+    /// [`Relay::init`] in a new directory under `parent` (e.g. a
+    /// filesystem that can lose power).
+    pub fn init_in(parent: &Path) -> Result<Relay> {
+        Relay::init_at(tempfile::tempdir_in(parent)?)
+    }
+
+    fn init_at(dir: tempfile::TempDir) -> Result<Relay> {
         let id = run(&relay_bin(), &["init", "--dir", &path(dir.path())])?
             .ok()?
             .last_line();
@@ -315,7 +325,10 @@ pub fn path(p: &Path) -> String {
 
 impl Node {
     pub fn init(relay: &Relay, comune: &str, role: &str) -> Result<Node> {
-        let dir = tempfile::tempdir()?;
+        Node::init_at(tempfile::tempdir()?, relay, comune, role)
+    }
+
+    fn init_at(dir: tempfile::TempDir, relay: &Relay, comune: &str, role: &str) -> Result<Node> {
         let id = run(
             &accordo_bin(),
             &[
@@ -404,6 +417,13 @@ impl Node {
     /// An admitted node.
     pub fn admitted(relay: &Relay, comune: &str, role: &str) -> Result<Node> {
         let node = Node::init(relay, comune, role)?;
+        relay.allow(&node.id, comune, role)?;
+        Ok(node)
+    }
+
+    /// [`Node::admitted`] in a new directory under `parent`.
+    pub fn admitted_in(relay: &Relay, comune: &str, role: &str, parent: &Path) -> Result<Node> {
+        let node = Node::init_at(tempfile::tempdir_in(parent)?, relay, comune, role)?;
         relay.allow(&node.id, comune, role)?;
         Ok(node)
     }
