@@ -351,7 +351,15 @@ impl Node {
     /// A network admin for `relay` (`accordo admin init`), pinned on the
     /// relay and with its genesis statement pushed.
     pub fn admin(relay: &Relay) -> Result<Node> {
-        let dir = tempfile::tempdir()?;
+        Node::admin_at(tempfile::tempdir()?, relay)
+    }
+
+    /// [`Node::admin`] in a new directory under `parent`.
+    pub fn admin_in(relay: &Relay, parent: &Path) -> Result<Node> {
+        Node::admin_at(tempfile::tempdir_in(parent)?, relay)
+    }
+
+    fn admin_at(dir: tempfile::TempDir, relay: &Relay) -> Result<Node> {
         let id = run(
             &accordo_bin(),
             &[
@@ -374,7 +382,15 @@ impl Node {
     /// `accordo init --invite TOKEN` in a new directory: the run, and the
     /// node if it succeeded.
     pub fn from_invite(token: &str) -> Result<(Run, Option<Node>)> {
-        let dir = tempfile::tempdir()?;
+        Node::from_invite_at(tempfile::tempdir()?, token)
+    }
+
+    /// [`Node::from_invite`] in a new directory under `parent`.
+    pub fn from_invite_in(token: &str, parent: &Path) -> Result<(Run, Option<Node>)> {
+        Node::from_invite_at(tempfile::tempdir_in(parent)?, token)
+    }
+
+    fn from_invite_at(dir: tempfile::TempDir, token: &str) -> Result<(Run, Option<Node>)> {
         let node_dir = dir.path().join("node");
         let out = run(
             &accordo_bin(),

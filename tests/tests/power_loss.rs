@@ -59,12 +59,18 @@ struct Network {
     _mountpoint: tempfile::TempDir,
 }
 
+/// The power-loss filesystem on a new mount point.
+fn mount() -> Result<(tempfile::TempDir, Mount)> {
+    let mountpoint = tempfile::tempdir()?;
+    let fs = Mount::new(mountpoint.path()).context(
+        "the power-loss test needs its FUSE filesystem (/dev/fuse, and root or fusermount3)",
+    )?;
+    Ok((mountpoint, fs))
+}
+
 impl Network {
     fn new() -> Result<Network> {
-        let mountpoint = tempfile::tempdir()?;
-        let fs = Mount::new(mountpoint.path()).context(
-            "the power-loss test needs its FUSE filesystem (/dev/fuse, and root or fusermount3)",
-        )?;
+        let (mountpoint, fs) = mount()?;
         let mut relay = Relay::init_in(fs.path())?;
         relay.start()?;
         let node = Node::admitted_in(&relay, CAGLIARI, "comune", fs.path())?;
@@ -254,5 +260,40 @@ fn power_cuts_during_sync_lose_nothing_acknowledged_and_the_network_converges() 
     );
     assert!(d.sectors_lost > 0, "no cut dropped anything: {d:?}");
     assert!(tally.mid_sync > 0, "no cut landed mid-sync: {tally:?}");
+    Ok(())
+}
+
+/// `accordo key rotate` says the new key is installed: after a power cut
+/// the node still signs with it (the retired key's file was copied and the
+/// new one renamed into place — both must be durable before it says so).
+#[test]
+fn a_key_rotation_survives_a_power_cut() -> Result<()> {
+    let (_mountpoint, fs) = mount()?;
+    let mut relay = Relay::init_in(fs.path())?;
+    relay.start()?;
+    let admin = Node::admin_in(&relay, fs.path())?;
+    let token = admin.invite(CAGLIARI, "comune", "1h")?;
+    let (run, office) = Node::from_invite_in(&token, fs.path())?;
+    let office = office.with_context(|| format!("init --invite failed: {}", run.stderr))?;
+    fs.sync_all();
+    let old_id = office.id.clone();
+    let new_id = office.cmd(&["key", "rotate"])?.ok()?.last_line();
+    assert_ne!(new_id, old_id);
+    relay.kill9();
+    let dropped = fs.cut(Cut::DropUnsynced);
+    println!("key rotation cut: {dropped:?}");
+    assert_eq!(
+        office.cmd(&["id"])?.ok()?.last_line(),
+        new_id,
+        "the node signs with the rotated key after the cut"
+    );
+    let retired = std::fs::read_dir(office.node_dir())?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".retired-"))
+        .count();
+    assert_eq!(retired, 1, "the retired key is kept");
+    relay.start()?;
+    office.add("F21B26000000001", "Dopo il taglio")?;
+    office.sync()?.ok()?;
     Ok(())
 }
