@@ -137,7 +137,7 @@ fn one_round(
             .add(&format!("F21B{:011}", i * 10 + k as usize), &title)?;
         added.push(title);
     }
-    let mode: &[&str] = if i % 2 == 0 {
+    let mode: &[&str] = if i.is_multiple_of(2) {
         &["sync", "--timeout-s", "5"]
     } else {
         &["run"]
@@ -177,7 +177,7 @@ fn one_round(
         Cut::DropUnsynced
     } else {
         tally.torn += 1;
-        Cut::Torn { seed: rng.next() }
+        Cut::Torn { seed: rng.bits() }
     };
     tally.dropped.add(&net.fs.cut(how));
     tally.cuts += 1;
