@@ -90,13 +90,34 @@ pub fn create(path: &Path, key: &SigningKey) -> Result<(), KeyFileError> {
         .and_then(|()| file.sync_all())
         .map_err(io_err(&tmp))?;
     std::fs::rename(&tmp, path).map_err(io_err(path))?;
-    if let Some(dir) = path.parent() {
-        // Make the rename itself durable.
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err(dir))?;
-    }
-    Ok(())
+    sync_parent(path)
+}
+
+/// Syncs the directory holding `path`, so that a file created or renamed
+/// there survives a power cut (the file's own fsync does not cover its
+/// directory entry).
+fn sync_parent(path: &Path) -> Result<(), KeyFileError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
+}
+
+/// Installs the key file `next` as `path` (a key rotation), keeping the
+/// key it replaces as `retired`; durable when it returns: the copy is
+/// synced before the rename, and the directory after it. Without that a
+/// power cut could bring the retired key back as `path` after the rotation
+/// was reported done (found by `tests/tests/power_loss.rs`).
+pub fn replace(next: &Path, path: &Path, retired: &Path) -> Result<(), KeyFileError> {
+    std::fs::copy(path, retired).map_err(io_err(retired))?;
+    std::fs::File::open(retired)
+        .and_then(|f| f.sync_all())
+        .map_err(io_err(retired))?;
+    std::fs::rename(next, path).map_err(io_err(path))?;
+    sync_parent(path)
 }
 
 /// Reads a key file written by [`create`].

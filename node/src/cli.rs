@@ -629,8 +629,8 @@ fn rotate_key(dir: &Path, timeout: Duration) -> Result<ExitCode> {
         return Ok(failure_code(&e));
     }
     let retired = dir.join(format!("{KEY_FILE}.retired-{}", &old_id.to_string()[..16]));
-    std::fs::copy(dir.join(KEY_FILE), &retired).context("keeping the retired key")?;
-    std::fs::rename(&next_path, dir.join(KEY_FILE)).context("installing the new key")?;
+    keyfile::replace(&next_path, &dir.join(KEY_FILE), &retired)
+        .context("installing the new key")?;
     println!(
         "key rotated: {old_id} retired (kept as {}); history stays valid",
         retired.display()

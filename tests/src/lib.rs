@@ -4,6 +4,7 @@
 //! exit, a status query), never on a bare sleep.
 
 pub mod browser;
+pub mod fault;
 pub mod http;
 pub mod openmetrics;
 pub mod simnet;
@@ -146,7 +147,16 @@ pub struct Relay {
 
 impl Relay {
     pub fn init() -> Result<Relay> {
-        let dir = tempfile::tempdir()?;
+        Relay::init_at(tempfile::tempdir()?)
+    }
+
+    /// [`Relay::init`] in a new directory under `parent` (e.g. a
+    /// filesystem that can lose power).
+    pub fn init_in(parent: &Path) -> Result<Relay> {
+        Relay::init_at(tempfile::tempdir_in(parent)?)
+    }
+
+    fn init_at(dir: tempfile::TempDir) -> Result<Relay> {
         let id = run(&relay_bin(), &["init", "--dir", &path(dir.path())])?
             .ok()?
             .last_line();
@@ -315,7 +325,10 @@ pub fn path(p: &Path) -> String {
 
 impl Node {
     pub fn init(relay: &Relay, comune: &str, role: &str) -> Result<Node> {
-        let dir = tempfile::tempdir()?;
+        Node::init_at(tempfile::tempdir()?, relay, comune, role)
+    }
+
+    fn init_at(dir: tempfile::TempDir, relay: &Relay, comune: &str, role: &str) -> Result<Node> {
         let id = run(
             &accordo_bin(),
             &[
@@ -338,7 +351,15 @@ impl Node {
     /// A network admin for `relay` (`accordo admin init`), pinned on the
     /// relay and with its genesis statement pushed.
     pub fn admin(relay: &Relay) -> Result<Node> {
-        let dir = tempfile::tempdir()?;
+        Node::admin_at(tempfile::tempdir()?, relay)
+    }
+
+    /// [`Node::admin`] in a new directory under `parent`.
+    pub fn admin_in(relay: &Relay, parent: &Path) -> Result<Node> {
+        Node::admin_at(tempfile::tempdir_in(parent)?, relay)
+    }
+
+    fn admin_at(dir: tempfile::TempDir, relay: &Relay) -> Result<Node> {
         let id = run(
             &accordo_bin(),
             &[
@@ -361,7 +382,15 @@ impl Node {
     /// `accordo init --invite TOKEN` in a new directory: the run, and the
     /// node if it succeeded.
     pub fn from_invite(token: &str) -> Result<(Run, Option<Node>)> {
-        let dir = tempfile::tempdir()?;
+        Node::from_invite_at(tempfile::tempdir()?, token)
+    }
+
+    /// [`Node::from_invite`] in a new directory under `parent`.
+    pub fn from_invite_in(token: &str, parent: &Path) -> Result<(Run, Option<Node>)> {
+        Node::from_invite_at(tempfile::tempdir_in(parent)?, token)
+    }
+
+    fn from_invite_at(dir: tempfile::TempDir, token: &str) -> Result<(Run, Option<Node>)> {
         let node_dir = dir.path().join("node");
         let out = run(
             &accordo_bin(),
@@ -404,6 +433,13 @@ impl Node {
     /// An admitted node.
     pub fn admitted(relay: &Relay, comune: &str, role: &str) -> Result<Node> {
         let node = Node::init(relay, comune, role)?;
+        relay.allow(&node.id, comune, role)?;
+        Ok(node)
+    }
+
+    /// [`Node::admitted`] in a new directory under `parent`.
+    pub fn admitted_in(relay: &Relay, comune: &str, role: &str, parent: &Path) -> Result<Node> {
+        let node = Node::init_at(tempfile::tempdir_in(parent)?, relay, comune, role)?;
         relay.allow(&node.id, comune, role)?;
         Ok(node)
     }

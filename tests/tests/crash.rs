@@ -14,12 +14,13 @@
 //! `cargo test`; run with 100+ for the full loop); `ACCORDO_CRASH_SEED`
 //! replays a run (the seed is printed).
 
-use accordo_tests::{accordo_bin, path, Node, Relay};
+use accordo_tests::fault::{
+    integrity_ok, kill9, missing_titles, open_ro, spawn, Acknowledged, Rng,
+};
+use accordo_tests::{path, Node, Relay};
 use anyhow::{bail, Context, Result};
-use rusqlite::{Connection, OpenFlags};
-use std::collections::HashSet;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 const CAGLIARI: &str = "092009";
@@ -31,104 +32,12 @@ fn iterations() -> usize {
         .unwrap_or(12)
 }
 
-/// A small deterministic generator (xorshift64*), seeded and printed.
-struct Rng(u64);
-
-impl Rng {
-    fn from_env(test: &str) -> Rng {
-        let seed = std::env::var("ACCORDO_CRASH_SEED")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0x05ee_dacc_04d0_u64);
-        println!("{test}: seed {seed} (ACCORDO_CRASH_SEED={seed} replays the kill schedule)");
-        Rng(seed | 1)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n.max(1)
-    }
-}
-
-fn open_ro(db: &Path) -> Result<Connection> {
-    Ok(Connection::open_with_flags(
-        db,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?)
-}
-
-fn integrity_ok(db: &Path) -> Result<()> {
-    let conn = open_ro(db)?;
-    let verdict: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
-    if verdict != "ok" {
-        bail!("{}: integrity_check says {verdict}", db.display());
-    }
-    Ok(())
-}
-
-fn hashes(conn: &Connection, sql: &str) -> Result<HashSet<Vec<u8>>> {
-    let mut stmt = conn.prepare(sql)?;
-    let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-/// Every change the node has held as acknowledged at any check: its log
-/// minus its outbox — its own changes the relay acknowledged, and changes it
-/// pulled.
-#[derive(Default)]
-struct Acknowledged(HashSet<Vec<u8>>);
-
-impl Acknowledged {
-    /// Adds what the node now holds as acknowledged, then counts the changes
-    /// ever acknowledged that the relay's log lacks — lost writes.
-    fn lost(&mut self, node_db: &Path, relay_db: &Path) -> Result<usize> {
-        self.0.extend(hashes(
-            &open_ro(node_db)?,
-            "SELECT hash FROM log WHERE hash NOT IN (SELECT hash FROM outbox)",
-        )?);
-        let relay = hashes(&open_ro(relay_db)?, "SELECT hash FROM log")?;
-        Ok(self.0.iter().filter(|h| !relay.contains(*h)).count())
-    }
-
-    /// As `lost`, failing on any loss.
-    fn check(&mut self, node_db: &Path, relay_db: &Path) -> Result<()> {
-        let lost = self.lost(node_db, relay_db)?;
-        if lost > 0 {
-            bail!("{lost} acknowledged change(s) missing from the relay");
-        }
-        Ok(())
-    }
-}
-
-/// Titles in `added` that `held` (a `projects` listing) lacks.
-fn missing_titles(added: &[String], held: &[(String, String, String)]) -> usize {
-    let titles: HashSet<&str> = held.iter().map(|(_, _, t)| t.as_str()).collect();
-    added
-        .iter()
-        .filter(|t| !titles.contains(t.as_str()))
-        .count()
-}
-
-fn spawn(node: &Node, args: &[&str]) -> Result<Child> {
-    Ok(Command::new(accordo_bin())
-        .args(["--dir", &path(&node.node_dir())])
-        .args(args)
-        .env("ACCORDO_LOG", "off")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?)
-}
-
-fn kill9(child: &mut Child) {
-    let _ = child.kill();
-    let _ = child.wait();
-}
+/// The schedule's seed variable.
+const SEED_VAR: &str = "ACCORDO_CRASH_SEED";
 
 #[test]
 fn a_node_killed_during_sync_or_run_loses_nothing_acknowledged() -> Result<()> {
-    let mut rng = Rng::from_env("node kill loop");
+    let mut rng = Rng::from_env("node kill loop", SEED_VAR);
     let mut relay = Relay::init()?;
     relay.start()?;
     let node = Node::admitted(&relay, CAGLIARI, "comune")?;
@@ -179,7 +88,7 @@ fn a_node_killed_during_sync_or_run_loses_nothing_acknowledged() -> Result<()> {
 
 #[test]
 fn a_relay_killed_during_ingest_loses_nothing_acknowledged() -> Result<()> {
-    let mut rng = Rng::from_env("relay kill loop");
+    let mut rng = Rng::from_env("relay kill loop", SEED_VAR);
     let mut relay = Relay::init()?;
     relay.start()?;
     let node = Node::admitted(&relay, CAGLIARI, "comune")?;
@@ -341,7 +250,7 @@ fn kill_while_writing(child: &mut Child, shm: &Path, extra: Duration) -> Result<
 
 #[test]
 fn a_write_killed_before_its_view_update_leaves_views_equal_to_a_rebuild() -> Result<()> {
-    let mut rng = Rng::from_env("view kill loop");
+    let mut rng = Rng::from_env("view kill loop", SEED_VAR);
     let mut relay = Relay::init()?;
     relay.start()?;
     let node = Node::init(&relay, TORINO, "comune")?;
