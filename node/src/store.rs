@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Each entry upgrades the schema by one version.
-fn migrations() -> [String; 9] {
+fn migrations() -> [String; 10] {
     [
         format!(
             "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
@@ -52,6 +52,8 @@ fn migrations() -> [String; 9] {
         include_str!("store/views_pages.sql").to_owned(),
         // Issue 17: publication state and the plan's structure (node/src/views/).
         include_str!("store/views_public.sql").to_owned(),
+        // Issue 14: the report reads each project's state basis from the list's index.
+        include_str!("store/views_report.sql").to_owned(),
     ]
 }
 

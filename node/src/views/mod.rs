@@ -17,6 +17,7 @@
 
 pub mod aggregate;
 pub mod dashboard;
+mod figures;
 mod lookup;
 pub mod public;
 mod read;
@@ -28,6 +29,7 @@ pub use aggregate::{
     totals_by_funding_source, totals_by_zone_and_mission, AggregateError, AggregateFilter,
     FundingSourceTotals, Mission, ZoneMissionTotals,
 };
+pub use figures::report_facts;
 pub use lookup::StoredProjects;
 
 pub use read::{
