@@ -200,6 +200,8 @@ fn copy_changes(from: &mut Replica, to: &mut Replica) {
         .map(|e| e.change)
         .collect();
     let anchors = to.settings.anchors.clone();
+    // As `accordo run` stores a response: with the documents it keeps loaded.
+    let cache = &mut to.doc_cache;
     to.store
         .write(|tx| {
             let mut docs = BTreeSet::new();
@@ -209,12 +211,38 @@ fn copy_changes(from: &mut Replica, to: &mut Replica) {
                     docs.insert(verified.envelope.doc.clone());
                 }
             }
-            after_pull(tx, &anchors, &docs)
+            after_pull_cached(tx, &anchors, &docs, cache)
         })
         .unwrap();
 }
 
+/// Every document `r` keeps loaded that it would hand out now equals the
+/// document loaded from the store: same heads, projects and indicator data.
+fn cache_agrees(r: &mut Replica) {
+    let held = r.doc_cache.held();
+    for (doc, from) in held {
+        let now = r
+            .store
+            .read(|tx| Ok::<_, ReplicaError>(view_state(tx, &doc)?))
+            .unwrap()
+            .map(|s| crate::doc_cache::DerivedFrom {
+                view_seq: s.view_seq,
+                heads: s.heads,
+                left_out: s.left_out,
+            });
+        if now.as_ref() != Some(&from) {
+            continue; // it would be dropped, not handed out
+        }
+        let mut cached = r.doc_cache.get(&doc).unwrap().0.doc.clone();
+        let mut stored = r.materialise(&doc).unwrap();
+        assert_eq!(heads_text(&mut cached), heads_text(&mut stored), "{doc}");
+        assert_eq!(portfolio::list(&cached), portfolio::list(&stored), "{doc}");
+        assert_eq!(indicator::data(&cached), indicator::data(&stored), "{doc}");
+    }
+}
+
 fn check(r: &mut Replica) {
+    cache_agrees(r);
     let as_of = Date::parse_any("as_of", "2026-06-30").unwrap();
     let from_views = report::build(&r.query(|tx| report_input(tx, as_of, None)).unwrap());
     let mut docs = r.materialise_all().unwrap();
@@ -290,6 +318,70 @@ proptest! {
         let dump_b = b.store.read(rows::dump).unwrap();
         prop_assert_eq!(dump_a, dump_b);
     }
+}
+
+/// A document kept loaded is used for the next pull when nothing else
+/// touched it, and dropped (the document loaded again) after a local edit
+/// or a rolled-back pull; the views stay those of a rebuild throughout.
+#[test]
+fn a_kept_document_is_used_only_while_it_is_the_one_the_views_came_from() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (mut a, mut b) = (replica(da.path()), replica(db.path()));
+    let mut counter = 0;
+    let hits = |r: &Replica| r.doc_cache.stats().2;
+    edit(&mut a, &Op::Add(true, 1), &mut counter);
+    copy_changes(&mut a, &mut b);
+    assert_eq!(hits(&b), 0, "nothing kept yet");
+    edit(&mut a, &Op::SetPaid(true, 0, 7), &mut counter);
+    copy_changes(&mut a, &mut b);
+    assert_eq!(hits(&b), 1, "the document kept by the last pull");
+    check(&mut b);
+    // A local edit on b: the kept document is no longer the views' one.
+    edit(&mut b, &Op::SetTitle(false, 0, 3), &mut counter);
+    edit(&mut a, &Op::SetPaid(true, 0, 8), &mut counter);
+    let misses = b.doc_cache.stats().3;
+    copy_changes(&mut a, &mut b);
+    assert_eq!((hits(&b), b.doc_cache.stats().3), (1, misses + 1));
+    check(&mut b);
+    // A pull that rolls back after the cache kept its document.
+    edit(&mut a, &Op::SetPaid(true, 0, 9), &mut counter);
+    let entries: Vec<SignedChange> = a
+        .store
+        .read(|tx| {
+            let log = tx.log();
+            log.entries(&Scope::All, 0, log.head_seq()?, usize::MAX)
+        })
+        .unwrap()
+        .into_iter()
+        .map(|e| e.change)
+        .collect();
+    let cache = &mut b.doc_cache;
+    let rolled_back: Result<(), ReplicaError> = b.store.write(|tx| {
+        let mut docs = BTreeSet::new();
+        for env in entries {
+            let verified = env.verify().unwrap();
+            if let Ok(Admitted::Stored(_)) = admit(&mut tx.log(), &verified)? {
+                docs.insert(verified.envelope.doc.clone());
+            }
+        }
+        after_pull_cached(tx, &[], &docs, cache)?;
+        Err(ReplicaError::Edit("roll back".into()))
+    });
+    assert!(rolled_back.is_err());
+    assert_eq!(
+        b.doc_cache.stats().0,
+        1,
+        "the rolled-back pull's document is kept"
+    );
+    let misses = b.doc_cache.stats().3;
+    copy_changes(&mut a, &mut b);
+    assert_eq!(b.doc_cache.stats().3, misses + 1, "and not used");
+    check(&mut b);
+    edit(&mut a, &Op::SetPaid(true, 0, 10), &mut counter);
+    copy_changes(&mut a, &mut b);
+    // (The rolled-back pull itself used the document pull 3 kept.)
+    assert_eq!(hits(&b), 3, "then the pulls use it again");
+    check(&mut b);
 }
 
 #[test]
