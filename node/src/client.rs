@@ -645,7 +645,10 @@ pub async fn run_with(
     jitter: &mut (dyn FnMut() -> u64 + Send),
 ) -> Result<(), SyncFailure> {
     let host_port = {
-        let r = replica.lock().expect("replica mutex poisoned");
+        let mut r = replica.lock().expect("replica mutex poisoned");
+        // A long-running process: pulled changes are applied to documents
+        // kept loaded (`doc_cache`), not to documents loaded each time.
+        r.doc_cache.keep_documents();
         r.settings.relay.host_port.clone()
     };
     let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX);

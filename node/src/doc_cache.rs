@@ -26,10 +26,11 @@ use std::collections::{BTreeSet, HashMap};
 pub const MAX_CACHED_DOCS: usize = 400;
 
 /// automerge operations held at most over all cached documents: the memory
-/// bound (~170 bytes per operation loaded, measured at 200 projects a
-/// document, so ~340 MiB at most; 312 comuni × 200 projects hold ~2.5
-/// million operations). The least recently used documents go first.
-pub const MAX_CACHED_OPS: u64 = 2_000_000;
+/// bound. A loaded operation takes ~160 bytes of heap (measured by
+/// `tests/benches/views.rs`), so this is ~230 MiB; a metro node of 312
+/// comuni × 200 projects holds ~1.06 million operations, all of them kept.
+/// The least recently used documents go first.
+pub const MAX_CACHED_OPS: u64 = 1_500_000;
 
 /// What the views of a document were last derived from, as `doc_state`
 /// records it.
@@ -48,9 +49,12 @@ struct Entry {
     last_used: u64,
 }
 
-/// A bounded cache of loaded documents (see the module comment).
+/// A bounded cache of loaded documents (see the module comment); keeps
+/// nothing until [`DocCache::keep_documents`] (a short command would only
+/// pay for it in memory).
 #[derive(Default)]
 pub struct DocCache {
+    keeping: bool,
     entries: HashMap<DocId, Entry>,
     ops: u64,
     clock: u64,
@@ -59,8 +63,14 @@ pub struct DocCache {
 }
 
 impl DocCache {
+    /// A cache that keeps nothing yet.
     pub fn new() -> DocCache {
         DocCache::default()
+    }
+
+    /// From now on, documents put are kept (within the bounds).
+    pub fn keep_documents(&mut self) {
+        self.keeping = true;
     }
 
     /// Takes `doc` out of the cache if it is the document its views were
@@ -85,7 +95,7 @@ impl DocCache {
     pub fn put(&mut self, doc: DocId, loaded: Loaded, from: DerivedFrom) {
         self.forget(&doc);
         let ops = loaded.doc.stats().num_ops;
-        if ops > MAX_CACHED_OPS {
+        if !self.keeping || ops > MAX_CACHED_OPS {
             return;
         }
         self.clock += 1;

@@ -19,7 +19,10 @@ use proptest::prelude::*;
 use std::path::Path;
 
 fn replica(dir: &Path) -> Replica {
-    crate::replica::test_replica(dir)
+    let mut r = crate::replica::test_replica(dir);
+    // As `accordo run` does: pulls keep the documents they derived.
+    r.doc_cache.keep_documents();
+    r
 }
 
 #[derive(Debug, Clone)]
