@@ -132,6 +132,11 @@ macro_rules! code_list {
             pub fn code(self) -> &'static str {
                 match self { $($name::$variant => $code),+ }
             }
+            /// The value whose canonical code is exactly `code` (as `code()`
+            /// prints it; other spellings are `FromStr`'s).
+            pub fn from_code(code: &str) -> Option<Self> {
+                Self::ALL.iter().copied().find(|v| v.code() == code)
+            }
         }
 
         impl fmt::Display for $name {

@@ -476,6 +476,7 @@ async fn store_response(
 ) -> Result<(usize, Vec<(ChangeHash, String)>), SyncFailure> {
     with_replica(replica, move |r| {
         let anchors = r.settings.anchors.clone();
+        let cache = &mut r.doc_cache;
         r.store.write(|tx| {
             let admitted = match admit_pulled(tx, &anchors, resp.entries) {
                 Ok(a) => a,
@@ -484,7 +485,7 @@ async fn store_response(
                 Err(e) => return Err(SyncFailure::RelayFault(e.to_string())),
             };
             // The query store commits with the changes it derives from.
-            crate::views::after_pull(tx, &anchors, &admitted.docs)
+            crate::views::after_pull_cached(tx, &anchors, &admitted.docs, cache)
                 .map_err(|e| SyncFailure::Replica(format!("updating the query store: {e}")))?;
             if admitted.quarantined > 0 {
                 warn!(
@@ -644,7 +645,10 @@ pub async fn run_with(
     jitter: &mut (dyn FnMut() -> u64 + Send),
 ) -> Result<(), SyncFailure> {
     let host_port = {
-        let r = replica.lock().expect("replica mutex poisoned");
+        let mut r = replica.lock().expect("replica mutex poisoned");
+        // A long-running process: pulled changes are applied to documents
+        // kept loaded (`doc_cache`), not to documents loaded each time.
+        r.doc_cache.keep_documents();
         r.settings.relay.host_port.clone()
     };
     let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX);

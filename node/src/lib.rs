@@ -16,6 +16,7 @@ pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod demo;
+pub mod doc_cache;
 pub mod invitations;
 pub mod metrics;
 pub mod ops;

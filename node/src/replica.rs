@@ -81,6 +81,10 @@ pub struct Replica {
     nonce: [u8; ACTOR_NONCE_BYTES],
     /// The last verdict on the log, with the log head it was computed at.
     verdict: Option<(u64, Arc<Verdict>)>,
+    /// Documents kept loaded for the views' updates of pulled changes
+    /// (`views::after_pull_cached`); empty until a pull fills it, so a
+    /// short command pays nothing for it.
+    pub doc_cache: crate::doc_cache::DocCache,
 }
 
 /// Network name when none is given: derived from the relay id, as the relay does.
@@ -190,6 +194,7 @@ impl Replica {
             store,
             nonce,
             verdict: None,
+            doc_cache: crate::doc_cache::DocCache::new(),
         })
     }
 

@@ -157,18 +157,7 @@ fn apply_tail(
         doc: doc.clone(),
         detail: format!("snapshot: {e}"),
     })?;
-    let mut changes = Vec::with_capacity(tail.len());
-    let mut bytes = 0;
-    for (_, env) in tail {
-        let change = parse_change(&env.change).map_err(|e| ReplicaError::Load {
-            doc: doc.clone(),
-            detail: e.to_string(),
-        })?;
-        if !invalid.contains(&ChangeHash::from(change.hash())) {
-            bytes += env.change.len();
-            changes.push(change);
-        }
-    }
+    let (changes, bytes) = valid_changes(doc, tail, invalid)?;
     let n = changes.len();
     let applied =
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| am.apply_changes(changes)));
@@ -182,6 +171,57 @@ fn apply_tail(
         })),
         _ => Ok(None),
     }
+}
+
+/// `loaded` (the document up to log position `after_seq`, without
+/// `invalid`) with the valid changes of `doc` after `after_seq` applied, as
+/// [`load`] would give it; `None` when automerge refuses them (the caller
+/// loads the document from the store, which leaves out and reports the
+/// change at fault).
+pub fn apply_after(
+    tx: &NodeTx<'_>,
+    doc: &DocId,
+    mut loaded: Loaded,
+    after_seq: u64,
+    invalid: &HashSet<ChangeHash>,
+) -> Result<Option<Loaded>, ReplicaError> {
+    let head_seq = tx.log().doc_head_seq(doc)?;
+    let tail = tx.log().doc_changes_after(doc, after_seq)?;
+    let (changes, bytes) = valid_changes(doc, &tail, invalid)?;
+    let n = changes.len();
+    let am = &mut loaded.doc;
+    let applied =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| am.apply_changes(changes)));
+    match applied {
+        Ok(Ok(())) => {
+            loaded.head_seq = head_seq;
+            loaded.tail_changes += n;
+            loaded.tail_bytes += bytes;
+            Ok(Some(loaded))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The changes of `tail` not in `invalid`, parsed, and their size in bytes.
+fn valid_changes(
+    doc: &DocId,
+    tail: &[(u64, SignedChange)],
+    invalid: &HashSet<ChangeHash>,
+) -> Result<(Vec<automerge::Change>, usize), ReplicaError> {
+    let mut changes = Vec::with_capacity(tail.len());
+    let mut bytes = 0;
+    for (_, env) in tail {
+        let change = parse_change(&env.change).map_err(|e| ReplicaError::Load {
+            doc: doc.clone(),
+            detail: e.to_string(),
+        })?;
+        if !invalid.contains(&ChangeHash::from(change.hash())) {
+            bytes += env.change.len();
+            changes.push(change);
+        }
+    }
+    Ok((changes, bytes))
 }
 
 /// Saves a compacted snapshot of `loaded` when its tail has grown past the

@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Each entry upgrades the schema by one version.
-fn migrations() -> [String; 10] {
+fn migrations() -> [String; 11] {
     [
         format!(
             "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
@@ -54,6 +54,8 @@ fn migrations() -> [String; 10] {
         include_str!("store/views_public.sql").to_owned(),
         // Issue 17: the metropolitan office's publication decisions.
         include_str!("store/views_publication.sql").to_owned(),
+        // Issue 14: the report reads each project's state basis from the list's index.
+        include_str!("store/views_report.sql").to_owned(),
     ]
 }
 

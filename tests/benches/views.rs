@@ -25,6 +25,7 @@ use accordo_domain::model::{Date, FundingLine, FundingSource, Milestone, PnrrMea
 use accordo_domain::plan::{self, Kind, Membership, PlanItem};
 use accordo_domain::portfolio;
 use accordo_domain::report;
+use accordo_node::doc_cache::DocCache;
 use accordo_node::placement::admit_pulled;
 use accordo_node::replica::{load_doc, Replica, ReplicaError, Settings};
 use accordo_node::views::{self, AggregateFilter};
@@ -192,9 +193,9 @@ fn sample_project(c: usize, i: usize) -> Project {
     p
 }
 
-/// A comune's first change (its `n` projects) and a second one built on it
-/// (one project's payments), both signed by the comune's key.
-fn comune_changes(c: usize, n: usize) -> Result<(SignedChange, SignedChange)> {
+/// A comune's first change (its `n` projects) and two built on it (one
+/// project's payments, then another's), all signed by the comune's key.
+fn comune_changes(c: usize, n: usize) -> Result<(SignedChange, [SignedChange; 2])> {
     let key = comune_key(c);
     let nonce = [c as u8; 16];
     let actor = derive_actor(&NodeId::from_signing_key(&key), &nonce);
@@ -216,12 +217,23 @@ fn comune_changes(c: usize, n: usize) -> Result<(SignedChange, SignedChange)> {
     portfolio::save(&mut am, Some(&old), &new)?;
     am.commit();
     let second = SignedChange::sign(
+        doc.clone(),
+        &key,
+        nonce,
+        &am.get_last_local_change().context("committed")?,
+    );
+    let old = sample_project(c, n / 2 + 1);
+    let mut new = old.clone();
+    new.committed_cents = Some(old.committed_cents.unwrap_or(0) + 654_321);
+    portfolio::save(&mut am, Some(&old), &new)?;
+    am.commit();
+    let third = SignedChange::sign(
         doc,
         &key,
         nonce,
         &am.get_last_local_change().context("committed")?,
     );
-    Ok((first, second))
+    Ok((first, [second, third]))
 }
 
 fn metro_settings(comune: &str, role: Role) -> Result<Settings> {
@@ -237,8 +249,8 @@ fn metro_settings(comune: &str, role: Role) -> Result<Settings> {
 
 /// A metro node holding `s.comuni` × `s.projects` projects, the plan's
 /// zones, and the relay's allowlist naming every comune's key; returns the
-/// second change of each comune, not yet stored (the incoming changes).
-fn seed_metro(dir: &Path, s: &Sizes) -> Result<Vec<SignedChange>> {
+/// later changes of each comune, not yet stored (the incoming changes).
+fn seed_metro(dir: &Path, s: &Sizes) -> Result<Vec<[SignedChange; 2]>> {
     let mut metro = Replica::init(dir, metro_settings("001272", Role::Metro)?)?;
     // The plan first: an edit catches the views up before it writes.
     metro.edit(&DocId::Plan, 1_000, |am| {
@@ -259,14 +271,14 @@ fn seed_metro(dir: &Path, s: &Sizes) -> Result<Vec<SignedChange>> {
     let started = Instant::now();
     let (mut change_bytes, mut incoming, mut members) = (0, Vec::new(), Vec::new());
     for c in 0..s.comuni {
-        let (first, second) = comune_changes(c, s.projects)?;
+        let (first, later) = comune_changes(c, s.projects)?;
         change_bytes += first.change.len();
         let v = first.verify().context("verifies")?;
         metro.store.write(|tx| match admit(&mut tx.log(), &v)? {
             Ok(Admitted::Stored(_)) => Ok(()),
             other => bail!("refused: {other:?}"),
         })?;
-        incoming.push(second);
+        incoming.push(later);
         members.push(ListedMember {
             member: Member {
                 node: NodeId::from_signing_key(&comune_key(c)),
@@ -371,26 +383,54 @@ fn bench_report(dir: &Path, s: &Sizes, expected_projects: usize) -> Result<()> {
     report_breakdown(dir)
 }
 
-/// Where `accordo report`'s time goes, in process: reading the report's
-/// input from the query store (every project's JSON record), building the
-/// report, serialising it.
+/// Where `accordo report`'s time goes, in process: reading what the report
+/// is built from out of the query store, building it (with its digest),
+/// printing its JSON — now (the report's facts: sums from the summary
+/// tables, states from an index) and before (every project's JSON record
+/// decoded into a typed project), on the same node in the same run.
 fn report_breakdown(dir: &Path) -> Result<()> {
     let mut r = Replica::open(dir)?;
     let t = Instant::now();
     let input = r.query(|tx| views::report_input(tx, date(AS_OF), None))?;
+    let read_before = t.elapsed();
+    let t = Instant::now();
+    let built_before = report::build(&input);
+    let build_before = t.elapsed();
+    drop(input);
+    let t = Instant::now();
+    let json_before = serde_json::to_vec_pretty(&built_before)?;
+    let write_before = t.elapsed();
+    drop(built_before);
+    let t = Instant::now();
+    let facts = r.query(|tx| views::report_facts(tx, date(AS_OF), None))?;
     let read = t.elapsed();
     let t = Instant::now();
-    let built = report::build(&input);
+    let built = report::build_from(facts);
     let build = t.elapsed();
     let t = Instant::now();
-    let json = serde_json::to_vec(&built)?;
+    let mut sink = std::io::sink();
+    accordo_node::ops::output::write_report(
+        &built,
+        accordo_node::ops::output::ReportFormat::Json,
+        &mut sink,
+    )?;
     let write = t.elapsed();
+    let json = serde_json::to_vec_pretty(&built)?;
+    if json != json_before {
+        bail!("the report from the facts differs from the report from the records");
+    }
     println!(
-        "report, in process: read the input from the query store {:.0} ms, build {:.0} ms, JSON {:.0} ms ({} KB)",
+        "report, in process, now: read the facts {:.0} ms, build (with the digest) {:.0} ms, JSON {:.0} ms ({} KB)",
         ms(read),
         ms(build),
         ms(write),
         json.len() / 1024
+    );
+    println!(
+        "report, in process, before (same run): read every project's record {:.0} ms, build {:.0} ms, JSON {:.0} ms (the same bytes)",
+        ms(read_before),
+        ms(build_before),
+        ms(write_before),
     );
     Ok(())
 }
@@ -471,41 +511,80 @@ fn bench_aggregates(dir: &Path, s: &Sizes, expected_projects: usize) -> Result<(
     Ok(())
 }
 
-fn bench_incoming(dir: &Path, s: &Sizes, incoming: Vec<SignedChange>) -> Result<()> {
-    let mut metro = Replica::open(dir)?;
+/// Stores one pulled change as `client::store_response` does, the views
+/// updated (with `cache`, as `accordo run` keeps documents) or not.
+fn store_one(
+    metro: &mut Replica,
+    seq: u64,
+    change: SignedChange,
+    views_too: bool,
+    cache: &mut DocCache,
+) -> Result<Duration> {
     let anchors = metro.settings.anchors.clone();
-    let (mut with_views, mut log_only) = (Vec::new(), Vec::new());
+    let entries = vec![LogEntry { seq, change }];
+    let t = Instant::now();
+    let stored = metro.store.write(|tx| {
+        let admitted =
+            admit_pulled(tx, &anchors, entries).map_err(|e| ReplicaError::Edit(e.to_string()))?;
+        if views_too {
+            views::after_pull_cached(tx, &anchors, &admitted.docs, cache)?;
+        }
+        Ok::<_, ReplicaError>(admitted.stored)
+    })?;
+    let took = t.elapsed();
+    if stored != 1 {
+        bail!("incoming change at {seq} was not stored ({stored})");
+    }
+    Ok(took)
+}
+
+/// Bytes the allocator has handed out and not got back (glibc).
+fn allocated_bytes() -> usize {
+    // SAFETY: mallinfo2 only reads the allocator's counters.
+    unsafe { libc::mallinfo2() }.uordblks
+}
+
+fn bench_incoming(dir: &Path, s: &Sizes, incoming: Vec<[SignedChange; 2]>) -> Result<()> {
+    let mut metro = Replica::open(dir)?;
+    let mut cache = DocCache::new();
+    cache.keep_documents();
+    let (mut not_kept, mut log_only, mut kept) = (Vec::new(), Vec::new(), Vec::new());
+    let heap_before = allocated_bytes();
     let started = Instant::now();
-    for (k, change) in incoming.into_iter().take(s.incoming).enumerate() {
+    let mut later = Vec::new();
+    // The relay's log positions (only reported in errors here).
+    let mut seq = 1_000_000;
+    for (k, [second, third]) in incoming.into_iter().take(s.incoming).enumerate() {
         if started.elapsed() > LOOP_BUDGET {
             break;
         }
-        // The relay's log position (only reported in errors here).
-        let seq = 1_000_000 + k as u64;
-        let entries = vec![LogEntry { seq, change }];
-        let update_views = k % 2 == 0;
-        let t = Instant::now();
-        let stored = metro.store.write(|tx| {
-            let admitted = admit_pulled(tx, &anchors, entries)
-                .map_err(|e| ReplicaError::Edit(e.to_string()))?;
-            if update_views {
-                views::after_pull(tx, &anchors, &admitted.docs)?;
-            }
-            Ok::<_, ReplicaError>(admitted.stored)
-        })?;
-        let took = t.elapsed();
-        if stored != 1 {
-            bail!("incoming change {k} was not stored ({stored})");
-        }
-        if update_views {
-            with_views.push(took);
+        seq += 1;
+        // Each comune's first incoming change: its document is not kept
+        // yet, so it is loaded from its snapshot (as before the cache).
+        let views_too = k % 2 == 0;
+        let took = store_one(&mut metro, seq, second, views_too, &mut cache)?;
+        if views_too {
+            not_kept.push(took);
+            later.push(third);
         } else {
             log_only.push(took);
         }
     }
+    let (docs, ops, ..) = cache.stats();
+    let heap_kept = allocated_bytes().saturating_sub(heap_before);
+    for third in later {
+        seq += 1;
+        kept.push(store_one(&mut metro, seq, third, true, &mut cache)?);
+    }
+    let (.., hits, _) = cache.stats();
+    anyhow::ensure!(
+        hits as usize == kept.len(),
+        "every second change used the kept document"
+    );
     for (what, v) in [
-        ("admit + update the views + commit (now)", &mut with_views),
-        ("admit + commit, no views (before)", &mut log_only),
+        ("admit + update the views + commit, document loaded from its snapshot (before)", &mut not_kept),
+        ("admit + update the views + commit, document kept loaded by the process (now, `accordo run`)", &mut kept),
+        ("admit + commit, no views (before the query store)", &mut log_only),
     ] {
         println!(
             "one incoming change, {what}: p50 {:.2} ms, p95 {:.2} ms, max {:.2} ms ({} changes, each to another comune)",
@@ -515,6 +594,11 @@ fn bench_incoming(dir: &Path, s: &Sizes, incoming: Vec<SignedChange>) -> Result<
             v.len()
         );
     }
+    println!(
+        "documents kept loaded: {docs} holding {ops} automerge operations in {:.1} MiB of heap ({:.0} bytes an operation)",
+        heap_kept as f64 / (1024.0 * 1024.0),
+        heap_kept as f64 / ops.max(1) as f64
+    );
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 //! input (totals, per comune, per source, per state, late milestones,
 //! indicator progress).
 
+use super::canonical;
 use super::*;
 use crate::comuni;
 use crate::indicator::progress;
@@ -50,47 +51,68 @@ pub fn input(as_of: Date, period: Option<String>, docs: &mut [(DocId, AutoCommit
 /// The report of `input`, stamped with the documents it came from and the
 /// digest of its content.
 pub fn build(input: &Input) -> Report {
+    build_from(Facts::of(input))
+}
+
+/// The report of `facts` (from typed input, or read from a query store):
+/// the same facts give the same report, byte for byte.
+pub fn build_from(facts: Facts) -> Report {
+    let Facts {
+        as_of,
+        period,
+        comuni,
+        catalog,
+        indicator_data,
+        documents,
+    } = facts;
     let mut totals = Money::default();
-    let mut by_comune = Vec::new();
+    let mut by_comune = Vec::with_capacity(comuni.len());
     let mut by_source: BTreeMap<String, (i64, usize)> = BTreeMap::new();
     let mut by_state: BTreeMap<ProceduralState, StateRow> = BTreeMap::new();
     let mut project_states = Vec::new();
     let mut late = Vec::new();
-    for (comune, projects) in &input.comuni {
-        let mut money = Money::default();
-        for p in projects.iter().filter(|p| !p.archived) {
-            money.add(p);
-            totals.add(p);
-            let (state, basis) = p.state_and_basis();
-            by_state.entry(state).or_default().add(basis);
-            project_states.push(ProjectState {
-                comune: comune.clone(),
-                project_id: p.id.clone(),
-                cup: p.cup.clone(),
-                title: p.title.clone(),
-                state: state.code().to_owned(),
-                basis: basis.code().to_owned(),
-            });
-            let mut sources: Vec<String> = Vec::new();
-            for f in p.funding.values() {
-                let e = by_source.entry(f.source.code().to_owned()).or_default();
-                e.0 += f.amount_cents;
-                if !sources.contains(&f.source.code().to_owned()) {
-                    sources.push(f.source.code().to_owned());
-                    e.1 += 1;
-                }
+    for c in comuni {
+        totals.add_sum(&c.money);
+        for (source, (amount, projects)) in c.sources {
+            let e = by_source.entry(source).or_default();
+            e.0 += amount;
+            e.1 += projects;
+        }
+        let name = comune_name(&c.comune);
+        for p in c.projects {
+            by_state.entry(p.state).or_default().add(p.basis);
+            for m in p.open_milestones.into_iter().filter(|m| m.due < as_of) {
+                late.push(LateMilestone {
+                    comune: c.comune.clone(),
+                    comune_name: name.clone(),
+                    project_id: p.id.clone(),
+                    cup: p.cup.clone(),
+                    title: p.title.clone(),
+                    milestone_id: m.id,
+                    code: m.code,
+                    description: m.description,
+                    due: m.due.to_string(),
+                });
             }
-            late.extend(late_milestones(comune, p, input.as_of));
+            project_states.push(ProjectState {
+                comune: c.comune.clone(),
+                project_id: p.id,
+                cup: p.cup,
+                title: p.title,
+                state: p.state.code().to_owned(),
+                basis: p.basis.code().to_owned(),
+            });
         }
         by_comune.push(ComuneRow {
-            comune: comune.clone(),
-            comune_name: comune_name(comune),
-            money,
+            comune: c.comune,
+            comune_name: name,
+            money: c.money,
         });
     }
+    let indicators = indicator_rows(&catalog, &indicator_data, &period);
     let mut report = Report {
-        as_of: input.as_of.to_string(),
-        period: input.period.clone(),
+        as_of: as_of.to_string(),
+        period,
         totals,
         by_comune,
         by_source: by_source
@@ -110,35 +132,17 @@ pub fn build(input: &Input) -> Report {
             .collect(),
         project_states,
         late_milestones: late,
-        indicators: indicator_rows(input),
+        indicators,
         computed_from: Stamp {
-            documents: input.documents.clone(),
+            documents,
             digest: String::new(),
         },
     };
     // Invariant: a report is plain data with string keys, which always
-    // serialises to a JSON value.
-    let json = serde_json::to_value(&report).expect("a report serialises to JSON");
-    report.computed_from.digest = digest_of_json(&json);
+    // serialises to JSON. The digest field is blank here, as the digest
+    // of a report file blanks it.
+    report.computed_from.digest = canonical::digest(&report).expect("a report serialises to JSON");
     report
-}
-
-fn late_milestones(comune: &str, p: &Project, as_of: Date) -> Vec<LateMilestone> {
-    p.milestones
-        .iter()
-        .filter(|(_, m)| m.due < as_of && m.achieved_date.is_none())
-        .map(|(mid, m)| LateMilestone {
-            comune: comune.to_owned(),
-            comune_name: comune_name(comune),
-            project_id: p.id.clone(),
-            cup: p.cup.clone(),
-            title: p.title.clone(),
-            milestone_id: mid.clone(),
-            code: m.code.clone(),
-            description: m.description.clone(),
-            due: m.due.to_string(),
-        })
-        .collect()
 }
 
 fn comune_name(code: &str) -> Option<String> {
@@ -151,10 +155,14 @@ fn within(period: &str, limit: &Option<String>) -> bool {
         .is_none_or(|l| period <= l || period.starts_with(l))
 }
 
-fn indicator_rows(input: &Input) -> Vec<IndicatorRow> {
+fn indicator_rows(
+    catalog: &[IndicatorDef],
+    indicator_data: &[(String, BTreeMap<String, IndicatorData>)],
+    limit: &Option<String>,
+) -> Vec<IndicatorRow> {
     let mut rows = Vec::new();
-    for def in &input.catalog {
-        for (territory, data) in &input.indicator_data {
+    for def in catalog {
+        for (territory, data) in indicator_data {
             let Some(d) = data.get(&def.code) else {
                 continue;
             };
@@ -162,7 +170,7 @@ fn indicator_rows(input: &Input) -> Vec<IndicatorRow> {
                 .observations
                 .iter()
                 .rev()
-                .find(|(period, _)| within(period, &input.period))
+                .find(|(period, _)| within(period, limit))
                 .map(|(period, o)| Latest {
                     period: period.clone(),
                     value: o.value,

@@ -8,11 +8,14 @@
 //! heads, and a digest of the content) so a report can be verified later.
 
 mod build;
+pub mod canonical;
+mod facts;
 mod render_html;
 mod render_md;
 mod stamp;
 
-pub use build::{build, input};
+pub use build::{build, build_from, input};
+pub use facts::{ComuneFacts, Facts, OpenMilestone, ProjectFacts};
 pub use render_html::html;
 pub use render_md::markdown;
 pub use stamp::{

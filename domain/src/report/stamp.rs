@@ -47,7 +47,7 @@ pub fn digest_of_json(report: &Value) -> String {
 
 /// Compact JSON with object keys in byte order, whatever order the map
 /// keeps them in (serde_json's `preserve_order` may be on in the build).
-fn write_canonical(v: &Value, out: &mut String) {
+pub(super) fn write_canonical(v: &Value, out: &mut String) {
     match v {
         Value::Object(map) => {
             let mut keys: Vec<&String> = map.keys().collect();

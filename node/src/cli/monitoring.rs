@@ -471,17 +471,15 @@ pub fn run_report(
         .transpose()?;
     let mut replica = Replica::open(dir)?;
     let r = crate::ops::output::report(&mut replica, as_of, period)?;
-    let bytes = crate::ops::output::report_bytes(&r, format)?;
+    drop(replica);
+    let write = |w: &mut dyn std::io::Write| crate::ops::output::write_report(&r, format, w);
     match out {
         Some(path) => {
-            crate::output_file::write_atomically(&path, &bytes)?;
+            crate::output_file::write_atomically_with(&path, |f| Ok(write(f)?))?;
             eprintln!("report written to {}", path.display());
         }
         None if format == ReportFormat::Xlsx => bail!("--format xlsx needs --out FILE"),
-        None => {
-            use std::io::Write;
-            std::io::stdout().write_all(&bytes)?;
-        }
+        None => write(&mut std::io::stdout().lock())?,
     }
     Ok(())
 }

@@ -9,6 +9,7 @@ use accordo_domain::model::{Date, Project};
 use accordo_domain::report::{self, Report};
 use accordo_protocol::doc::DocId;
 use clap::ValueEnum;
+use std::io::Write;
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum ReportFormat {
@@ -89,31 +90,52 @@ pub enum OutputError {
     Render(String),
 }
 
-/// The monitoring report over every document held, from the query store,
-/// stamped with the heads it was computed from.
+/// The monitoring report over every document held, from the query store
+/// (its facts: sums from the summary tables, each project's state from an
+/// index, no project record decoded), stamped with the heads it was
+/// computed from.
 pub fn report(
     replica: &mut Replica,
     as_of: Date,
     period: Option<String>,
 ) -> Result<Report, OutputError> {
-    let input = crate::report_input::gather(replica, as_of, period)?;
-    Ok(report::build(&input))
+    let facts = replica.query(|tx| crate::views::report_facts(tx, as_of, period))?;
+    Ok(report::build_from(facts))
 }
 
 /// A report's bytes in `format`.
 pub fn report_bytes(r: &Report, format: ReportFormat) -> Result<Vec<u8>, OutputError> {
-    Ok(match format {
-        ReportFormat::Json => format!(
-            "{}\n",
-            serde_json::to_string_pretty(r).map_err(|e| OutputError::Render(e.to_string()))?
-        )
-        .into_bytes(),
-        ReportFormat::Md => report::markdown(r).into_bytes(),
-        ReportFormat::Html => report::html(r).into_bytes(),
-        ReportFormat::Xlsx => {
-            export::report_xlsx(r).map_err(|e| OutputError::Render(e.to_string()))?
+    let mut out = Vec::new();
+    write_report(r, format, &mut out)?;
+    Ok(out)
+}
+
+/// Writes a report in `format` to `out` as it is rendered (the JSON of a
+/// metro node's report is ~20 MB, never held whole).
+pub fn write_report(
+    r: &Report,
+    format: ReportFormat,
+    out: &mut dyn std::io::Write,
+) -> Result<(), OutputError> {
+    let render = |e: &dyn std::fmt::Display| OutputError::Render(e.to_string());
+    match format {
+        ReportFormat::Json => {
+            let mut w = std::io::BufWriter::new(out);
+            serde_json::to_writer_pretty(&mut w, r).map_err(|e| render(&e))?;
+            w.write_all(b"\n").map_err(|e| render(&e))?;
+            w.flush().map_err(|e| render(&e))?;
         }
-    })
+        ReportFormat::Md => out
+            .write_all(report::markdown(r).as_bytes())
+            .map_err(|e| render(&e))?,
+        ReportFormat::Html => out
+            .write_all(report::html(r).as_bytes())
+            .map_err(|e| render(&e))?,
+        ReportFormat::Xlsx => out
+            .write_all(&export::report_xlsx(r).map_err(|e| render(&e))?)
+            .map_err(|e| render(&e))?,
+    }
+    Ok(())
 }
 
 /// Projects for the open-data export: this comune's, or every comune's

@@ -17,6 +17,7 @@
 
 pub mod aggregate;
 pub mod dashboard;
+mod figures;
 mod lookup;
 pub mod public;
 mod read;
@@ -28,6 +29,7 @@ pub use aggregate::{
     totals_by_funding_source, totals_by_zone_and_mission, AggregateError, AggregateFilter,
     FundingSourceTotals, Mission, ZoneMissionTotals,
 };
+pub use figures::report_facts;
 pub use lookup::StoredProjects;
 
 pub use read::{
@@ -35,6 +37,7 @@ pub use read::{
     report_input, DocIndicators, Listed,
 };
 
+use crate::doc_cache::{DerivedFrom, DocCache};
 use crate::replica::{held_metas_in, ReplicaError};
 use crate::snapshot::{self, hashes_blob, hashes_from_blob, Loaded};
 use crate::store::NodeTx;
@@ -53,6 +56,7 @@ use std::collections::{BTreeSet, HashSet};
 /// What the views of one document record about themselves.
 struct ViewState {
     view_seq: u64,
+    heads: String,
     left_out: BTreeSet<ChangeHash>,
 }
 
@@ -60,14 +64,21 @@ fn view_state(tx: &NodeTx<'_>, doc: &DocId) -> Result<Option<ViewState>, StoreEr
     let row = tx
         .sql()
         .query_row(
-            "SELECT view_seq, left_out FROM doc_state WHERE doc = ?1",
+            "SELECT view_seq, left_out, heads FROM doc_state WHERE doc = ?1",
             [doc.canonical()],
-            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)),
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            },
         )
         .optional()?;
-    row.map(|(seq, left)| {
+    row.map(|(seq, left, heads)| {
         Ok(ViewState {
             view_seq: seq as u64,
+            heads,
             left_out: hashes_from_blob(&left)?,
         })
     })
@@ -197,12 +208,13 @@ pub fn after_projects_written(
     rows::rewrite_projects(tx, doc, comune.as_str(), written)?;
     let head_seq = tx.log().doc_head_seq(doc)?;
     let left_out_now = snapshot::invalid_up_to(tx, doc, loaded_without, head_seq)?;
+    let mut loaded = loaded;
     record_state(
         tx,
         doc,
         head_seq,
         &left_out_now,
-        loaded,
+        &mut loaded,
         loaded_without,
         &mut out,
     )?;
@@ -216,6 +228,19 @@ pub fn after_pull(
     anchors: &[NodeId],
     docs: &BTreeSet<DocId>,
 ) -> Result<CaughtUp, ReplicaError> {
+    after_pull_cached(tx, anchors, docs, &mut DocCache::new())
+}
+
+/// [`after_pull`] in a process that keeps documents loaded: a document
+/// `cache` holds exactly as its views were derived (see `doc_cache`) has
+/// the new changes applied in memory instead of being loaded again, and
+/// every document derived is kept there.
+pub fn after_pull_cached(
+    tx: &NodeTx<'_>,
+    anchors: &[NodeId],
+    docs: &BTreeSet<DocId>,
+    cache: &mut DocCache,
+) -> Result<CaughtUp, ReplicaError> {
     if docs.is_empty() {
         return Ok(CaughtUp::default());
     }
@@ -225,7 +250,10 @@ pub fn after_pull(
     let invalid = invalid_in(tx, anchors)?;
     let mut out = CaughtUp::default();
     for doc in docs {
-        refresh(tx, doc, &invalid, None, &mut out)?;
+        let derived = refresh_with(tx, doc, &invalid, None, Some(&mut *cache), &mut out)?;
+        if let Some((loaded, from)) = derived {
+            cache.put(doc.clone(), loaded, from);
+        }
     }
     Ok(out)
 }
@@ -238,24 +266,52 @@ fn refresh(
     preloaded: Option<Loaded>,
     out: &mut CaughtUp,
 ) -> Result<(), ReplicaError> {
+    refresh_with(tx, doc, invalid, preloaded, None, out).map(|_| ())
+}
+
+/// [`refresh`], taking the document from `cache` when it holds it as the
+/// views were derived; returns the document derived from and what
+/// `doc_state` now records of it (`None`: nothing to do).
+fn refresh_with(
+    tx: &NodeTx<'_>,
+    doc: &DocId,
+    invalid: &HashSet<ChangeHash>,
+    preloaded: Option<Loaded>,
+    cache: Option<&mut DocCache>,
+    out: &mut CaughtUp,
+) -> Result<Option<(Loaded, DerivedFrom)>, ReplicaError> {
     let head_seq = tx.log().doc_head_seq(doc)?;
     let left_out_now = snapshot::invalid_up_to(tx, doc, invalid, head_seq)?;
     let state = view_state(tx, doc)?;
     if let Some(s) = &state {
         if s.view_seq == head_seq && s.left_out == left_out_now {
-            return Ok(());
+            return Ok(None);
         }
     }
-    let loaded = match preloaded {
-        Some(l) => l,
-        None => snapshot::load(tx, doc, invalid)?,
-    };
     out.documents += 1;
     let incremental = match &state {
         Some(s) if s.view_seq > 0 => {
             snapshot::invalid_up_to(tx, doc, invalid, s.view_seq)? == s.left_out
         }
         _ => false,
+    };
+    let cached = match (&state, cache) {
+        (Some(s), Some(cache)) if incremental && preloaded.is_none() => {
+            let from = DerivedFrom {
+                view_seq: s.view_seq,
+                heads: s.heads.clone(),
+                left_out: s.left_out.clone(),
+            };
+            match cache.take(doc, &from) {
+                Some(l) => snapshot::apply_after(tx, doc, l, s.view_seq, invalid)?,
+                None => None,
+            }
+        }
+        _ => None,
+    };
+    let mut loaded = match (preloaded, cached) {
+        (Some(l), _) | (None, Some(l)) => l,
+        (None, None) => snapshot::load(tx, doc, invalid)?,
     };
     if incremental {
         let after = state.as_ref().map_or(0, |s| s.view_seq);
@@ -267,19 +323,26 @@ fn refresh(
         rows::clear(tx, doc)?;
         rows::write_all(tx, doc, &loaded.doc)?;
     }
-    record_state(tx, doc, head_seq, &left_out_now, loaded, invalid, out)
+    let heads = record_state(tx, doc, head_seq, &left_out_now, &mut loaded, invalid, out)?;
+    let from = DerivedFrom {
+        view_seq: head_seq,
+        heads,
+        left_out: left_out_now,
+    };
+    Ok(Some((loaded, from)))
 }
 
-/// Records what `doc`'s views now cover, and saves a snapshot if due.
+/// Records what `doc`'s views now cover, and saves a snapshot if due;
+/// returns the heads recorded.
 fn record_state(
     tx: &NodeTx<'_>,
     doc: &DocId,
     head_seq: u64,
     left_out_now: &BTreeSet<ChangeHash>,
-    mut loaded: Loaded,
+    loaded: &mut Loaded,
     invalid: &HashSet<ChangeHash>,
     out: &mut CaughtUp,
-) -> Result<(), ReplicaError> {
+) -> Result<String, ReplicaError> {
     let heads = heads_text(&mut loaded.doc);
     let newest = newest_change_ms(tx, doc, head_seq)?;
     tx.sql()
@@ -299,14 +362,19 @@ fn record_state(
         .map_err(StoreError::from)?;
     let saved = if !loaded.from_snapshot && loaded.tail_bytes >= FIRST_SNAPSHOT_BYTES {
         snapshot::save(tx, doc, &mut loaded.doc, loaded.head_seq, invalid)?;
+        // As `maybe_save` does: the document (kept in a cache) is now its
+        // snapshot plus no tail.
+        loaded.tail_changes = 0;
+        loaded.tail_bytes = 0;
+        loaded.from_snapshot = true;
         true
     } else {
-        snapshot::maybe_save(tx, doc, &mut loaded, invalid)?
+        snapshot::maybe_save(tx, doc, loaded, invalid)?
     };
     if saved {
         out.snapshots += 1;
     }
-    Ok(())
+    Ok(heads)
 }
 
 /// A document loaded from its changes alone gets a snapshot once they pass

@@ -19,7 +19,10 @@ use proptest::prelude::*;
 use std::path::Path;
 
 fn replica(dir: &Path) -> Replica {
-    crate::replica::test_replica(dir)
+    let mut r = crate::replica::test_replica(dir);
+    // As `accordo run` does: pulls keep the documents they derived.
+    r.doc_cache.keep_documents();
+    r
 }
 
 #[derive(Debug, Clone)]
@@ -32,6 +35,11 @@ enum Op {
     Publish(bool, u8),
     Delete(bool, u8),
     Observe(bool, u8, u8, i16),
+    /// A milestone (one of three) due on one of six days around the
+    /// report's `as_of`, achieved or not.
+    Milestone(bool, u8, u8, bool),
+    /// The state set by hand (one of the list), or cleared.
+    State(bool, u8, u8),
     /// Copies every change of one replica into the other (`true`: A to B).
     Sync(bool),
 }
@@ -46,6 +54,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (any::<bool>(), any::<u8>()).prop_map(|(w, p)| Op::Publish(w, p)),
         1 => (any::<bool>(), any::<u8>()).prop_map(|(w, p)| Op::Delete(w, p)),
         2 => (any::<bool>(), 0u8..3, 0u8..3, any::<i16>()).prop_map(|(w, c, p, v)| Op::Observe(w, c, p, v)),
+        2 => (any::<bool>(), any::<u8>(), any::<u8>(), any::<bool>()).prop_map(|(w, p, m, a)| Op::Milestone(w, p, m, a)),
+        1 => (any::<bool>(), any::<u8>(), any::<u8>()).prop_map(|(w, p, s)| Op::State(w, p, s)),
         3 => any::<bool>().prop_map(Op::Sync),
     ]
 }
@@ -90,7 +100,9 @@ fn op_who(op: &Op) -> bool {
         | Op::Archive(w, _)
         | Op::Publish(w, _)
         | Op::Delete(w, _)
-        | Op::Observe(w, ..) => *w,
+        | Op::Observe(w, ..)
+        | Op::Milestone(w, ..)
+        | Op::State(w, ..) => *w,
         Op::Sync(_) => true,
     }
 }
@@ -111,10 +123,16 @@ fn edit(r: &mut Replica, op: &Op, counter: &mut u32) {
         Op::SetPaid(_, n, cents) => edit_project(r, *n, |p| p.paid_cents = Some(*cents as i64)),
         Op::SetTitle(_, n, s) => edit_project(r, *n, |p| p.title = format!("Titolo {s}")),
         Op::Fund(_, n, line, cents) => edit_project(r, *n, |p| {
+            // Lines 0 and 1 share a source: a project counts once per source.
+            let sources = [
+                FundingSource::Pnrr,
+                FundingSource::Pnrr,
+                FundingSource::Fesr,
+            ];
             p.funding.insert(
                 format!("l{line}"),
                 FundingLine {
-                    source: FundingSource::Pnrr,
+                    source: sources[*line as usize % 3],
                     programme: None,
                     amount_cents: *cents as i64,
                 },
@@ -145,6 +163,27 @@ fn edit(r: &mut Replica, op: &Op, counter: &mut u32) {
             })
             .unwrap();
         }
+        Op::Milestone(_, n, m, achieved) => edit_project(r, *n, |p| {
+            let due = Date::new(2026, 4 + m % 6, 30).unwrap();
+            p.milestones.insert(
+                format!("m{}", m % 3),
+                accordo_domain::model::Milestone {
+                    code: format!("T{m}"),
+                    description: "Collaudo".into(),
+                    unit: None,
+                    baseline: None,
+                    target: None,
+                    due,
+                    achieved_date: achieved.then_some(due),
+                    achieved_value: None,
+                },
+            );
+        }),
+        Op::State(_, n, s) => edit_project(r, *n, |p| {
+            use accordo_domain::model::ProceduralState;
+            let all = ProceduralState::ALL;
+            p.state_override = all.get(*s as usize % (all.len() + 1)).copied();
+        }),
         Op::Sync(_) => unreachable!("handled by apply"),
     }
 }
@@ -164,6 +203,8 @@ fn copy_changes(from: &mut Replica, to: &mut Replica) {
         .map(|e| e.change)
         .collect();
     let anchors = to.settings.anchors.clone();
+    // As `accordo run` stores a response: with the documents it keeps loaded.
+    let cache = &mut to.doc_cache;
     to.store
         .write(|tx| {
             let mut docs = BTreeSet::new();
@@ -173,12 +214,38 @@ fn copy_changes(from: &mut Replica, to: &mut Replica) {
                     docs.insert(verified.envelope.doc.clone());
                 }
             }
-            after_pull(tx, &anchors, &docs)
+            after_pull_cached(tx, &anchors, &docs, cache)
         })
         .unwrap();
 }
 
+/// Every document `r` keeps loaded that it would hand out now equals the
+/// document loaded from the store: same heads, projects and indicator data.
+fn cache_agrees(r: &mut Replica) {
+    let held = r.doc_cache.held();
+    for (doc, from) in held {
+        let now = r
+            .store
+            .read(|tx| Ok::<_, ReplicaError>(view_state(tx, &doc)?))
+            .unwrap()
+            .map(|s| crate::doc_cache::DerivedFrom {
+                view_seq: s.view_seq,
+                heads: s.heads,
+                left_out: s.left_out,
+            });
+        if now.as_ref() != Some(&from) {
+            continue; // it would be dropped, not handed out
+        }
+        let mut cached = r.doc_cache.get(&doc).unwrap().0.doc.clone();
+        let mut stored = r.materialise(&doc).unwrap();
+        assert_eq!(heads_text(&mut cached), heads_text(&mut stored), "{doc}");
+        assert_eq!(portfolio::list(&cached), portfolio::list(&stored), "{doc}");
+        assert_eq!(indicator::data(&cached), indicator::data(&stored), "{doc}");
+    }
+}
+
 fn check(r: &mut Replica) {
+    cache_agrees(r);
     let as_of = Date::parse_any("as_of", "2026-06-30").unwrap();
     let from_views = report::build(&r.query(|tx| report_input(tx, as_of, None)).unwrap());
     let mut docs = r.materialise_all().unwrap();
@@ -187,6 +254,19 @@ fn check(r: &mut Replica) {
         from_views, from_docs,
         "report from the views == from the documents (heads and digest included)"
     );
+    // What `accordo report` builds: sums from the summary tables, no record.
+    let fast = report::build_from(r.query(|tx| report_facts(tx, as_of, None)).unwrap());
+    assert_eq!(
+        fast, from_docs,
+        "the report's facts == those of the documents"
+    );
+    assert_eq!(
+        serde_json::to_string_pretty(&fast).unwrap(),
+        serde_json::to_string_pretty(&from_docs).unwrap(),
+        "the same bytes"
+    );
+    let json = serde_json::to_value(&fast).unwrap();
+    assert_eq!(fast.computed_from.digest, report::digest_of_json(&json));
     assert_eq!(
         rebuilt_then_rolled_back(r).differing,
         0,
@@ -241,6 +321,70 @@ proptest! {
         let dump_b = b.store.read(rows::dump).unwrap();
         prop_assert_eq!(dump_a, dump_b);
     }
+}
+
+/// A document kept loaded is used for the next pull when nothing else
+/// touched it, and dropped (the document loaded again) after a local edit
+/// or a rolled-back pull; the views stay those of a rebuild throughout.
+#[test]
+fn a_kept_document_is_used_only_while_it_is_the_one_the_views_came_from() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (mut a, mut b) = (replica(da.path()), replica(db.path()));
+    let mut counter = 0;
+    let hits = |r: &Replica| r.doc_cache.stats().2;
+    edit(&mut a, &Op::Add(true, 1), &mut counter);
+    copy_changes(&mut a, &mut b);
+    assert_eq!(hits(&b), 0, "nothing kept yet");
+    edit(&mut a, &Op::SetPaid(true, 0, 7), &mut counter);
+    copy_changes(&mut a, &mut b);
+    assert_eq!(hits(&b), 1, "the document kept by the last pull");
+    check(&mut b);
+    // A local edit on b: the kept document is no longer the views' one.
+    edit(&mut b, &Op::SetTitle(false, 0, 3), &mut counter);
+    edit(&mut a, &Op::SetPaid(true, 0, 8), &mut counter);
+    let misses = b.doc_cache.stats().3;
+    copy_changes(&mut a, &mut b);
+    assert_eq!((hits(&b), b.doc_cache.stats().3), (1, misses + 1));
+    check(&mut b);
+    // A pull that rolls back after the cache kept its document.
+    edit(&mut a, &Op::SetPaid(true, 0, 9), &mut counter);
+    let entries: Vec<SignedChange> = a
+        .store
+        .read(|tx| {
+            let log = tx.log();
+            log.entries(&Scope::All, 0, log.head_seq()?, usize::MAX)
+        })
+        .unwrap()
+        .into_iter()
+        .map(|e| e.change)
+        .collect();
+    let cache = &mut b.doc_cache;
+    let rolled_back: Result<(), ReplicaError> = b.store.write(|tx| {
+        let mut docs = BTreeSet::new();
+        for env in entries {
+            let verified = env.verify().unwrap();
+            if let Ok(Admitted::Stored(_)) = admit(&mut tx.log(), &verified)? {
+                docs.insert(verified.envelope.doc.clone());
+            }
+        }
+        after_pull_cached(tx, &[], &docs, cache)?;
+        Err(ReplicaError::Edit("roll back".into()))
+    });
+    assert!(rolled_back.is_err());
+    assert_eq!(
+        b.doc_cache.stats().0,
+        1,
+        "the rolled-back pull's document is kept"
+    );
+    let misses = b.doc_cache.stats().3;
+    copy_changes(&mut a, &mut b);
+    assert_eq!(b.doc_cache.stats().3, misses + 1, "and not used");
+    check(&mut b);
+    edit(&mut a, &Op::SetPaid(true, 0, 10), &mut counter);
+    copy_changes(&mut a, &mut b);
+    // (The rolled-back pull itself used the document pull 3 kept.)
+    assert_eq!(hits(&b), 3, "then the pulls use it again");
+    check(&mut b);
 }
 
 #[test]

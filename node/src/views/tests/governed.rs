@@ -111,8 +111,9 @@ fn views_but_log_positions(r: &mut Replica) -> (BTreeSet<String>, Vec<(DocId, Ve
 /// The JSON report `r` makes now.
 fn report_now(r: &mut Replica) -> serde_json::Value {
     let as_of = Date::parse_any("as_of", "2026-06-30").unwrap();
-    let input = r.query(|tx| report_input(tx, as_of, None)).unwrap();
-    serde_json::to_value(report::build(&input)).unwrap()
+    // As `accordo report` makes it, from the query store's facts.
+    let facts = r.query(|tx| report_facts(tx, as_of, None)).unwrap();
+    serde_json::to_value(report::build_from(facts)).unwrap()
 }
 
 /// Runs one schedule; returns how many times a revocation reached a
