@@ -121,12 +121,17 @@ struct Tally {
     dropped: CutReport,
 }
 
-/// Everything on the machine dies at once (SIGKILL, then reaped).
-fn kill_all(net: &mut Network, busy: &mut [Child]) {
-    for child in busy {
-        kill9(child);
+/// The processes a round started; killed (SIGKILL, then reaped) when the
+/// round cuts the power — or when it fails, so that no `run` outlives the
+/// test and holds the mount.
+struct Busy(Vec<Child>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            kill9(child);
+        }
     }
-    net.relay.kill9();
 }
 
 fn one_round(
@@ -148,14 +153,15 @@ fn one_round(
     } else {
         &["run"]
     };
-    let mut busy = vec![spawn(&net.node, mode)?];
+    let mut busy = Busy(vec![spawn(&net.node, mode)?]);
     let (cup, title) = (format!("F23B{i:011}"), format!("In volo {i}"));
-    busy.push(spawn(
+    busy.0.push(spawn(
         &net.node,
         &["project", "add", "--cup", &cup, "--title", &title],
     )?);
     if rng.below(2) == 0 {
-        busy.push(spawn(&net.metro, &["sync", "--timeout-s", "5"])?);
+        busy.0
+            .push(spawn(&net.metro, &["sync", "--timeout-s", "5"])?);
     }
     // A third of the cuts come early, while processes start and the edit
     // in flight commits; the rest anywhere in the round.
@@ -165,16 +171,18 @@ fn one_round(
         rng.below(MAX_ROUND_MS)
     };
     std::thread::sleep(Duration::from_millis(delay_ms));
-    if busy[0].try_wait()?.is_none() {
+    if busy.0[0].try_wait()?.is_none() {
         tally.mid_sync += 1;
     }
-    if matches!(busy[1].try_wait()?, Some(s) if s.success()) {
+    if matches!(busy.0[1].try_wait()?, Some(s) if s.success()) {
         added.push(title);
         tally.edits_acknowledged_in_flight += 1;
     } else {
         tally.edits_cut += 1;
     }
-    kill_all(net, &mut busy);
+    // Everything on the machine dies at once.
+    drop(busy);
+    net.relay.kill9();
     let [_, node_db, metro_db] = net.dbs();
     // What the nodes held as acknowledged the moment the power went.
     acked.observe(&node_db)?;
