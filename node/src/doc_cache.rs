@@ -26,8 +26,9 @@ use std::collections::{BTreeSet, HashMap};
 pub const MAX_CACHED_DOCS: usize = 400;
 
 /// automerge operations held at most over all cached documents: the memory
-/// bound. A loaded operation takes ~160 bytes of heap (measured by
-/// `tests/benches/views.rs`), so this is ~230 MiB; a metro node of 312
+/// bound. A loaded operation takes 52 bytes of heap in documents of 200
+/// projects and ~160 in documents of 50 (measured by
+/// `tests/benches/views.rs`), so this is 75–230 MiB; a metro node of 312
 /// comuni × 200 projects holds ~1.06 million operations, all of them kept.
 /// The least recently used documents go first.
 pub const MAX_CACHED_OPS: u64 = 1_500_000;
