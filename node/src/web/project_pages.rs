@@ -478,10 +478,23 @@ async fn edit(
             Ok(op(r, &target))
         })
         .await;
+    answer(&app, &v, comune, id, form, done).await
+}
+
+/// After an edit of the project at `comune/id`: the saved page, or the
+/// page again with the refusal (and the form as sent).
+async fn answer(
+    app: &Shared,
+    v: &Visitor,
+    comune: String,
+    id: String,
+    form: Option<ProjectForm>,
+    done: Result<Result<(), OpError>, Failure>,
+) -> Response {
     match done {
         Ok(Ok(())) => Redirect::to(&format!("/progetti/{comune}/{id}?salvato=1")).into_response(),
-        Ok(Err(e)) => match refusal(&v, e) {
-            Refusal::Form(err) => project_page(&app, &v, comune, id, form, Some(err), false).await,
+        Ok(Err(e)) => match refusal(v, e) {
+            Refusal::Form(err) => project_page(app, v, comune, id, form, Some(err), false).await,
             Refusal::Page(r) => r,
         },
         Err(e) => render::failure(v.lang, &e),
@@ -636,14 +649,7 @@ pub async fn decide(
             Ok(publication::decide(r, &istat, &target, decision, &author).map(|_| ()))
         })
         .await;
-    match done {
-        Ok(Ok(())) => Redirect::to(&format!("/progetti/{comune}/{id}?salvato=1")).into_response(),
-        Ok(Err(e)) => match refusal(&v, e) {
-            Refusal::Form(err) => project_page(&app, &v, comune, id, None, Some(err), false).await,
-            Refusal::Page(r) => r,
-        },
-        Err(e) => render::failure(v.lang, &e),
-    }
+    answer(&app, &v, comune, id, None, done).await
 }
 
 #[derive(Deserialize)]
