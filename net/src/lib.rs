@@ -7,7 +7,11 @@
 //!   refused certificate when it first uses a stream, so a hello/ack gives a
 //!   clear answer instead).
 //! * **ALPN** carries the protocol version and the network name, so nodes of
-//!   another network or version fail the handshake.
+//!   another network fail the handshake. Each side offers one ALPN per
+//!   protocol version it speaks ([`Alpns`]); the relay picks the newest one
+//!   both speak (its own list is newest first) and either side reads the
+//!   choice with [`negotiated_version`] — so a relay can be upgraded before
+//!   its nodes and versions N and N-1 meet on N-1.
 //! * **Frames.** A message is a u32 big-endian length then the body, on a
 //!   bidirectional stream; a length above the cap is refused before reading,
 //!   and the buffer grows as bytes arrive (a declared length costs nothing).
@@ -81,7 +85,7 @@ pub enum ConnectError {
     Timeout(Duration),
     #[error("the relay presented a different key than the pinned relay id")]
     RelayKeyMismatch,
-    #[error("protocol version or network name not served by the relay (ALPN mismatch)")]
+    #[error("the relay serves another network, or speaks none of the protocol versions offered (ALPN mismatch)")]
     AlpnMismatch,
     #[error("connection failed: {0}")]
     Connection(#[from] quinn::ConnectionError),
@@ -120,6 +124,38 @@ pub fn alpn(protocol_version: u16, network: &str) -> Vec<u8> {
     format!("accordo/{protocol_version}/{network}").into_bytes()
 }
 
+/// The ALPNs one side offers, in its order of preference (newest first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alpns(pub Vec<Vec<u8>>);
+
+impl Alpns {
+    /// One ALPN per version of `versions` (newest first) on `network`.
+    pub fn versions(versions: &[u16], network: &str) -> Alpns {
+        Alpns(versions.iter().map(|v| alpn(*v, network)).collect())
+    }
+}
+
+impl From<Vec<u8>> for Alpns {
+    fn from(one: Vec<u8>) -> Alpns {
+        Alpns(vec![one])
+    }
+}
+
+/// The protocol version in an ALPN of [`alpn`]'s form.
+pub fn alpn_version(alpn: &[u8]) -> Option<u16> {
+    let text = std::str::from_utf8(alpn).ok()?;
+    let rest = text.strip_prefix("accordo/")?;
+    let (version, _network) = rest.split_once('/')?;
+    version.parse().ok()
+}
+
+/// The protocol version the handshake of `conn` agreed on.
+pub fn negotiated_version(conn: &quinn::Connection) -> Option<u16> {
+    let data = conn.handshake_data()?;
+    let data = data.downcast_ref::<quinn::crypto::rustls::HandshakeData>()?;
+    alpn_version(data.protocol.as_deref()?)
+}
+
 fn transport_config(limits: &TransportLimits, keep_alive: bool) -> quinn::TransportConfig {
     let mut t = quinn::TransportConfig::default();
     t.max_concurrent_bidi_streams(limits.max_concurrent_bidi_streams.into());
@@ -141,7 +177,7 @@ fn transport_config(limits: &TransportLimits, keep_alive: bool) -> quinn::Transp
 pub fn server_endpoint(
     socket: std::net::UdpSocket,
     key: &ed25519_dalek::SigningKey,
-    alpn: Vec<u8>,
+    alpn: impl Into<Alpns>,
     limits: &TransportLimits,
 ) -> Result<quinn::Endpoint, TransportError> {
     let runtime = quinn::default_runtime()
@@ -173,10 +209,10 @@ pub struct Io {
 pub fn server_endpoint_on(
     io: Io,
     key: &ed25519_dalek::SigningKey,
-    alpn: Vec<u8>,
+    alpn: impl Into<Alpns>,
     limits: &TransportLimits,
 ) -> Result<quinn::Endpoint, TransportError> {
-    let tls = tls::server_config(key, alpn)?;
+    let tls = tls::server_config(key, alpn.into())?;
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
         .map_err(|e| TransportError::Tls(e.to_string()))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
@@ -229,15 +265,15 @@ impl Client {
     }
 
     /// Connects with our own `timeout`. The server's key must equal
-    /// `relay_key` and it must serve `alpn`.
+    /// `relay_key` and it must serve one of `alpn`.
     pub async fn connect(
         &self,
         addr: SocketAddr,
         relay_key: &ed25519_dalek::VerifyingKey,
-        alpn: Vec<u8>,
+        alpn: impl Into<Alpns>,
         timeout: Duration,
     ) -> Result<quinn::Connection, ConnectError> {
-        let (tls, pinned) = tls::client_config(&self.key, relay_key, alpn)?;
+        let (tls, pinned) = tls::client_config(&self.key, relay_key, alpn.into())?;
         let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
             .map_err(|e| TransportError::Tls(e.to_string()))?;
         let mut config = quinn::ClientConfig::new(Arc::new(crypto));

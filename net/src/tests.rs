@@ -240,3 +240,65 @@ async fn a_frame_announcing_more_than_it_sends_is_truncated_not_reserved() {
     send.finish().unwrap();
     assert!(matches!(srv.await.unwrap(), Err(FrameError::Truncated)));
 }
+
+/// A server offering `versions` (newest first) on "net".
+fn server_speaking(seed: u8, versions: &[u16]) -> (quinn::Endpoint, SocketAddr) {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let ep = server_endpoint(
+        socket,
+        &key(seed),
+        Alpns::versions(versions, "net"),
+        &TransportLimits::default(),
+    )
+    .unwrap();
+    let addr = ep.local_addr().unwrap();
+    (ep, addr)
+}
+
+/// Connects a client offering `offered` to a server offering `server`;
+/// returns the version each side read from its handshake.
+async fn negotiate(server: &[u16], offered: &[u16]) -> Result<(u16, u16), ConnectError> {
+    let (ep, addr) = server_speaking(1, server);
+    let accept = tokio::spawn(async move {
+        let conn = ep.accept().await?.await.ok()?;
+        negotiated_version(&conn)
+    });
+    let conn = client(2)
+        .connect(
+            addr,
+            &key(1).verifying_key(),
+            Alpns::versions(offered, "net"),
+            T,
+        )
+        .await?;
+    let ours = negotiated_version(&conn).expect("client sees the chosen ALPN");
+    let theirs = accept.await.unwrap().expect("server sees the chosen ALPN");
+    Ok((ours, theirs))
+}
+
+#[tokio::test]
+async fn the_newest_version_both_sides_speak_is_chosen() {
+    // An upgraded relay (2, 1) meets an old node (1) and a new one (2, 1).
+    assert_eq!(negotiate(&[2, 1], &[1]).await.unwrap(), (1, 1));
+    assert_eq!(negotiate(&[2, 1], &[2, 1]).await.unwrap(), (2, 2));
+    // An old relay (1) meets an upgraded node (2, 1): they speak 1.
+    assert_eq!(negotiate(&[1], &[2, 1]).await.unwrap(), (1, 1));
+    // The relay's order decides, whatever order the node offers in.
+    assert_eq!(negotiate(&[2, 1], &[1, 2]).await.unwrap(), (2, 2));
+}
+
+#[tokio::test]
+async fn no_common_version_is_a_clear_refusal() {
+    let err = negotiate(&[3], &[2, 1]).await.unwrap_err();
+    assert!(matches!(err, ConnectError::AlpnMismatch), "{err}");
+    assert!(err.to_string().contains("protocol versions"), "{err}");
+}
+
+#[test]
+fn the_version_is_read_back_from_an_alpn() {
+    assert_eq!(alpn_version(&alpn(7, "torino")), Some(7));
+    assert_eq!(alpn_version(&alpn(1, "a/b")), Some(1));
+    assert_eq!(alpn_version(b"accordo/x/net"), None);
+    assert_eq!(alpn_version(b"h3"), None);
+    assert_eq!(alpn_version(&[0xff, 0xfe]), None);
+}

@@ -87,7 +87,7 @@ fn no_tls12() -> rustls::Error {
 /// The relay's TLS configuration.
 pub fn server_config(
     key: &ed25519_dalek::SigningKey,
-    alpn: Vec<u8>,
+    alpn: crate::Alpns,
 ) -> Result<rustls::ServerConfig, TransportError> {
     let provider = provider();
     let certified = certified_key(key, &provider)?;
@@ -101,7 +101,7 @@ pub fn server_config(
         .with_cert_resolver(Arc::new(
             rustls::server::AlwaysResolvesServerRawPublicKeys::new(certified),
         ));
-    config.alpn_protocols = vec![alpn];
+    config.alpn_protocols = alpn.0;
     Ok(config)
 }
 
@@ -109,7 +109,7 @@ pub fn server_config(
 pub fn client_config(
     key: &ed25519_dalek::SigningKey,
     relay: &ed25519_dalek::VerifyingKey,
-    alpn: Vec<u8>,
+    alpn: crate::Alpns,
 ) -> Result<(rustls::ClientConfig, Arc<PinnedRelay>), TransportError> {
     let provider = provider();
     let certified = certified_key(key, &provider)?;
@@ -126,7 +126,7 @@ pub fn client_config(
         .with_client_cert_resolver(Arc::new(
             rustls::client::AlwaysResolvesClientRawPublicKeys::new(certified),
         ));
-    config.alpn_protocols = vec![alpn];
+    config.alpn_protocols = alpn.0;
     Ok((config, pinned))
 }
 

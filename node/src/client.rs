@@ -166,8 +166,10 @@ impl Link {
         replica: &SharedReplica,
     ) -> Result<Link, SyncFailure> {
         let (link, network) = Link::dial(endpoint, replica).await?;
+        // The newest version both sides speak, as the handshake chose it.
+        let version = accordo_net::negotiated_version(&link.conn).unwrap_or(PROTOCOL_VERSION);
         let hello = Request::Hello(Hello {
-            protocol_version: PROTOCOL_VERSION,
+            protocol_version: version,
             network,
             software: format!("accordo {}", env!("CARGO_PKG_VERSION")),
         });
@@ -207,7 +209,7 @@ impl Link {
             .id
             .verifying_key()
             .ok_or_else(|| SyncFailure::Refused("pinned relay id is not a valid key".into()))?;
-        let alpn = accordo_net::alpn(PROTOCOL_VERSION, &network);
+        let alpn = accordo_net::Alpns::versions(accordo_protocol::SUPPORTED_VERSIONS, &network);
         let conn = endpoint
             .connect(addr, &relay_key, alpn, CONNECT_TIMEOUT)
             .await

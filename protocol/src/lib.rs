@@ -25,3 +25,14 @@ pub mod wire;
 
 /// Version of the wire protocol; carried in the ALPN and in the hello.
 pub const PROTOCOL_VERSION: u16 = 1;
+
+/// Every wire version this build speaks, newest first. A relay offers them
+/// all and picks the newest one a node also offers (ALPN, server order), so
+/// a network upgrades one machine at a time: a release keeps the previous
+/// release's version here until every node has moved on.
+pub const SUPPORTED_VERSIONS: &[u16] = &[PROTOCOL_VERSION];
+
+/// Whether this build speaks wire `version`.
+pub fn speaks(version: u16) -> bool {
+    SUPPORTED_VERSIONS.contains(&version)
+}

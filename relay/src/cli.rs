@@ -13,7 +13,6 @@ use accordo_net::{keyfile, TransportLimits};
 use accordo_protocol::authority::Member;
 use accordo_protocol::codes::Istat;
 use accordo_protocol::identity::{NodeId, Role};
-use accordo_protocol::PROTOCOL_VERSION;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::Write;
@@ -300,7 +299,7 @@ fn serve_until_signal(
         let endpoint = accordo_net::server_endpoint(
             socket,
             &key,
-            accordo_net::alpn(PROTOCOL_VERSION, &network),
+            accordo_net::Alpns::versions(accordo_protocol::SUPPORTED_VERSIONS, &network),
             &TransportLimits::default(),
         )?;
         let members = active_members(&store)?;

@@ -27,7 +27,6 @@ use accordo_protocol::wire::{
     ErrorCode, Hello, HelloAck, LogEpoch, MemberList, PresenceList, RedeemAck, RedeemRequest,
     Request, Response, SyncRequest, SyncResponse, MAX_FRAME_BYTES, MAX_WAIT_MS,
 };
-use accordo_protocol::PROTOCOL_VERSION;
 use accordo_store::StoreError;
 use std::collections::HashSet;
 use std::sync::atomic::AtomicU64;
@@ -439,7 +438,8 @@ async fn handle_stream(
             Response::error(ErrorCode::BadRequest, e.to_string())
         }
         Ok(Request::Hello(hello)) => {
-            let response = handle_hello(hello, node, relay, &session.admitted).await;
+            let negotiated = accordo_net::negotiated_version(&session.conn);
+            let response = handle_hello(hello, negotiated, node, relay, &session.admitted).await;
             if session.admitted.initialized() {
                 let _ = session
                     .connected
@@ -524,15 +524,20 @@ async fn write_response(send: &mut quinn::SendStream, bytes: &[u8], session: &Se
 
 async fn handle_hello(
     hello: Hello,
+    negotiated: Option<u16>,
     node: NodeId,
     relay: &Arc<Relay>,
     admitted: &OnceCell<Member>,
 ) -> Response {
-    if hello.protocol_version != PROTOCOL_VERSION {
+    // The hello names the version the handshake agreed on (ALPN), which is
+    // one this relay speaks; a client that says otherwise is refused.
+    let agreed = negotiated.is_none_or(|v| v == hello.protocol_version);
+    if !accordo_protocol::speaks(hello.protocol_version) || !agreed {
         return Response::error(
             ErrorCode::VersionMismatch,
             format!(
-                "relay speaks protocol {PROTOCOL_VERSION}, node {}",
+                "relay speaks protocol {:?} (agreed at the handshake: {negotiated:?}), node {}",
+                accordo_protocol::SUPPORTED_VERSIONS,
                 hello.protocol_version
             ),
         );

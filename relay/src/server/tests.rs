@@ -22,7 +22,7 @@ fn start(
     let endpoint = accordo_net::server_endpoint(
         socket,
         &key,
-        accordo_net::alpn(PROTOCOL_VERSION, NETWORK),
+        accordo_net::alpn(accordo_protocol::PROTOCOL_VERSION, NETWORK),
         &TransportLimits::default(),
     )
     .expect("endpoint");
@@ -66,7 +66,7 @@ async fn a_poisoned_store_stops_the_server_with_a_fatal_error() {
         .connect(
             addr,
             &key.verifying_key(),
-            accordo_net::alpn(PROTOCOL_VERSION, NETWORK),
+            accordo_net::alpn(accordo_protocol::PROTOCOL_VERSION, NETWORK),
             Duration::from_secs(5),
         )
         .await
