@@ -5,7 +5,8 @@ use std::io::Write;
 use std::path::Path;
 
 /// Writes `bytes` to `path` via a temporary file and a rename, so a reader
-/// never sees half a file.
+/// never sees half a file; durable (file and directory synced) before it
+/// returns, so a file the command reported written survives a power cut.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     write_atomically_with(path, |f| Ok(f.write_all(bytes)?))
 }
@@ -27,11 +28,20 @@ pub fn write_atomically_with(
     ));
     let written = std::fs::File::create(&tmp)
         .map_err(anyhow::Error::from)
-        .and_then(|mut f| write(&mut f));
+        .and_then(|mut f| {
+            write(&mut f)?;
+            // The content must be on disk before the rename makes it the
+            // file: otherwise a power cut can leave `path` empty or torn.
+            Ok(f.sync_all()?)
+        });
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
         return Err(e.context(format!("writing {}", tmp.display())));
     }
     std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    // The rename itself is durable once the directory is synced.
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("syncing {}", dir.display()))?;
     Ok(())
 }

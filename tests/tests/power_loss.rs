@@ -332,3 +332,41 @@ fn stores_initialised_just_before_a_cut_still_start() -> Result<()> {
     assert_eq!(node.projects(false)?.len(), 1);
     Ok(())
 }
+
+/// A file `export` or `report --out` said it wrote is whole after a power
+/// cut (written to a temporary file, synced, renamed, directory synced).
+#[test]
+fn exports_and_reports_said_written_survive_a_power_cut() -> Result<()> {
+    let (_mountpoint, fs) = mount()?;
+    let mut relay = Relay::init_in(fs.path())?;
+    relay.start()?;
+    let node = Node::admitted_in(&relay, CAGLIARI, "comune", fs.path())?;
+    node.add("F21B28000000001", "Da esportare")?;
+    let out = tempfile::tempdir_in(fs.path())?;
+    // Only what the commands below write is at risk.
+    fs.sync_all();
+    let csv = out.path().join("progetti.csv");
+    let json = out.path().join("report.json");
+    node.cmd(&["export", "--out", &accordo_tests::path(&csv)])?
+        .ok()?;
+    node.cmd(&[
+        "report",
+        "--format",
+        "json",
+        "--out",
+        &accordo_tests::path(&json),
+    ])?
+    .ok()?;
+    let before = (std::fs::read(&csv)?, std::fs::read(&json)?);
+    assert!(!before.0.is_empty() && !before.1.is_empty());
+    relay.kill9();
+    let dropped = fs.cut(Cut::DropUnsynced);
+    println!("cut after export and report: {dropped:?}");
+    let after = (
+        std::fs::read(&csv).context("the export is gone after the cut")?,
+        std::fs::read(&json).context("the report is gone after the cut")?,
+    );
+    assert!(after.0 == before.0, "the export is not whole after the cut");
+    assert!(after.1 == before.1, "the report is not whole after the cut");
+    Ok(())
+}
