@@ -12,6 +12,7 @@
 //! microseconds and driven from a deterministic simulation.
 
 pub mod authority;
+pub mod bundle;
 pub mod codes;
 pub mod doc;
 pub mod envelope;
