@@ -195,6 +195,37 @@ fn main() {
     write("envelope", "dependent_change", &enc(&second));
     write("envelope", "registry_genesis", &enc(&genesis));
 
+    // A bundle of one author's edits (wire v2's codec), and the bundles on
+    // which automerge 0.12 panics or allocates 1 GiB (from `envelope`).
+    let mut b = Author::new(2, 0);
+    for i in 0..12 {
+        b.edit(comune_doc(), "title", &format!("Scuola {i}"));
+    }
+    let hashes: Vec<_> = b.doc.get_changes(&[]).iter().map(|c| c.hash()).collect();
+    let bundle = b.doc.bundle(hashes).expect("the changes are held");
+    write("bundle", "twelve_edits", bundle.bytes());
+    let hex_seeds = [
+        (
+            "crash_automerge_bundle_panic",
+            "856f4a83c5c15531035f000100000123020080282a9ff469a26cd00996e7cdd5f167f9ca\
+             3f75a3e087109d000200004c4a83c5c1553103ee37a25df60f5b8fc9b3940000000000000000000000\
+             0000000069856f4a83c5656e7473017f017f663036303000000031",
+        ),
+        (
+            "crash_automerge_bundle_alloc",
+            "856f4a83c5c15531035f000100000123288002012a9ff469a29a2ff669e7cacdd53f67f9f1\
+             75a3e087109d000200004c4a83c5c155314e3666757a7a6572313246757a7a65724472697665724550\
+             6950505069856f4a83c5656e7473017f017f663036303000000a31",
+        ),
+    ];
+    for (name, hex) in hex_seeds {
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+            .collect();
+        write("bundle", name, &bytes);
+    }
+
     // Text forms.
     let texts: [(&str, String); 9] = [
         ("node_id", id(1).to_string()),
