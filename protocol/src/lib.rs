@@ -22,6 +22,7 @@ pub mod registry;
 pub mod sync;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
+pub mod unit;
 pub mod wire;
 
 /// Version of the wire protocol; carried in the ALPN and in the hello.
