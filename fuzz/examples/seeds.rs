@@ -204,6 +204,18 @@ fn main() {
     let hashes: Vec<_> = b.doc.get_changes(&[]).iter().map(|c| c.hash()).collect();
     let bundle = b.doc.bundle(hashes).expect("the changes are held");
     write("bundle", "twelve_edits", bundle.bytes());
+    // The same edits as wire v2 units, raw and bundled.
+    let changes = b.doc.get_changes(&[]);
+    for (name, bundled) in [("raw", None), ("bundled", Some(bundle.bytes().to_vec()))] {
+        let unit = accordo_protocol::unit::Unit::seal(
+            comune_doc(),
+            &b.key,
+            vec![b.nonce],
+            &changes,
+            bundled,
+        );
+        write("unit", name, &postcard::to_stdvec(&unit).expect("encodes"));
+    }
     let hex_seeds = [
         (
             "crash_automerge_bundle_panic",
