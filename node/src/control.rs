@@ -181,7 +181,11 @@ fn supplementary_groups(status: &str) -> Vec<u32> {
     status
         .lines()
         .find_map(|l| l.strip_prefix("Groups:"))
-        .map(|g| g.split_whitespace().filter_map(|x| x.parse().ok()).collect())
+        .map(|g| {
+            g.split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -218,14 +222,22 @@ impl Control {
     pub fn claim(dir: &Path) -> Result<Control, ControlError> {
         use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
         let lock_path = dir.join(LOCK_FILE);
-        let file = std::fs::OpenOptions::new()
+        let created = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .mode(SOCKET_MODE)
-            .open(&lock_path)
-            .map_err(io_err(&lock_path))?;
+            .open(&lock_path);
+        let file = match created {
+            Ok(f) => f,
+            // Made by the service's user and only readable here: a lock
+            // is taken on a descriptor open for reading too.
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                std::fs::File::open(&lock_path).map_err(io_err(&lock_path))?
+            }
+            Err(e) => return Err(io_err(&lock_path)(e)),
+        };
         if !lock(&file).map_err(io_err(&lock_path))? {
             return Err(ControlError::Running {
                 dir: dir.display().to_string(),

@@ -7,8 +7,8 @@
 //! is new: a directory restored from a backup, or copied to a second machine,
 //! can never produce two different changes with the same (actor, seq).
 
-use crate::store::{self, NodeStore, NodeTx};
 use crate::doc_cache::DerivedFrom;
+use crate::store::{self, NodeStore, NodeTx};
 use crate::{snapshot, views};
 use accordo_domain::portfolio::{PortfolioError, Project};
 use accordo_net::keyfile;

@@ -4,8 +4,8 @@
 
 use super::codes::comune_any;
 use super::served::Served;
-use crate::control::Printer;
 use crate::clock::now_ms;
+use crate::control::Printer;
 use crate::output_format::Format;
 use crate::replica::{Replica, ReplicaError};
 use accordo_domain::comuni;

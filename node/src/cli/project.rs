@@ -3,6 +3,7 @@
 //! form expected. Edits are local (offline) and reach the relay on `sync`.
 
 use super::codes::comune_any;
+use crate::control::Printer;
 use crate::ops::project::{self, Fields, Target};
 use crate::ops::publication::{self, Publication};
 use crate::ops::Author;
@@ -17,7 +18,6 @@ use accordo_protocol::doc::DocId;
 use anyhow::Result;
 use automerge::AutoCommit;
 use clap::Subcommand;
-use crate::control::Printer;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::path::Path;
@@ -314,7 +314,8 @@ impl ProjectCmd {
 /// `dir` when one does (unless `direct`), else done here.
 pub fn run(dir: &Path, cmd: ProjectCmd, direct: bool) -> Result<ExitCode> {
     if !direct && cmd.is_edit() {
-        if let Some(code) = super::served::forward(dir, super::served::Served::Project(cmd.clone())) {
+        if let Some(code) = super::served::forward(dir, super::served::Served::Project(cmd.clone()))
+        {
             return Ok(code);
         }
     }
@@ -347,13 +348,8 @@ pub fn execute(replica: &mut Replica, cmd: ProjectCmd, out: &mut Printer) -> Res
             title,
             fields,
         } => {
-            let (p, changed, warnings) = project::set(
-                replica,
-                &target(cup, id),
-                title.as_deref(),
-                &fields,
-                &me,
-            )?;
+            let (p, changed, warnings) =
+                project::set(replica, &target(cup, id), title.as_deref(), &fields, &me)?;
             warn_all(out, &warnings);
             let label = p.cup.as_deref().unwrap_or(&p.id);
             out.out(format!(
@@ -409,7 +405,9 @@ pub fn execute(replica: &mut Replica, cmd: ProjectCmd, out: &mut Printer) -> Res
             value,
         } => {
             project::choose(replica, &target(cup, id), &field, &value, &me)?;
-            out.out(format!("{field} set to {value:?}; the concurrent values are settled"));
+            out.out(format!(
+                "{field} set to {value:?}; the concurrent values are settled"
+            ));
         }
         ProjectCmd::Funding(FundingCmd::Add {
             cup,
@@ -464,14 +462,8 @@ pub fn execute(replica: &mut Replica, cmd: ProjectCmd, out: &mut Printer) -> Res
             date,
             value,
         }) => {
-            let date = project::milestone_done(
-                replica,
-                &target(cup, id),
-                &milestone,
-                &date,
-                value,
-                &me,
-            )?;
+            let date =
+                project::milestone_done(replica, &target(cup, id), &milestone, &date, value, &me)?;
             out.out(format!("milestone {milestone} achieved on {date}"));
         }
         ProjectCmd::Phase(PhaseCmd::Set {
@@ -489,8 +481,7 @@ pub fn execute(replica: &mut Replica, cmd: ProjectCmd, out: &mut Printer) -> Res
                 actual_start,
                 actual_end,
             };
-            let (phase, p) =
-                project::phase_set(replica, &target(cup, id), &phase, &dates, &me)?;
+            let (phase, p) = project::phase_set(replica, &target(cup, id), &phase, &dates, &me)?;
             out.out(format!(
                 "phase {phase} set; procedural state: {}",
                 p.procedural_state()

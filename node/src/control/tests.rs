@@ -52,25 +52,31 @@ async fn serves_refuses_bad_requests_and_keeps_serving() {
                 text: "hello".into(),
             },
         );
-        let failed = forward(&d, &Echo { text: "fail".into() });
+        let failed = forward(
+            &d,
+            &Echo {
+                text: "fail".into(),
+            },
+        );
         let garbage = raw(&d, b"{not json");
         let wrong_shape = raw(
             &d,
             format!(r#"{{"version":{CONTROL_VERSION},"build":"{BUILD}","body":{{"txt":1}}}}"#)
                 .as_bytes(),
         );
-        let old = raw(
-            &d,
-            br#"{"version":0,"build":"0.0.0","body":{"text":"x"}}"#,
-        );
+        let old = raw(&d, br#"{"version":0,"build":"0.0.0","body":{"text":"x"}}"#);
         // A length over the limit: refused before anything is read.
         let mut s = std::os::unix::net::UnixStream::connect(d.join(SOCKET_FILE)).unwrap();
         s.write_all(&((MAX_REQUEST_BYTES as u32) + 1).to_be_bytes())
             .unwrap();
         let big: Reply =
-            serde_json::from_slice(&read_frame_blocking(&mut s, MAX_REPLY_BYTES).unwrap())
-                .unwrap();
-        let after = forward(&d, &Echo { text: "again".into() });
+            serde_json::from_slice(&read_frame_blocking(&mut s, MAX_REPLY_BYTES).unwrap()).unwrap();
+        let after = forward(
+            &d,
+            &Echo {
+                text: "again".into(),
+            },
+        );
         (ok, failed, garbage, wrong_shape, old, big, after)
     });
     let served = control.serve(stop.clone(), echo);
@@ -87,10 +93,22 @@ async fn serves_refuses_bad_requests_and_keeps_serving() {
         matches!(&failed, Forwarded::Ran { output, error: Some(e) } if e == "refused: fail" && output.len() == 1),
         "{failed:?}"
     );
-    assert!(matches!(&garbage, Reply::NotServed(w) if w.starts_with("malformed request")), "{garbage:?}");
-    assert!(matches!(&wrong_shape, Reply::NotServed(w) if w.starts_with("malformed request")), "{wrong_shape:?}");
-    assert!(matches!(&old, Reply::NotServed(w) if w.contains("control version 0")), "{old:?}");
-    assert!(matches!(&big, Reply::NotServed(w) if w.contains("over the limit")), "{big:?}");
+    assert!(
+        matches!(&garbage, Reply::NotServed(w) if w.starts_with("malformed request")),
+        "{garbage:?}"
+    );
+    assert!(
+        matches!(&wrong_shape, Reply::NotServed(w) if w.starts_with("malformed request")),
+        "{wrong_shape:?}"
+    );
+    assert!(
+        matches!(&old, Reply::NotServed(w) if w.contains("control version 0")),
+        "{old:?}"
+    );
+    assert!(
+        matches!(&big, Reply::NotServed(w) if w.contains("over the limit")),
+        "{big:?}"
+    );
     assert!(
         matches!(&after, Forwarded::Ran { output, .. } if output == &[Line::Out("again".into())]),
         "still serving after the bad requests: {after:?}"
