@@ -779,7 +779,10 @@ fn served_edits(node: &Path, cups: &[String], s: &Sizes) -> Result<(Vec<Duration
         }
         let served = log_text().matches("served a local edit").count();
         if served != 1 + adds.len() + sets.len() {
-            bail!("`run` served {served} of {} edits", 1 + adds.len() + sets.len());
+            bail!(
+                "`run` served {served} of {} edits",
+                1 + adds.len() + sets.len()
+            );
         }
         let rss = accordo_tests::rss_bytes(run.id()).unwrap_or(0);
         println!(

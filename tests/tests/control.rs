@@ -59,16 +59,26 @@ impl Drop for Running {
     }
 }
 
-/// The command's output with the random project id made stable.
+/// The command's output with random project ids (16 hex digits) made stable.
 fn stable(run: &Run) -> (Option<i32>, String, String) {
     let strip = |s: &str| {
-        s.lines()
-            .map(|l| match (l.find("(id "), l.find(')')) {
-                (Some(a), Some(b)) if b > a => format!("{}(id ID){}", &l[..a], &l[b + 1..]),
-                _ => l.to_owned(),
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
+        let mut out = String::new();
+        let mut word = String::new();
+        let flush = |word: &mut String, out: &mut String| {
+            let id = word.len() == 16 && word.chars().all(|c| c.is_ascii_hexdigit());
+            out.push_str(if id { "ID" } else { word.as_str() });
+            word.clear();
+        };
+        for c in s.chars() {
+            if c.is_ascii_alphanumeric() {
+                word.push(c);
+            } else {
+                flush(&mut word, &mut out);
+                out.push(c);
+            }
+        }
+        flush(&mut word, &mut out);
+        out
     };
     (run.code, strip(&run.stdout), strip(&run.stderr))
 }
