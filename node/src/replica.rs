@@ -435,11 +435,12 @@ impl Replica {
             let Some(planned) = plan(tx)? else {
                 return Ok(None);
             };
-            let resident = match cache.keeping() {
-                true => views::take_resident(tx, doc, &invalid, cache)?,
-                false => None,
-            };
             let keeping = cache.keeping();
+            let resident = if keeping {
+                views::take_resident(tx, doc, &invalid, cache)?
+            } else {
+                None
+            };
             let mut loaded = match resident {
                 Some(l) => l,
                 None => snapshot::load(tx, doc, &invalid)?,

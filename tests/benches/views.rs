@@ -705,7 +705,7 @@ fn bench_local_edits(root: &Path, s: &Sizes) -> Result<()> {
     let archived = (0..s.local_projects)
         .filter(|&i| sample_project(0, i).archived)
         .count();
-    let added = adds.len() + served_adds.len() + 1;
+    let added = adds.len() + served_adds.len();
     if n != s.local_projects - archived + added {
         bail!("the node lists {n} projects after {added} adds");
     }
@@ -822,9 +822,10 @@ fn main() -> Result<()> {
             .is_none_or(|o| o.split(',').any(|p| p == part))
     };
     let metro_parts = ["report", "aggregates", "incoming", "web", "portal"];
-    let incoming = match metro_parts.iter().any(|p| wanted(p)) {
-        true => seed_metro(&metro, &s)?,
-        false => Vec::new(),
+    let incoming = if metro_parts.iter().any(|p| wanted(p)) {
+        seed_metro(&metro, &s)?
+    } else {
+        Vec::new()
     };
     if wanted("report") {
         bench_report(&metro, &s, expected - s.comuni * archived)?;
