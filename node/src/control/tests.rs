@@ -79,12 +79,18 @@ async fn serves_refuses_bad_requests_and_keeps_serving() {
         );
         (ok, failed, garbage, wrong_shape, old, big, after)
     });
-    let served = control.serve(stop.clone(), echo);
-    tokio::pin!(served);
-    let (ok, failed, garbage, wrong_shape, old, big, after) = tokio::select! {
-        r = client => r.unwrap(),
-        () = &mut served => panic!("the server stopped"),
+    let results = {
+        let served = control.serve(stop.clone(), echo);
+        tokio::pin!(served);
+        let results = tokio::select! {
+            r = client => r.unwrap(),
+            () = &mut served => panic!("the server stopped"),
+        };
+        stop.cancel();
+        served.await;
+        results
     };
+    let (ok, failed, garbage, wrong_shape, old, big, after) = results;
     assert!(
         matches!(&ok, Forwarded::Ran { output, error: None } if output == &[Line::Out("hello".into())]),
         "{ok:?}"
@@ -113,8 +119,6 @@ async fn serves_refuses_bad_requests_and_keeps_serving() {
         matches!(&after, Forwarded::Ran { output, .. } if output == &[Line::Out("again".into())]),
         "still serving after the bad requests: {after:?}"
     );
-    stop.cancel();
-    served.await;
     drop(control);
     assert!(
         !dir.path().join(SOCKET_FILE).exists(),
