@@ -12,7 +12,9 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
-/// A command `run` carries out for the command line.
+/// A command `run` carries out for the command line (one per process or
+/// connection: the size of the largest variant does not matter).
+#[allow(clippy::large_enum_variant)]
 #[derive(Serialize, Deserialize, Debug)]
 pub enum Served {
     /// `accordo project ...`, an edit (see `ProjectCmd::is_edit`).
