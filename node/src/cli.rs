@@ -19,6 +19,7 @@ mod project;
 mod project_list;
 mod revoke;
 mod runtime;
+mod served;
 
 use crate::admin;
 use crate::client::{self, SyncFailure};
@@ -56,6 +57,11 @@ pub struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
     log_format: LogFormat,
+    /// Make an edit in this process even when `accordo run` serves the
+    /// directory (its control socket); by default `run` makes it, with
+    /// the documents it keeps loaded.
+    #[arg(long, global = true, env = "ACCORDO_DIRECT")]
+    direct: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -333,7 +339,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Id => println!("{}", Replica::open(dir)?.id),
         Command::Admin(cmd) => return admin_cmd(dir, cmd),
-        Command::Indicator(cmd) => monitoring::reference(dir, cmd)?,
+        Command::Indicator(cmd) => return monitoring::indicator_cmd(dir, cmd, cli.direct),
         Command::Plan(cmd) => monitoring::plan(dir, cmd)?,
         Command::Report {
             verify: Some(file), ..
@@ -371,7 +377,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             comune,
             format,
         } => crate::audit::audit(dir, &parse_cup(&cup)?, comune.as_deref(), format)?,
-        Command::Project(cmd) => project::run(dir, cmd)?,
+        Command::Project(cmd) => return project::run(dir, cmd, cli.direct),
         Command::Sync {
             timeout_s,
             retry_rejected,
@@ -437,7 +443,20 @@ fn run_node(
     metrics: Option<String>,
 ) -> Result<()> {
     portal.check()?;
+    let rt = runtime()?;
+    // First: a second `run` on this directory is refused here.
+    let control = {
+        let _in_runtime = rt.enter();
+        crate::control::Control::claim(dir)?
+    };
     let replica = Arc::new(Mutex::new(Replica::open(dir)?));
+    // The replica local edits go through — the web application's and the
+    // command line's over the control socket —, documents kept loaded.
+    let edits = {
+        let mut r = Replica::open(dir)?;
+        r.doc_cache.keep_documents();
+        Arc::new(Mutex::new(r))
+    };
     if let Some(addr) = http {
         if crate::web::check_exposure(dir, addr, portal.public)? {
             eprintln!(
@@ -446,8 +465,13 @@ fn run_node(
             );
         }
     }
-    runtime()?.block_on(async move {
+    rt.block_on(async move {
         let shutdown = CancellationToken::new();
+        let local = async {
+            let handler = served::handler(Arc::clone(&edits));
+            control.serve(shutdown.clone(), handler).await;
+            anyhow::Ok(())
+        };
         let web = async {
             match http {
                 Some(addr) => {
@@ -462,7 +486,8 @@ fn run_node(
                             listener.local_addr().unwrap_or(addr)
                         );
                     }
-                    crate::web::serve_with(dir, listener, shutdown.clone(), Some(&portal)).await?;
+                    let edits = Arc::clone(&edits);
+                    crate::web::serve_shared(edits, listener, shutdown.clone(), Some(&portal)).await?;
                 }
                 None => shutdown.cancelled().await,
             }
@@ -484,13 +509,15 @@ fn run_node(
             tracing::info!("signal received; stopping");
             shutdown.cancel();
         };
-        tokio::pin!(web, engine, observed, signal);
+        tokio::pin!(web, engine, observed, local, signal);
         // Any part failing stops the others; a signal stops all.
         let mut web_done = false;
         let mut engine_done = false;
         let mut observed_done = false;
-        while !(web_done && engine_done && observed_done) {
+        let mut local_done = false;
+        while !(web_done && engine_done && observed_done && local_done) {
             tokio::select! {
+                r = &mut local, if !local_done => { local_done = true; shutdown.cancel(); r?; }
                 r = &mut web, if !web_done => { web_done = true; shutdown.cancel(); r?; }
                 r = &mut engine, if !engine_done => { engine_done = true; shutdown.cancel(); r?; }
                 r = &mut observed, if !observed_done => { observed_done = true; shutdown.cancel(); r?; }

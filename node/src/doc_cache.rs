@@ -2,7 +2,10 @@
 //! that a pulled change to a document the views already derived is applied
 //! to the document in memory instead of loading its snapshot again (the
 //! snapshot's automerge `load` was 2.3–3.7 ms of each incoming change on a
-//! metro node; applying one change takes ~30 µs).
+//! metro node; applying one change takes ~30 µs), and so that a local edit
+//! served by `run` (the web application's, or the command line's through
+//! `control`) edits the document in memory: at 20,000 projects the `load`
+//! is 510–570 ms, the edit 1–6 ms.
 //!
 //! A cached document is never trusted on its own: it is handed out only
 //! when it is exactly the document the views of its id were last derived
@@ -72,6 +75,11 @@ impl DocCache {
     /// From now on, documents put are kept (within the bounds).
     pub fn keep_documents(&mut self) {
         self.keeping = true;
+    }
+
+    /// Whether documents put are kept.
+    pub fn keeping(&self) -> bool {
+        self.keeping
     }
 
     /// Takes `doc` out of the cache if it is the document its views were

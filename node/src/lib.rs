@@ -15,6 +15,7 @@ pub mod audit;
 pub mod cli;
 pub mod client;
 pub mod clock;
+pub mod control;
 pub mod demo;
 pub mod doc_cache;
 pub mod invitations;

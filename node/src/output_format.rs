@@ -4,7 +4,9 @@
 use clap::ValueEnum;
 
 /// Output format of listing commands (`--format`).
-#[derive(Clone, Copy, ValueEnum, PartialEq, Default)]
+#[derive(
+    Clone, Copy, ValueEnum, PartialEq, Default, Debug, serde::Serialize, serde::Deserialize,
+)]
 pub enum Format {
     #[default]
     Human,

@@ -7,6 +7,7 @@
 //! is new: a directory restored from a backup, or copied to a second machine,
 //! can never produce two different changes with the same (actor, seq).
 
+use crate::doc_cache::DerivedFrom;
 use crate::store::{self, NodeStore, NodeTx};
 use crate::{snapshot, views};
 use accordo_domain::portfolio::{PortfolioError, Project};
@@ -82,8 +83,9 @@ pub struct Replica {
     /// The last verdict on the log, with the log head it was computed at.
     verdict: Option<(u64, Arc<Verdict>)>,
     /// Documents kept loaded for the views' updates of pulled changes
-    /// (`views::after_pull_cached`); empty until a pull fills it, so a
-    /// short command pays nothing for it.
+    /// (`views::after_pull_cached`) and for local edits (`write_doc_planned`
+    /// takes the document from it and puts it back edited); keeps nothing
+    /// until `keep_documents`, so a short command pays nothing for it.
     pub doc_cache: crate::doc_cache::DocCache,
 }
 
@@ -425,14 +427,36 @@ impl Replica {
         let actor = derive_actor(&self.id, &self.nonce);
         let (key, nonce) = (&self.key, self.nonce);
         let anchors = self.settings.anchors.clone();
-        self.store.write(|tx| {
+        let cache = &mut self.doc_cache;
+        // The document to keep loaded once the transaction has committed,
+        // with what `doc_state` records of it (see `doc_cache`).
+        let mut keep: Option<(snapshot::Loaded, DerivedFrom)> = None;
+        let result = self.store.write(|tx| {
             let Some(planned) = plan(tx)? else {
                 return Ok(None);
             };
-            let mut loaded = snapshot::load(tx, doc, &invalid)?;
+            let keeping = cache.keeping();
+            let resident = if keeping {
+                views::take_resident(tx, doc, &invalid, cache)?
+            } else {
+                None
+            };
+            let mut loaded = match resident {
+                Some(l) => l,
+                None => snapshot::load(tx, doc, &invalid)?,
+            };
             loaded.doc = loaded.doc.with_actor(ActorId::from(&actor[..]));
             let before = tx.log().doc_head_seq(doc)?;
-            let (out, written) = f(tx, &mut loaded.doc, key, nonce, planned)?;
+            let (out, written) = match f(tx, &mut loaded.doc, key, nonce, planned) {
+                Ok(done) => done,
+                Err(e) => {
+                    if keeping {
+                        // The transaction rolls back: nothing was recorded.
+                        keep = unchanged(tx, doc, loaded).ok().flatten();
+                    }
+                    return Err(e);
+                }
+            };
             let after = tx.log().doc_head_seq(doc)?;
             if after != before {
                 // The edit's changes: part of the tail the next snapshot covers.
@@ -441,15 +465,24 @@ impl Replica {
                     loaded.tail_bytes += env.change.len();
                 }
                 loaded.head_seq = after;
-                match written {
+                let (_, derived) = match written {
                     Some(w) => views::after_projects_written(
                         tx, &anchors, doc, loaded, &invalid, before, &w,
                     )?,
                     None => views::after_edit(tx, &anchors, doc, loaded, &invalid)?,
                 };
+                keep = derived;
+            } else if keeping {
+                keep = unchanged(tx, doc, loaded)?;
             }
             Ok(Some(out))
-        })
+        });
+        // Kept even if the commit failed: `doc_state` then disagrees with
+        // the entry, which is dropped at its next use.
+        if let Some((loaded, from)) = keep {
+            self.doc_cache.put(doc.clone(), loaded, from);
+        }
+        result
     }
 
     /// Applies `f` to `doc` up to `chunks` times, each call's edits becoming
@@ -494,6 +527,25 @@ impl Replica {
             Ok(((planned, made), projects))
         })
     }
+}
+
+/// `loaded` with its uncommitted operations rolled back, and what
+/// `doc_state` records of `doc`, if that is exactly what the views were
+/// derived from (the same heads): a document an edit refused, or did not
+/// change, is kept loaded as it was.
+fn unchanged(
+    tx: &NodeTx<'_>,
+    doc: &DocId,
+    mut loaded: snapshot::Loaded,
+) -> Result<Option<(snapshot::Loaded, DerivedFrom)>, ReplicaError> {
+    let Some(from) = views::derived_from(tx, doc)? else {
+        return Ok(None);
+    };
+    loaded.doc.rollback();
+    if loaded.head_seq != from.view_seq || views::heads_text(&mut loaded.doc) != from.heads {
+        return Ok(None);
+    }
+    Ok(Some((loaded, from)))
 }
 
 /// Whether the last change `actor` made to `doc` is invalid (revoked past

@@ -16,7 +16,9 @@
 //!    without updating the views (before the query store): p50/p95.
 //!
 //! On a comune node holding 20,000 projects: `accordo project add` and
-//! `accordo project set CUP --paid-eur …`, whole command, p50/p95.
+//! `accordo project set CUP --paid-eur …`, whole command, p50/p95, made by
+//! the command itself and then served by a running `accordo run` (control
+//! socket, document kept loaded), in the same run.
 //!
 //! Every loop is bounded in count and in time. `ACCORDO_BENCH_DIR=PATH`
 //! builds the nodes in `PATH` (which must not hold them yet) and keeps them.
@@ -694,6 +696,7 @@ fn bench_local_edits(root: &Path, s: &Sizes) -> Result<()> {
         let m = run_measured(set, scratch.path())?;
         sets.push(m.wall);
     }
+    let (mut served_adds, mut served_sets) = served_edits(&node, &cups, s)?;
     let listed = Command::new(accordo_bin())
         .args(["--dir", &path(&node), "project", "list", "--format", "json"])
         .output()?;
@@ -702,12 +705,18 @@ fn bench_local_edits(root: &Path, s: &Sizes) -> Result<()> {
     let archived = (0..s.local_projects)
         .filter(|&i| sample_project(0, i).archived)
         .count();
-    if n != s.local_projects - archived + adds.len() {
-        bail!("the node lists {n} projects after {} adds", adds.len());
+    let added = adds.len() + served_adds.len();
+    if n != s.local_projects - archived + added {
+        bail!("the node lists {n} projects after {added} adds");
     }
     for (what, v) in [
         ("`accordo project add`", &mut adds),
         ("`accordo project set CUP --paid-eur`", &mut sets),
+        ("`accordo project add`, served by `run`", &mut served_adds),
+        (
+            "`accordo project set CUP --paid-eur`, served by `run`",
+            &mut served_sets,
+        ),
     ] {
         println!(
             "local edit on a comune holding {} projects, {what}, whole command: p50 {:.0} ms, p95 {:.0} ms, max {:.0} ms ({} runs)",
@@ -725,6 +734,73 @@ fn bench_local_edits(root: &Path, s: &Sizes) -> Result<()> {
     Ok(())
 }
 
+/// Edits made while `accordo run` keeps the document loaded and serves
+/// the command line's edits over its control socket: the whole command
+/// (a child process, as above), adds and sets; the first edit after `run`
+/// started, which loads the document, is printed apart. Returns the adds'
+/// and sets' times.
+fn served_edits(node: &Path, cups: &[String], s: &Sizes) -> Result<(Vec<Duration>, Vec<Duration>)> {
+    let scratch = tempfile::tempdir()?;
+    let log = scratch.path().join("run.log");
+    let mut run = Command::new(accordo_bin())
+        .args(["--dir", &path(node), "run"])
+        .env("ACCORDO_LOG", "warn,accordo_node::control=info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log)?)
+        .spawn()?;
+    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+    let result = (|| {
+        accordo_tests::wait_until(Duration::from_secs(30), || {
+            Ok(log_text().contains("serving local edits"))
+        })?;
+        let set = |k: usize, cup: &str| {
+            let mut set = Command::new(accordo_bin());
+            set.args(["--dir", &path(node), "project", "set"])
+                .arg(cup)
+                .args(["--paid-eur", &format!("{}", 5_000 + k)]);
+            set
+        };
+        let first = run_measured(set(0, &cups[1]), scratch.path())?.wall;
+        let (mut adds, mut sets) = (Vec::new(), Vec::new());
+        let started = Instant::now();
+        for k in 0..SERVED_RUNS.max(s.local_runs) {
+            if started.elapsed() > LOOP_BUDGET {
+                break;
+            }
+            sets.push(run_measured(set(k + 1, &cups[k * 991 % cups.len()]), scratch.path())?.wall);
+            let mut add = Command::new(accordo_bin());
+            add.args(["--dir", &path(node), "project", "add"]).args([
+                "--cup",
+                &format!("K{:02}B{:011}", 10 + k % 80, k),
+                "--title",
+                &format!("Intervento servito {k}"),
+            ]);
+            adds.push(run_measured(add, scratch.path())?.wall);
+        }
+        let served = log_text().matches("served a local edit").count();
+        if served != 1 + adds.len() + sets.len() {
+            bail!(
+                "`run` served {served} of {} edits",
+                1 + adds.len() + sets.len()
+            );
+        }
+        let rss = accordo_tests::rss_bytes(run.id()).unwrap_or(0);
+        println!(
+            "local edit served by `run`: first edit after it started (loads the document) {:.0} ms; `run`'s RSS holding the document {:.0} MiB",
+            ms(first),
+            rss as f64 / (1024.0 * 1024.0)
+        );
+        Ok((adds, sets))
+    })();
+    let _ = run.kill();
+    let _ = run.wait();
+    result
+}
+
+/// Edits of each kind timed while `run` serves them (bounded count; each
+/// takes milliseconds).
+const SERVED_RUNS: usize = 40;
+
 fn main() -> Result<()> {
     if let Some(dir) = std::env::var_os(OLD_REPORT_CHILD) {
         return old_report(Path::new(&dir));
@@ -734,7 +810,6 @@ fn main() -> Result<()> {
     // `ACCORDO_BENCH_DIR=PATH` keeps the nodes there, for probing them after.
     let root = std::env::var_os("ACCORDO_BENCH_DIR").map_or(dir.path().to_owned(), Into::into);
     let metro = root.join("metro");
-    let incoming = seed_metro(&metro, &s)?;
     let expected = s.comuni * s.projects;
     // The report leaves archived projects out.
     let archived = (0..s.projects)
@@ -745,6 +820,12 @@ fn main() -> Result<()> {
     let wanted = |part: &str| {
         only.as_deref()
             .is_none_or(|o| o.split(',').any(|p| p == part))
+    };
+    let metro_parts = ["report", "aggregates", "incoming", "web", "portal"];
+    let incoming = if metro_parts.iter().any(|p| wanted(p)) {
+        seed_metro(&metro, &s)?
+    } else {
+        Vec::new()
     };
     if wanted("report") {
         bench_report(&metro, &s, expected - s.comuni * archived)?;

@@ -3,7 +3,9 @@
 //! report over every document this node holds.
 
 use super::codes::comune_any;
+use super::served::Served;
 use crate::clock::now_ms;
+use crate::control::Printer;
 use crate::output_format::Format;
 use crate::replica::{Replica, ReplicaError};
 use accordo_domain::comuni;
@@ -212,8 +214,12 @@ pub fn indicator(dir: &Path, cmd: IndicatorCmd) -> Result<()> {
             })?;
             println!("indicator {code} defined");
         }
-        IndicatorCmd::Publish { code } => indicator_publication(&mut replica, &code, true)?,
-        IndicatorCmd::Unpublish { code } => indicator_publication(&mut replica, &code, false)?,
+        IndicatorCmd::Publish { code } => {
+            indicator_publication(&mut replica, &code, true, &mut Printer::direct())?
+        }
+        IndicatorCmd::Unpublish { code } => {
+            indicator_publication(&mut replica, &code, false, &mut Printer::direct())?
+        }
         IndicatorCmd::List { format } => {
             let plan = replica.materialise(&DocId::Plan)?;
             let data = indicator::data(&replica.materialise(&data_doc(&replica))?);
@@ -246,17 +252,14 @@ pub fn indicator(dir: &Path, cmd: IndicatorCmd) -> Result<()> {
             period,
             value,
             flag,
-        } => {
-            let (period, value) = crate::ops::indicator::observe(
-                &mut replica,
-                &code,
-                &period,
-                &value,
-                flag,
-                &crate::ops::Author::default(),
-            )?;
-            println!("observed {code} {period} = {value}");
-        }
+        } => observe(
+            &mut replica,
+            &code,
+            &period,
+            &value,
+            flag,
+            &mut Printer::direct(),
+        )?,
         IndicatorCmd::Baseline {
             code,
             period,
@@ -273,17 +276,76 @@ pub fn indicator(dir: &Path, cmd: IndicatorCmd) -> Result<()> {
     Ok(())
 }
 
-/// `indicator publish` / `indicator unpublish`.
-fn indicator_publication(replica: &mut Replica, code: &str, publish: bool) -> Result<()> {
+/// `indicator publish` / `indicator unpublish` (also served by `run`).
+pub fn indicator_publication(
+    replica: &mut Replica,
+    code: &str,
+    publish: bool,
+    out: &mut Printer,
+) -> Result<()> {
     let changed =
         crate::ops::indicator::publish(replica, code, publish, &crate::ops::Author::default())?;
     let state = if publish { "published" } else { "a draft" };
     if changed {
-        println!("indicator {code} is now {state}");
+        out.out(format!("indicator {code} is now {state}"));
     } else {
-        println!("unchanged: indicator {code} was already {state}");
+        out.out(format!("unchanged: indicator {code} was already {state}"));
     }
     Ok(())
+}
+
+/// `indicator observe` (also served by `run`).
+pub fn observe(
+    replica: &mut Replica,
+    code: &str,
+    period: &str,
+    value: &str,
+    flag: Option<String>,
+    out: &mut Printer,
+) -> Result<()> {
+    let (period, value) = crate::ops::indicator::observe(
+        replica,
+        code,
+        period,
+        value,
+        flag,
+        &crate::ops::Author::default(),
+    )?;
+    out.out(format!("observed {code} {period} = {value}"));
+    Ok(())
+}
+
+/// `accordo indicator ...`: observations and publication are handed to
+/// the `accordo run` serving `dir` when one does (unless `direct`).
+pub fn indicator_cmd(dir: &Path, cmd: IndicatorCmd, direct: bool) -> Result<ExitCode> {
+    let served = match &cmd {
+        _ if direct => None,
+        IndicatorCmd::Observe {
+            code,
+            period,
+            value,
+            flag,
+        } => Some(Served::Observe {
+            code: code.clone(),
+            period: period.clone(),
+            value: value.clone(),
+            flag: flag.clone(),
+        }),
+        IndicatorCmd::Publish { code } => Some(Served::IndicatorPublication {
+            code: code.clone(),
+            publish: true,
+        }),
+        IndicatorCmd::Unpublish { code } => Some(Served::IndicatorPublication {
+            code: code.clone(),
+            publish: false,
+        }),
+        _ => None,
+    };
+    if let Some(code) = served.and_then(|s| super::served::forward(dir, s)) {
+        return Ok(code);
+    }
+    reference(dir, cmd)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `indicator baseline|target`.

@@ -3,6 +3,7 @@
 //! form expected. Edits are local (offline) and reach the relay on `sync`.
 
 use super::codes::comune_any;
+use crate::control::Printer;
 use crate::ops::project::{self, Fields, Target};
 use crate::ops::publication::{self, Publication};
 use crate::ops::Author;
@@ -17,10 +18,12 @@ use accordo_protocol::doc::DocId;
 use anyhow::Result;
 use automerge::AutoCommit;
 use clap::Subcommand;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::path::Path;
+use std::process::ExitCode;
 
-#[derive(Subcommand)]
+#[derive(Subcommand, Clone, Debug, Serialize, Deserialize)]
 pub enum ProjectCmd {
     /// Add a project to this comune's portfolio (works offline).
     Add {
@@ -129,7 +132,7 @@ pub enum ProjectCmd {
     Phase(PhaseCmd),
 }
 
-#[derive(Subcommand)]
+#[derive(Subcommand, Clone, Debug, Serialize, Deserialize)]
 pub enum FundingCmd {
     /// Add a funding line; prints its id.
     Add {
@@ -154,7 +157,7 @@ pub enum FundingCmd {
     },
 }
 
-#[derive(Subcommand)]
+#[derive(Subcommand, Clone, Debug, Serialize, Deserialize)]
 pub enum MilestoneCmd {
     /// Add a milestone or target; prints its id.
     Add {
@@ -189,7 +192,7 @@ pub enum MilestoneCmd {
     },
 }
 
-#[derive(Subcommand)]
+#[derive(Subcommand, Clone, Debug, Serialize, Deserialize)]
 pub enum PhaseCmd {
     /// Set dates of a procedural phase (STUDIO_FATT, PROG_PREL, PROG_DEF,
     /// PROG_ESEC, AGG_BANDO, STIP_ATTRIB, ESECUZIONE, COLLAUDO).
@@ -210,21 +213,27 @@ pub enum PhaseCmd {
     },
 }
 
-fn warn_all(warnings: &[String]) {
+fn warn_all(out: &mut Printer, warnings: &[String]) {
     for w in warnings {
-        eprintln!("warning: {w}");
+        out.err(format!("warning: {w}"));
     }
 }
 
 /// `project publish` / `project unpublish`.
-fn publication(replica: &mut Replica, target: &Target, publish: bool, me: &Author) -> Result<()> {
+fn publication(
+    out: &mut Printer,
+    replica: &mut Replica,
+    target: &Target,
+    publish: bool,
+    me: &Author,
+) -> Result<()> {
     let (p, changed) = project::publish(replica, target, publish, me)?;
     let label = p.cup.as_deref().unwrap_or(&p.id);
     let state = if publish { "published" } else { "a draft" };
     if changed {
-        println!("project {label} is now {state}");
+        out.out(format!("project {label} is now {state}"));
     } else {
-        println!("unchanged: project {label} was already {state}");
+        out.out(format!("unchanged: project {label} was already {state}"));
     }
     Ok(())
 }
@@ -242,6 +251,7 @@ fn metro_target(replica: &Replica, comune: Option<String>) -> Result<Option<Ista
 
 /// `project publish|unpublish --comune` and `project publication --decision`.
 fn decide(
+    out: &mut Printer,
     replica: &mut Replica,
     comune: &Istat,
     target: &Target,
@@ -256,15 +266,15 @@ fn decide(
         Decision::Comune => format!("left to comune {}'s own choice", comune.as_str()),
     };
     if changed {
-        println!(
+        out.out(format!(
             "project {label} of comune {} is now {what}",
             comune.as_str()
-        );
+        ));
     } else {
-        println!(
+        out.out(format!(
             "unchanged: project {label} of comune {} was already {what}",
             comune.as_str()
-        );
+        ));
     }
     Ok(())
 }
@@ -289,22 +299,48 @@ fn print_publication(comune: &Istat, id: &str, p: &Publication, format: Format) 
     Ok(())
 }
 
-pub fn run(dir: &Path, cmd: ProjectCmd) -> Result<()> {
+impl ProjectCmd {
+    /// Whether this is an edit `accordo run` can carry out for the command
+    /// line (`cli/served`); reads stay here.
+    pub fn is_edit(&self) -> bool {
+        !matches!(
+            self,
+            ProjectCmd::List { .. } | ProjectCmd::Show { .. } | ProjectCmd::Publication { .. }
+        )
+    }
+}
+
+/// `accordo project ...`: an edit is handed to the `accordo run` serving
+/// `dir` when one does (unless `direct`), else done here.
+pub fn run(dir: &Path, cmd: ProjectCmd, direct: bool) -> Result<ExitCode> {
+    if !direct && cmd.is_edit() {
+        if let Some(code) = super::served::forward(dir, super::served::Served::Project(cmd.clone()))
+        {
+            return Ok(code);
+        }
+    }
     let mut replica = Replica::open(dir)?;
+    execute(&mut replica, cmd, &mut Printer::direct())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Carries out `cmd` on `replica`, printing to `out`: the command line's
+/// own path and `accordo run`'s (`cli/served`) are this one function.
+pub fn execute(replica: &mut Replica, cmd: ProjectCmd, out: &mut Printer) -> Result<()> {
     let own = replica.own_doc();
     let me = Author::default();
     let target = |cup: Option<String>, id: Option<String>| Target { cup, id };
     match cmd {
         ProjectCmd::Add { cup, title, fields } => {
-            let added = project::add(&mut replica, cup.as_deref(), &title, &fields, &me)?;
-            warn_all(&added.warnings);
+            let added = project::add(replica, cup.as_deref(), &title, &fields, &me)?;
+            warn_all(out, &added.warnings);
             let p = added.project;
             let label = p.cup.as_deref().unwrap_or("without CUP");
-            println!(
+            out.out(format!(
                 "added project {label} (id {}) to comune {}",
                 p.id,
                 comuni::label(replica.settings.comune.as_str())
-            );
+            ));
         }
         ProjectCmd::Set {
             cup,
@@ -312,35 +348,30 @@ pub fn run(dir: &Path, cmd: ProjectCmd) -> Result<()> {
             title,
             fields,
         } => {
-            let (p, changed, warnings) = project::set(
-                &mut replica,
-                &target(cup, id),
-                title.as_deref(),
-                &fields,
-                &me,
-            )?;
-            warn_all(&warnings);
+            let (p, changed, warnings) =
+                project::set(replica, &target(cup, id), title.as_deref(), &fields, &me)?;
+            warn_all(out, &warnings);
             let label = p.cup.as_deref().unwrap_or(&p.id);
-            println!(
+            out.out(format!(
                 "{} project {label}",
                 if changed { "updated" } else { "unchanged:" }
-            );
+            ));
         }
         ProjectCmd::Archive { cup, id, undo } => {
-            let p = project::archive(&mut replica, &target(cup, id), undo, &me)?;
-            println!(
+            let p = project::archive(replica, &target(cup, id), undo, &me)?;
+            out.out(format!(
                 "project {} {}",
                 p.cup.as_deref().unwrap_or(&p.id),
                 if undo { "restored" } else { "archived" }
-            );
+            ));
         }
-        ProjectCmd::Publish { cup, id, comune } => match metro_target(&replica, comune)? {
-            Some(c) => decide(&mut replica, &c, &target(cup, id), Decision::Published, &me)?,
-            None => publication(&mut replica, &target(cup, id), true, &me)?,
+        ProjectCmd::Publish { cup, id, comune } => match metro_target(replica, comune)? {
+            Some(c) => decide(out, replica, &c, &target(cup, id), Decision::Published, &me)?,
+            None => publication(out, replica, &target(cup, id), true, &me)?,
         },
-        ProjectCmd::Unpublish { cup, id, comune } => match metro_target(&replica, comune)? {
-            Some(c) => decide(&mut replica, &c, &target(cup, id), Decision::Draft, &me)?,
-            None => publication(&mut replica, &target(cup, id), false, &me)?,
+        ProjectCmd::Unpublish { cup, id, comune } => match metro_target(replica, comune)? {
+            Some(c) => decide(out, replica, &c, &target(cup, id), Decision::Draft, &me)?,
+            None => publication(out, replica, &target(cup, id), false, &me)?,
         },
         ProjectCmd::Publication {
             cup,
@@ -361,10 +392,10 @@ pub fn run(dir: &Path, cmd: ProjectCmd) -> Result<()> {
                 let d: Decision = d
                     .parse()
                     .map_err(|e: String| anyhow::anyhow!("--decision: {e}"))?;
-                decide(&mut replica, &c, &t, d, &me)?;
+                decide(out, replica, &c, &t, d, &me)?;
             }
-            let pid = project::locate(&mut replica, &DocId::Comune(c.clone()), &t)?;
-            let state = publication::read(&mut replica, &c, &pid)?;
+            let pid = project::locate(replica, &DocId::Comune(c.clone()), &t)?;
+            let state = publication::read(replica, &c, &pid)?;
             print_publication(&c, &pid, &state, format)?;
         }
         ProjectCmd::Choose {
@@ -373,8 +404,10 @@ pub fn run(dir: &Path, cmd: ProjectCmd) -> Result<()> {
             field,
             value,
         } => {
-            project::choose(&mut replica, &target(cup, id), &field, &value, &me)?;
-            println!("{field} set to {value:?}; the concurrent values are settled");
+            project::choose(replica, &target(cup, id), &field, &value, &me)?;
+            out.out(format!(
+                "{field} set to {value:?}; the concurrent values are settled"
+            ));
         }
         ProjectCmd::Funding(FundingCmd::Add {
             cup,
@@ -384,22 +417,22 @@ pub fn run(dir: &Path, cmd: ProjectCmd) -> Result<()> {
             programme,
         }) => {
             let (line_id, line) = project::funding_add(
-                &mut replica,
+                replica,
                 &target(cup, id),
                 &source,
                 &amount_eur,
                 programme,
                 &me,
             )?;
-            println!(
+            out.out(format!(
                 "added funding line {line_id}: {} {}",
                 line.source,
                 format_eur(line.amount_cents)
-            );
+            ));
         }
         ProjectCmd::Funding(FundingCmd::Remove { cup, id, line }) => {
-            project::funding_remove(&mut replica, &target(cup, id), &line, &me)?;
-            println!("removed funding line {line}");
+            project::funding_remove(replica, &target(cup, id), &line, &me)?;
+            out.out(format!("removed funding line {line}"));
         }
         ProjectCmd::Milestone(MilestoneCmd::Add {
             cup,
@@ -419,8 +452,8 @@ pub fn run(dir: &Path, cmd: ProjectCmd) -> Result<()> {
                 baseline,
                 target: goal,
             };
-            let (mid, m) = project::milestone_add(&mut replica, &target(cup, id), new, &me)?;
-            println!("added milestone {mid} ({}, due {})", m.code, m.due);
+            let (mid, m) = project::milestone_add(replica, &target(cup, id), new, &me)?;
+            out.out(format!("added milestone {mid} ({}, due {})", m.code, m.due));
         }
         ProjectCmd::Milestone(MilestoneCmd::Done {
             cup,
@@ -429,15 +462,9 @@ pub fn run(dir: &Path, cmd: ProjectCmd) -> Result<()> {
             date,
             value,
         }) => {
-            let date = project::milestone_done(
-                &mut replica,
-                &target(cup, id),
-                &milestone,
-                &date,
-                value,
-                &me,
-            )?;
-            println!("milestone {milestone} achieved on {date}");
+            let date =
+                project::milestone_done(replica, &target(cup, id), &milestone, &date, value, &me)?;
+            out.out(format!("milestone {milestone} achieved on {date}"));
         }
         ProjectCmd::Phase(PhaseCmd::Set {
             cup,
@@ -454,12 +481,11 @@ pub fn run(dir: &Path, cmd: ProjectCmd) -> Result<()> {
                 actual_start,
                 actual_end,
             };
-            let (phase, p) =
-                project::phase_set(&mut replica, &target(cup, id), &phase, &dates, &me)?;
-            println!(
+            let (phase, p) = project::phase_set(replica, &target(cup, id), &phase, &dates, &me)?;
+            out.out(format!(
                 "phase {phase} set; procedural state: {}",
                 p.procedural_state()
-            );
+            ));
         }
         ProjectCmd::List {
             all,
@@ -480,9 +506,9 @@ pub fn run(dir: &Path, cmd: ProjectCmd) -> Result<()> {
                 Some(c) => DocId::Comune(comune_any(&c, "--comune")?),
                 None => own,
             };
-            let pid = project::locate(&mut replica, &doc_id, &target(cup, id))?;
+            let pid = project::locate(replica, &doc_id, &target(cup, id))?;
             let public = match &doc_id {
-                DocId::Comune(c) => Some(publication::read(&mut replica, c, &pid)?),
+                DocId::Comune(c) => Some(publication::read(replica, c, &pid)?),
                 _ => None,
             };
             let doc = replica.materialise(&doc_id)?;

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 
 /// Optional fields shared by `add` and `set` (flags on the command line,
 /// inputs of the project form). `None` / empty: leave the field as it is.
-#[derive(Args, Default, Debug, Clone)]
+#[derive(Args, Default, Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Fields {
     #[arg(long)]
     pub summary: Option<String>,

@@ -135,33 +135,80 @@ pub fn behind(tx: &NodeTx<'_>) -> Result<bool, StoreError> {
     )?)
 }
 
+/// What a document's views were just derived from, with the document
+/// itself (loaded without the changes left out), for a process that keeps
+/// it loaded (`doc_cache`).
+pub type Derived = Option<(Loaded, DerivedFrom)>;
+
 /// Brings `doc`'s views up to date after a local edit: `loaded` is the
 /// document as edited (loaded without `invalid`), so it is not loaded again
 /// unless the verdict changed. Other documents are caught up too when the
-/// edit was a registry statement.
+/// edit was a registry statement. Returns, beside what it did, the edited
+/// document (loaded again inside when the verdict changed) and what
+/// `doc_state` now records of it.
 pub fn after_edit(
     tx: &NodeTx<'_>,
     anchors: &[NodeId],
     doc: &DocId,
     loaded: Loaded,
     loaded_without: &HashSet<ChangeHash>,
-) -> Result<CaughtUp, ReplicaError> {
+) -> Result<(CaughtUp, Derived), ReplicaError> {
     let mut out = CaughtUp::default();
     if *doc == DocId::Registry || !anchors.is_empty() {
         // A statement may change the verdict on any document; a governed
         // node's own change is judged like any other.
         let invalid = invalid_in(tx, anchors)?;
         let reuse = (invalid == *loaded_without).then_some(loaded);
-        refresh(tx, doc, &invalid, reuse, &mut out)?;
+        let derived = refresh_with(tx, doc, &invalid, reuse, None, &mut out)?;
         if *doc == DocId::Registry {
             for (other, _) in tx.log().doc_heads_seq()? {
                 refresh(tx, &other, &invalid, None, &mut out)?;
             }
         }
-        return Ok(out);
+        return Ok((out, derived));
     }
-    refresh(tx, doc, loaded_without, Some(loaded), &mut out)?;
-    Ok(out)
+    let derived = refresh_with(tx, doc, loaded_without, Some(loaded), None, &mut out)?;
+    Ok((out, derived))
+}
+
+/// What `doc_state` records the views of `doc` were last derived from.
+pub fn derived_from(tx: &NodeTx<'_>, doc: &DocId) -> Result<Option<DerivedFrom>, StoreError> {
+    Ok(view_state(tx, doc)?.map(|s| DerivedFrom {
+        view_seq: s.view_seq,
+        heads: s.heads,
+        left_out: s.left_out,
+    }))
+}
+
+/// The document `cache` holds for `doc`, brought up to the log's head, if
+/// it is exactly the document the views of `doc` were last derived from as
+/// `doc_state` records it in `tx` (log position, changes left out, heads)
+/// and the changes left out up to there are still those of `invalid`;
+/// otherwise `None`, and the entry is dropped (see `doc_cache`). A local
+/// edit then applies to the document in memory instead of loading it.
+pub fn take_resident(
+    tx: &NodeTx<'_>,
+    doc: &DocId,
+    invalid: &HashSet<ChangeHash>,
+    cache: &mut DocCache,
+) -> Result<Option<Loaded>, ReplicaError> {
+    let Some(s) = view_state(tx, doc)? else {
+        cache.forget(doc);
+        return Ok(None);
+    };
+    if snapshot::invalid_up_to(tx, doc, invalid, s.view_seq)? != s.left_out {
+        cache.forget(doc);
+        return Ok(None);
+    }
+    let from = DerivedFrom {
+        view_seq: s.view_seq,
+        heads: s.heads,
+        left_out: s.left_out,
+    };
+    match cache.take(doc, &from) {
+        Some(l) => snapshot::apply_after(tx, doc, l, from.view_seq, invalid),
+        None => Ok(None),
+    }
 }
 
 /// [`after_edit`] for an edit of comune document `doc` that wrote exactly
@@ -179,7 +226,7 @@ pub fn after_projects_written(
     loaded_without: &HashSet<ChangeHash>,
     before_seq: u64,
     written: &[Project],
-) -> Result<CaughtUp, ReplicaError> {
+) -> Result<(CaughtUp, Derived), ReplicaError> {
     let DocId::Comune(comune) = doc else {
         return after_edit(tx, anchors, doc, loaded, loaded_without);
     };
@@ -209,7 +256,7 @@ pub fn after_projects_written(
     let head_seq = tx.log().doc_head_seq(doc)?;
     let left_out_now = snapshot::invalid_up_to(tx, doc, loaded_without, head_seq)?;
     let mut loaded = loaded;
-    record_state(
+    let heads = record_state(
         tx,
         doc,
         head_seq,
@@ -218,7 +265,12 @@ pub fn after_projects_written(
         loaded_without,
         &mut out,
     )?;
-    Ok(out)
+    let from = DerivedFrom {
+        view_seq: head_seq,
+        heads,
+        left_out: left_out_now,
+    };
+    Ok((out, Some((loaded, from))))
 }
 
 /// Brings the views of `docs` (the documents a sync response stored

@@ -339,12 +339,45 @@ fn a_kept_document_is_used_only_while_it_is_the_one_the_views_came_from() {
     copy_changes(&mut a, &mut b);
     assert_eq!(hits(&b), 1, "the document kept by the last pull");
     check(&mut b);
-    // A local edit on b: the kept document is no longer the views' one.
+    // A local edit on b edits the kept document and keeps it edited, so
+    // the next pull uses it too.
     edit(&mut b, &Op::SetTitle(false, 0, 3), &mut counter);
+    assert_eq!(hits(&b), 2, "the local edit used the kept document");
+    check(&mut b);
     edit(&mut a, &Op::SetPaid(true, 0, 8), &mut counter);
-    let misses = b.doc_cache.stats().3;
     copy_changes(&mut a, &mut b);
-    assert_eq!((hits(&b), b.doc_cache.stats().3), (1, misses + 1));
+    assert_eq!(hits(&b), 3, "and the pull after it");
+    check(&mut b);
+    // An edit by another process on b's directory: the kept document is
+    // no longer the views' one, and is loaded again for b's next edit.
+    let mut other = Replica::open(db.path()).unwrap();
+    edit(&mut other, &Op::SetPaid(false, 0, 4), &mut counter);
+    drop(other);
+    let misses = b.doc_cache.stats().3;
+    edit(&mut b, &Op::SetTitle(false, 0, 5), &mut counter);
+    assert_eq!((hits(&b), b.doc_cache.stats().3), (3, misses + 1));
+    check(&mut b);
+    let own = b.own_doc();
+    let doc = b.materialise(&own).unwrap();
+    let id = nth_project(&mut b, 0).unwrap();
+    let p = portfolio::get(&doc, &id).unwrap();
+    assert_eq!(
+        (p.paid_cents, p.title.as_str()),
+        (Some(4), "Titolo 5"),
+        "the other process's edit is kept"
+    );
+    // A refused edit puts the kept document back untouched.
+    use automerge::ReadDoc;
+    let refused = b.edit(&own, 1_000, |doc| {
+        doc.put(automerge::ROOT, "stray", 1)
+            .map_err(|e| ReplicaError::Edit(e.to_string()))?;
+        Err::<(), _>(ReplicaError::Edit("refused".into()))
+    });
+    assert!(refused.is_err());
+    edit(&mut b, &Op::SetTitle(false, 0, 6), &mut counter);
+    assert_eq!(hits(&b), 5, "the refused edit left the document kept");
+    let doc = b.materialise(&own).unwrap();
+    assert!(doc.get(automerge::ROOT, "stray").unwrap().is_none());
     check(&mut b);
     // A pull that rolls back after the cache kept its document.
     edit(&mut a, &Op::SetPaid(true, 0, 9), &mut counter);
@@ -382,8 +415,8 @@ fn a_kept_document_is_used_only_while_it_is_the_one_the_views_came_from() {
     check(&mut b);
     edit(&mut a, &Op::SetPaid(true, 0, 10), &mut counter);
     copy_changes(&mut a, &mut b);
-    // (The rolled-back pull itself used the document pull 3 kept.)
-    assert_eq!(hits(&b), 3, "then the pulls use it again");
+    // (The rolled-back pull itself used the document b's last edit kept.)
+    assert_eq!(hits(&b), 7, "then the pulls use it again");
     check(&mut b);
 }
 

@@ -67,7 +67,9 @@ pub enum WebError {
 
 /// What every handler shares.
 pub struct App {
-    replica: Mutex<Replica>,
+    /// Under `accordo run`, shared with the control socket's edits
+    /// (`cli/served`), its documents kept loaded (`doc_cache`).
+    replica: Arc<Mutex<Replica>>,
     sessions: Mutex<Sessions>,
     limiter: Mutex<LoginLimiter>,
     uploads: Mutex<import_page::Uploads>,
@@ -477,8 +479,20 @@ pub async fn serve_with(
     shutdown: CancellationToken,
     public: Option<&portal::PortalArgs>,
 ) -> Result<(), WebError> {
+    let replica = Arc::new(Mutex::new(Replica::open(dir)?));
+    serve_shared(replica, listener, shutdown, public).await
+}
+
+/// [`serve_with`] on a replica shared with other parts of the process
+/// (`accordo run`'s control socket edits through the same one).
+pub async fn serve_shared(
+    replica: Arc<Mutex<Replica>>,
+    listener: tokio::net::TcpListener,
+    shutdown: CancellationToken,
+    public: Option<&portal::PortalArgs>,
+) -> Result<(), WebError> {
     let app = Arc::new(App {
-        replica: Mutex::new(Replica::open(dir)?),
+        replica,
         sessions: Mutex::new(Sessions::default()),
         limiter: Mutex::new(LoginLimiter::default()),
         uploads: Mutex::new(import_page::Uploads::default()),

@@ -266,6 +266,8 @@ fn validate(files: &[&PathBuf]) -> Result<(bool, String)> {
 fn off_loopback_without_accounts_only_the_portal_is_served() -> Result<()> {
     let n = network()?;
     synced_home(&n.web)?;
+    // One `run` per directory (it holds `run.lock` and the control socket).
+    drop(n.web);
     let exposed = WebNode::start_on(
         &n.metro.node_dir(),
         "0.0.0.0:0",
