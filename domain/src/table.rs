@@ -246,7 +246,8 @@ mod tests {
     #[test]
     fn missing_agrees_with_upper_casing() {
         for v in [
-            "", " ", "n/d", " N/D ", "n/a", "Nd", "na", "-", " - ", "--", "nda", "0", "città", "ND ",
+            "", " ", "n/d", " N/D ", "n/a", "Nd", "na", "-", " - ", "--", "nda", "0", "città",
+            "ND ",
         ] {
             let upper = matches!(
                 v.trim().to_uppercase().as_str(),

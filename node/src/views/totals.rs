@@ -72,7 +72,10 @@ impl Sums {
                 .sources
                 .entry((group.clone(), source.clone()))
                 .or_default();
-            for (to, by) in s.iter_mut().zip(money.iter().chain(&[sign * lines, sign * amount])) {
+            for (to, by) in s
+                .iter_mut()
+                .zip(money.iter().chain(&[sign * lines, sign * amount]))
+            {
                 *to += by;
             }
         }
@@ -121,7 +124,11 @@ impl Sums {
                 .map_err(sql_err)?;
         }
         // Only a subtraction can leave a group with no project.
-        let shrunk = self.groups.iter().filter(|(_, [n, ..])| *n < 0).map(|(g, _)| g);
+        let shrunk = self
+            .groups
+            .iter()
+            .filter(|(_, [n, ..])| *n < 0)
+            .map(|(g, _)| g);
         let shrunk_sources = self
             .sources
             .iter()
