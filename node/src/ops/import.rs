@@ -65,8 +65,8 @@ enum Resolved {
     /// Equal to the stored project: nothing to write.
     Unchanged { id: String },
     /// The project as stored before this import (none: a new one) and as
-    /// it will be.
-    Write { old: Option<Project>, new: Project },
+    /// it will be (boxed: most rows of a re-import are `Unchanged`).
+    Write(Box<(Option<Project>, Project)>),
 }
 
 /// Copies into `new` what an import keeps of the stored project: its
@@ -120,7 +120,7 @@ fn resolve(
         if new.created_ms == 0 {
             new.created_ms = now;
         }
-        return Ok(Resolved::Write { old: None, new });
+        return Ok(Resolved::Write(Box::new((None, new))));
     };
     let had_key = new.import_key.is_some();
     if let Some(kept) = KeptFields::of(record) {
@@ -148,10 +148,7 @@ fn resolve(
     if old == new {
         return Ok(Resolved::Unchanged { id });
     }
-    Ok(Resolved::Write {
-        old: Some(old),
-        new,
-    })
+    Ok(Resolved::Write(Box::new((Some(old), new))))
 }
 
 /// One project the import writes: as stored (none: a new one) and as it
@@ -198,7 +195,7 @@ fn plan(
                 plan.unchanged += 1;
                 continue;
             }
-            Resolved::Write { old, new } => (old, new),
+            Resolved::Write(w) => *w,
         };
         same_project_twice(&mut lines, new.id.clone(), line)?;
         let bytes = portfolio::estimated_save_bytes(old.as_ref(), &new);
