@@ -71,6 +71,15 @@ impl Table {
 /// Whether `normalise_header(h) == h`, decided without allocating: no BOM,
 /// no upper case, whitespace only as single inner spaces.
 fn is_normalised(h: &str) -> bool {
+    // The names the parsers ask for are lower-case ASCII words joined by
+    // `_` or single spaces: decided by bytes, without `char::to_lowercase`
+    // (which was most of the time of a re-import's header look-ups).
+    let b = h.as_bytes();
+    if b.iter()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b' ')
+    {
+        return !b.starts_with(b" ") && !b.ends_with(b" ") && !h.contains("  ");
+    }
     let mut previous_space = true;
     for c in h.chars() {
         let space = c.is_whitespace();
@@ -92,10 +101,13 @@ pub fn normalise_header(h: &str) -> String {
 
 /// Whether a cell means "no value".
 pub fn missing(v: &str) -> bool {
-    matches!(
-        v.trim().to_uppercase().as_str(),
-        "" | "N/D" | "N/A" | "ND" | "NA" | "-"
-    )
+    // Compared without upper-casing a copy of every cell: only ASCII
+    // letters occur in the markers, and a non-ASCII cell matches none.
+    let v = v.trim();
+    v.is_empty()
+        || ["N/D", "N/A", "ND", "NA", "-"]
+            .iter()
+            .any(|m| v.eq_ignore_ascii_case(m))
 }
 
 /// An amount in an Italian-format file: `.` groups thousands, `,` is the
@@ -230,6 +242,21 @@ impl<'a> RowReader<'a> {
 mod tests {
     use super::*;
 
+    /// The allocation-free test of "no value" agrees with upper-casing.
+    #[test]
+    fn missing_agrees_with_upper_casing() {
+        for v in [
+            "", " ", "n/d", " N/D ", "n/a", "Nd", "na", "-", " - ", "--", "nda", "0", "città",
+            "ND ",
+        ] {
+            let upper = matches!(
+                v.trim().to_uppercase().as_str(),
+                "" | "N/D" | "N/A" | "ND" | "NA" | "-"
+            );
+            assert_eq!(missing(v), upper, "{v:?}");
+        }
+    }
+
     /// The allocation-free check agrees with normalising.
     #[test]
     fn is_normalised_agrees_with_normalise_header() {
@@ -246,6 +273,12 @@ mod tests {
             "città",
             "CITTÀ",
             "oc_stato_progetto",
+            "data_inizio_eff_esecuzione",
+            "a b",
+            "a  b",
+            "a_",
+            "_",
+            " ",
         ] {
             assert_eq!(is_normalised(h), normalise_header(h) == h, "{h:?}");
         }

@@ -18,6 +18,36 @@ fn sql_err(e: rusqlite::Error) -> ReplicaError {
     ReplicaError::Store(StoreError::from(e))
 }
 
+/// The fields of a stored record that an import keeps from the stored
+/// project (see `ops::import`), read without making the rest typed (the
+/// other fields are skipped, not built).
+#[derive(Default, serde::Deserialize)]
+#[serde(default)]
+pub struct KeptFields {
+    pub import_key: Option<String>,
+    pub psm_links: std::collections::BTreeSet<String>,
+    pub zone: Option<String>,
+    pub sdgs: std::collections::BTreeSet<u8>,
+    pub dimensions: std::collections::BTreeSet<accordo_domain::model::Dimension>,
+    pub milestones: std::collections::BTreeMap<String, accordo_domain::model::Milestone>,
+    pub state_override: Option<accordo_domain::model::ProceduralState>,
+    pub physical_progress_pct: Option<i64>,
+    pub cost_cents: Option<i64>,
+    pub officer: Option<String>,
+    pub notes: Option<String>,
+    pub archived: bool,
+    pub published: bool,
+    pub created_ms: i64,
+}
+
+impl KeptFields {
+    /// The kept fields of a stored record; `None` if it does not read as
+    /// one (the caller then makes the whole record typed).
+    pub fn of(record: &str) -> Option<KeptFields> {
+        serde_json::from_str(record).ok()
+    }
+}
+
 /// A project's stored record (JSON) made typed again, with its id.
 fn typed(id: String, record: &str) -> Result<Project, ReplicaError> {
     let mut p: Project = serde_json::from_str(record).map_err(|e| {
@@ -82,6 +112,19 @@ impl StoredProjects {
             .get(id)
             .map(|r| typed(id.to_owned(), r))
             .transpose()
+    }
+
+    /// The id and stored record (JSON, as `serde_json::to_string` of the
+    /// project wrote it) of the project with this id, else of the one with
+    /// this import key.
+    pub fn record(&self, id: Option<&str>, key: &str) -> Option<(&str, &str)> {
+        let by_id = id.and_then(|id| self.records.get_key_value(id));
+        let found = by_id.or_else(|| {
+            self.by_key
+                .get(key)
+                .and_then(|id| self.records.get_key_value(id))
+        });
+        found.map(|(id, r)| (id.as_str(), r.as_str()))
     }
 
     /// The project with this import key, if any.

@@ -30,7 +30,7 @@ pub use aggregate::{
     FundingSourceTotals, Mission, ZoneMissionTotals,
 };
 pub use figures::report_facts;
-pub use lookup::StoredProjects;
+pub use lookup::{KeptFields, StoredProjects};
 
 pub use read::{
     catalog_defs, doc_heads, find_by_cup, find_one, indicator_data, projects, projects_with_id,

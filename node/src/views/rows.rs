@@ -129,18 +129,56 @@ pub fn rewrite_projects(
     comune: &str,
     projects: &[Project],
 ) -> Result<(), ReplicaError> {
-    for p in projects {
-        delete_project(tx, doc, &p.id)?;
-        write_project(tx, doc, comune, p)?;
+    let d = doc.canonical();
+    // The rows are written in key order (the tables lead with (doc, id)),
+    // so that each page of them is touched once rather than at random, a
+    // project not in the views (most of a first import) is not looked for
+    // row by row, and the sums are written once per group.
+    let held = held_ids(tx, &d)?;
+    let mut sorted: Vec<&Project> = projects.iter().collect();
+    sorted.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+    let mut sums = totals::Sums::default();
+    for p in sorted {
+        if held.contains(p.id.as_str()) {
+            if let Some(old) = delete_project_rows(tx, &d, &p.id)? {
+                sums.add(&old, -1);
+            }
+        }
+        sums.add(&write_project_rows(tx, &d, comune, p)?, 1);
     }
-    Ok(())
+    sums.write(tx, &d)
+}
+
+/// The ids of the projects the views hold for `doc` (read from an index,
+/// not the records).
+fn held_ids(tx: &NodeTx<'_>, doc: &str) -> Result<std::collections::HashSet<String>, ReplicaError> {
+    let mut stmt = tx
+        .sql()
+        .prepare_cached("SELECT id FROM view_projects INDEXED BY view_projects_key WHERE doc = ?1")
+        .map_err(sql_err)?;
+    let ids = stmt
+        .query_map(params![doc], |r| r.get::<_, String>(0))
+        .map_err(sql_err)?;
+    ids.collect::<Result<_, _>>().map_err(sql_err)
 }
 
 fn delete_project(tx: &NodeTx<'_>, doc: &DocId, id: &str) -> Result<(), ReplicaError> {
     let d = doc.canonical();
-    if let Some(old) = totals::stored(tx, &d, id)? {
+    if let Some(old) = delete_project_rows(tx, &d, id)? {
         totals::apply(tx, &d, &old, -1)?;
     }
+    Ok(())
+}
+
+/// Deletes the rows of project `id`, returning what it contributed to the
+/// sums (`None`: the views held no such project), which the caller
+/// subtracts.
+fn delete_project_rows(
+    tx: &NodeTx<'_>,
+    d: &str,
+    id: &str,
+) -> Result<Option<totals::Contribution>, ReplicaError> {
+    let old = totals::stored(tx, d, id)?;
     for table in ["view_funding", "view_milestones", "view_locations"] {
         tx.sql()
             .prepare_cached(&format!(
@@ -153,7 +191,7 @@ fn delete_project(tx: &NodeTx<'_>, doc: &DocId, id: &str) -> Result<(), ReplicaE
         .prepare_cached("DELETE FROM view_projects WHERE doc = ?1 AND id = ?2")
         .and_then(|mut s| s.execute(params![d, id]))
         .map_err(sql_err)?;
-    Ok(())
+    Ok(old)
 }
 
 fn write_project(
@@ -163,6 +201,18 @@ fn write_project(
     p: &Project,
 ) -> Result<(), ReplicaError> {
     let d = doc.canonical();
+    let contribution = write_project_rows(tx, &d, comune, p)?;
+    totals::apply(tx, &d, &contribution, 1)
+}
+
+/// Writes the rows of project `p`, returning what it contributes to the
+/// sums, which the caller adds.
+fn write_project_rows(
+    tx: &NodeTx<'_>,
+    d: &str,
+    comune: &str,
+    p: &Project,
+) -> Result<totals::Contribution, ReplicaError> {
     let (state, basis) = p.state_and_basis();
     let measure = p.pnrr_measure.as_ref().map(|m| m.as_str().to_owned());
     let mission = measure
@@ -191,7 +241,6 @@ fn write_project(
         paid_cents: p.paid_cents.unwrap_or(0),
         sources,
     };
-    totals::apply(tx, &d, &contribution, 1)?;
     tx.sql()
         .prepare_cached(
             "INSERT INTO view_projects (doc, id, comune, cup, import_key, title, archived, state,
@@ -270,7 +319,7 @@ fn write_project(
             .and_then(|mut s| s.execute(params![d, p.id, lid, l.comune, l.share_bp]))
             .map_err(sql_err)?;
     }
-    Ok(())
+    Ok(contribution)
 }
 
 fn basis_code(b: accordo_domain::model::StateBasis) -> &'static str {
