@@ -2,6 +2,8 @@
 //! and independence from the order in which statements are learnt.
 
 use super::*;
+use crate::envelope::SignedChange;
+use crate::identity::Role;
 use crate::testkit::{comune_doc, TestAuthor};
 use proptest::prelude::*;
 
