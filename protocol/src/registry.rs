@@ -101,7 +101,8 @@ pub struct RegistryMember {
 /// The derived state of the registry.
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
-    pub anchors: BTreeSet<NodeId>,
+    /// The anchor keys the verifier pinned at init: where its trust starts.
+    pub pinned: BTreeSet<NodeId>,
     pub network: Option<String>,
     pub members: BTreeMap<NodeId, RegistryMember>,
     pub relays: BTreeMap<NodeId, String>,
@@ -111,17 +112,29 @@ pub struct Registry {
     pub invalid: BTreeMap<ChangeHash, String>,
     /// Every valid statement's change hash.
     pub valid: BTreeSet<ChangeHash>,
+    /// Every key that is or was an anchor: pinned, or made one by a valid
+    /// statement (add-anchor, or an anchor's rotation to it).
+    anchor_keys: BTreeMap<NodeId, AnchorEntry>,
     /// Revoked keys: the union of their revocation cuts and who revoked them.
     revoked: BTreeMap<NodeId, (Cut, Vec<NodeId>)>,
     /// Rotated keys: the rotation's cut and the new key.
     rotated: BTreeMap<NodeId, (Cut, NodeId)>,
 }
 
+/// How a key became an anchor.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct AnchorEntry {
+    pinned: bool,
+    /// The valid statements that made it one (an anchor's statement counts
+    /// only if one of them is in its causal past).
+    added_by: Vec<ChangeHash>,
+}
+
 impl Registry {
     /// An empty registry trusting `anchors` (the admin keys pinned at init).
     pub fn new(anchors: impl IntoIterator<Item = NodeId>) -> Registry {
-        let anchors: BTreeSet<NodeId> = anchors.into_iter().collect();
-        let members = anchors
+        let pinned: BTreeSet<NodeId> = anchors.into_iter().collect();
+        let members = pinned
             .iter()
             .map(|a| {
                 let m = RegistryMember {
@@ -134,50 +147,80 @@ impl Registry {
                 (*a, m)
             })
             .collect();
+        let anchor_keys = pinned
+            .iter()
+            .map(|a| {
+                let entry = AnchorEntry {
+                    pinned: true,
+                    added_by: Vec::new(),
+                };
+                (*a, entry)
+            })
+            .collect();
         Registry {
-            anchors,
+            pinned,
             members,
+            anchor_keys,
             ..Registry::default()
         }
     }
 
+    /// Whether `node` is an anchor now: pinned or added, and not retired.
+    pub fn is_anchor(&self, node: &NodeId) -> bool {
+        self.anchor_keys.contains_key(node)
+            && !self.revoked.contains_key(node)
+            && !self.rotated.contains_key(node)
+    }
+
+    /// Whether `node` is or ever was an anchor (a retired anchor stays one
+    /// for the rules: it is retired with retire-anchor, never revoked).
+    pub fn was_anchor(&self, node: &NodeId) -> bool {
+        self.anchor_keys.contains_key(node)
+    }
+
+    /// The anchors now: every anchor key not retired.
+    pub fn anchors(&self) -> BTreeSet<NodeId> {
+        self.anchor_keys
+            .keys()
+            .filter(|a| self.is_anchor(a))
+            .copied()
+            .collect()
+    }
+
     /// Derives the registry from every registry change held.
     pub fn derive(anchors: impl IntoIterator<Item = NodeId>, changes: &[RegistryChange]) -> Self {
-        let mut reg = Registry::new(anchors);
+        let pinned: BTreeSet<NodeId> = anchors.into_iter().collect();
         let order = canonical_order(changes);
         let graph = Graph::new(changes);
-        let mut judged = vec![false; changes.len()];
-        // Phase 1: admin keys, managed by pinned admins only.
-        for &i in &order {
-            let c = &changes[i];
-            let about_admins = match &c.statement {
-                Ok(Statement::Enroll { role, .. }) => *role == RegistryRole::Admin,
-                Ok(Statement::Revoke { node, .. }) => reg.is_admin_key(node),
-                _ => false,
-            };
-            if about_admins && reg.anchors.contains(&c.author) {
-                judged[i] = true;
-                let outcome = reg.apply(&graph, i);
-                reg.record(c.hash, outcome);
-            }
+        // Phase 0: the anchor set, followed from the pinned keys.
+        let (mut reg, mut judged) = Registry::settle_anchors(&pinned, &graph, &order);
+        // Phase 1: admin keys. Enrollments of admins (anchors only), every
+        // anchor's revocation, then admins' own rotations, so a rotation is
+        // judged against every cut an anchor stated for its key.
+        let phase_1: [&dyn Fn(&Registry, usize) -> bool; 3] = [
+            &|_, i| {
+                matches!(&changes[i].statement, Ok(Statement::Enroll { role, .. }) if *role == RegistryRole::Admin)
+            },
+            &|reg, i| {
+                matches!(changes[i].statement, Ok(Statement::Revoke { .. }))
+                    && reg.anchor_authority(&graph, i).is_ok()
+            },
+            &|reg, i| {
+                matches!(changes[i].statement, Ok(Statement::Rotate { .. }))
+                    && reg.is_admin_key(&changes[i].author)
+            },
+        ];
+        for selects in phase_1 {
+            reg.judge_where(&graph, &order, &mut judged, selects);
         }
-        // Phase 2: every revocation, now that admin authority is settled.
-        // A revocation needs no enrollment to refer to: it retires the key
-        // whenever and however the key is enrolled.
-        for &i in &order {
-            if !judged[i] && matches!(changes[i].statement, Ok(Statement::Revoke { .. })) {
-                judged[i] = true;
-                let outcome = reg.apply(&graph, i);
-                reg.record(changes[i].hash, outcome);
-            }
-        }
+        // Phase 2: every other revocation, now that admin authority is
+        // settled. A revocation needs no enrollment to refer to: it retires
+        // the key whenever and however the key is enrolled.
+        reg.judge_where(&graph, &order, &mut judged, &|_, i| {
+            matches!(changes[i].statement, Ok(Statement::Revoke { .. }))
+        });
         // Phase 3: everything else, judged against every revocation cut.
-        for &i in &order {
-            if !judged[i] {
-                let outcome = reg.apply(&graph, i);
-                reg.record(changes[i].hash, outcome);
-            }
-        }
+        reg.judge_where(&graph, &order, &mut judged, &|_, _| true);
         for c in changes {
             if !reg.valid.contains(&c.hash) && !reg.invalid.contains_key(&c.hash) {
                 reg.invalid
@@ -186,6 +229,91 @@ impl Registry {
         }
         reg.settle_statuses();
         reg
+    }
+
+    /// Judges, in canonical order, every change not yet judged that
+    /// `selects` picks (asked when the change's turn comes).
+    fn judge_where(
+        &mut self,
+        graph: &Graph<'_>,
+        order: &[usize],
+        judged: &mut [bool],
+        selects: &dyn Fn(&Registry, usize) -> bool,
+    ) {
+        for &i in order {
+            if !judged[i] && selects(self, i) {
+                judged[i] = true;
+                let outcome = self.apply(graph, i);
+                self.record(graph.changes[i].hash, outcome);
+            }
+        }
+    }
+
+    /// Phase 0: the anchor statements (add-anchor, retire-anchor, an
+    /// anchor's rotation) judged in canonical order from the pinned keys.
+    ///
+    /// A retirement's cut must reach back over statements of the retired key
+    /// that the canonical order put before it (concurrent with it, outside
+    /// its cut): those are *vetoed* and the phase runs again without them,
+    /// until no retirement vetoes anything new. Vetoes only accumulate, so
+    /// this ends after at most one pass per anchor statement; the result is
+    /// a function of the set of statements alone. Two anchors retiring each
+    /// other concurrently: whichever retirement comes first in the canonical
+    /// order is applied, and the other is then signed by a retired key,
+    /// outside its cut, and invalid.
+    fn settle_anchors(
+        pinned: &BTreeSet<NodeId>,
+        graph: &Graph<'_>,
+        order: &[usize],
+    ) -> (Registry, Vec<bool>) {
+        let mut vetoed: BTreeMap<usize, String> = BTreeMap::new();
+        loop {
+            let mut reg = Registry::new(pinned.iter().copied());
+            let mut judged = vec![false; graph.changes.len()];
+            let mut applied: Vec<usize> = Vec::new();
+            let mut vetoed_more = false;
+            for &i in order {
+                let c = &graph.changes[i];
+                let retires = match &c.statement {
+                    Ok(Statement::AddAnchor { .. }) => None,
+                    Ok(Statement::RetireAnchor { node, .. }) => Some(*node),
+                    Ok(Statement::Rotate { .. }) if reg.anchor_keys.contains_key(&c.author) => {
+                        Some(c.author)
+                    }
+                    _ => continue,
+                };
+                judged[i] = true;
+                if let Some(reason) = vetoed.get(&i) {
+                    reg.record(c.hash, Err(reason.clone()));
+                    continue;
+                }
+                let outcome = reg.apply(graph, i);
+                let valid = outcome.is_ok();
+                reg.record(c.hash, outcome);
+                if !valid {
+                    continue;
+                }
+                if let Some(retired) = retires {
+                    for &j in &applied {
+                        let cj = &graph.changes[j];
+                        let outside = cj.author == retired
+                            && !reg.key_in_time(&retired, &DocId::Registry, &cj.actor, cj.seq);
+                        if outside {
+                            let kind = cj.statement.as_ref().map_or("statement", Statement::kind);
+                            vetoed.insert(
+                                j,
+                                format!("{kind}: {retired} was retired by statement {} outside whose cut this one lies", c.hash),
+                            );
+                            vetoed_more = true;
+                        }
+                    }
+                }
+                applied.push(i);
+            }
+            if !vetoed_more {
+                return (reg, judged);
+            }
+        }
     }
 
     /// Writes each member's final status from the revocations and rotations.
@@ -242,18 +370,48 @@ impl Registry {
             .is_some_and(|m| m.role == RegistryRole::Admin)
     }
 
-    /// Whether `author` acts as an admin in change `i`: pinned, or enrolled as
-    /// admin by a valid statement in the change's causal past, and in time.
+    /// Whether `author` acts as an anchor in change `i`: pinned, or made an
+    /// anchor by a valid statement in the change's causal past; and in time
+    /// (inside its cut, if it was retired).
+    fn anchor_authority(&self, graph: &Graph<'_>, i: usize) -> Result<(), String> {
+        let c = &graph.changes[i];
+        let entry = self
+            .anchor_keys
+            .get(&c.author)
+            .ok_or_else(|| format!("{} is not an anchor", c.author))?;
+        let since = entry.pinned
+            || entry
+                .added_by
+                .iter()
+                .any(|h| *h != c.hash && graph.precedes(h, i));
+        if !since {
+            return Err(format!(
+                "{} was not an anchor when it signed this statement",
+                c.author
+            ));
+        }
+        self.in_time(c)
+    }
+
+    /// Whether `author` acts as an admin in change `i`: as an anchor, or
+    /// enrolled as admin by a valid statement in the change's causal past,
+    /// and in time.
     fn admin_authority(&self, graph: &Graph<'_>, i: usize) -> Result<(), String> {
         let c = &graph.changes[i];
-        if self.anchors.contains(&c.author) {
-            return Ok(());
+        let as_anchor = self.anchor_authority(graph, i);
+        if as_anchor.is_ok() {
+            return as_anchor;
         }
         let member = self
             .members
             .get(&c.author)
-            .filter(|m| m.role == RegistryRole::Admin)
-            .ok_or_else(|| format!("{} is not an admin", c.author))?;
+            .filter(|m| m.role == RegistryRole::Admin && m.enrolled_by.is_some());
+        let Some(member) = member else {
+            return match self.anchor_keys.get(&c.author) {
+                Some(_) => as_anchor,
+                None => Err(format!("{} is not an admin", c.author)),
+            };
+        };
         let enrolled_before = member
             .enrolled_by
             .is_some_and(|h| h != c.hash && graph.precedes(&h, i));
@@ -316,9 +474,7 @@ impl Registry {
         let c = &graph.changes[i];
         match statement {
             Statement::Genesis { network, .. } => {
-                if !self.anchors.contains(&c.author) {
-                    return Err(format!("{} is not a pinned admin", c.author));
-                }
+                self.anchor_authority(graph, i)?;
                 match &self.network {
                     Some(n) if *n != network => {
                         Err(format!("network {network:?} contradicts {n:?}"))
@@ -330,51 +486,115 @@ impl Registry {
                 }
             }
             Statement::Enroll { node, comune, role } => {
-                if role == RegistryRole::Admin && !self.anchors.contains(&c.author) {
-                    return Err("only a pinned admin may enroll admins".into());
+                if role == RegistryRole::Admin {
+                    self.anchor_authority(graph, i)
+                        .map_err(|e| format!("only an anchor may enroll admins ({e})"))?;
                 }
                 self.admin_authority(graph, i)?;
                 self.enroll(node, Some(comune), role, c.hash)
             }
             Statement::Revoke { node, cut } => {
-                let target_is_admin = self.is_admin_key(&node);
-                if target_is_admin && !self.anchors.contains(&c.author) {
-                    return Err("only a pinned admin may revoke an admin".into());
+                if self.was_anchor(&node) {
+                    return Err(format!(
+                        "{node} is an anchor: an anchor is retired with retire_anchor, not revoked"
+                    ));
                 }
-                if self.anchors.contains(&node) {
-                    return Err("a pinned admin cannot be revoked by the registry".into());
+                if self.is_admin_key(&node) {
+                    self.anchor_authority(graph, i)
+                        .map_err(|e| format!("only an anchor may revoke an admin ({e})"))?;
                 }
                 self.admin_authority(graph, i)?;
                 self.retire(&node, cut, Retirement::Revoked(c.author))
             }
-            Statement::Rotate { new, cut } => {
-                let member = self.member_authority(graph, i)?.clone();
-                if member.role == RegistryRole::Admin {
-                    return Err("admin keys are not rotated by the registry".into());
-                }
-                if self.members.contains_key(&new) {
-                    return Err(format!("the new key {new} is already known"));
-                }
-                if new.verifying_key().is_none() {
-                    return Err(format!("{new} is not a valid ed25519 key"));
-                }
-                let mut cut = cut;
-                // The rotate statement itself is the old key's last valid change.
-                cut.union(&Cut(vec![CutEntry {
-                    doc: DocId::Registry,
-                    actor: c.actor,
-                    max_seq: c.seq,
-                }]));
-                self.retire(&c.author, cut, Retirement::Rotated(new))?;
-                self.enroll(new, member.comune, member.role, c.hash)
-            }
+            Statement::Rotate { new, cut } => self.rotate(graph, i, new, cut),
             Statement::Redeem { invite } => self.redeem(graph, i, invite),
             Statement::AddRelay { relay, addr } => {
                 self.admin_authority(graph, i)?;
                 self.relays.insert(relay, addr);
                 Ok(())
             }
+            Statement::AddAnchor { node } => {
+                self.anchor_authority(graph, i)?;
+                self.add_anchor(node, c.hash)
+            }
+            Statement::RetireAnchor { node, cut } => {
+                self.anchor_authority(graph, i)?;
+                if !self.was_anchor(&node) {
+                    return Err(format!(
+                        "{node} is not an anchor (a key that is not an anchor is revoked)"
+                    ));
+                }
+                if self.anchors().iter().all(|a| *a == node) {
+                    return Err(format!(
+                        "{node} is the last active anchor: add another anchor before retiring it, so the network is never left without one"
+                    ));
+                }
+                self.retire(&node, cut, Retirement::Revoked(c.author))
+            }
         }
+    }
+
+    /// A key's rotation, signed by the old key: the new key takes its
+    /// comune, role and (for an anchor) anchor authority; the old one is
+    /// retired with `cut` and the rotation itself.
+    fn rotate(&mut self, graph: &Graph<'_>, i: usize, new: NodeId, cut: Cut) -> Result<(), String> {
+        let c = &graph.changes[i];
+        let anchor = self.anchor_keys.contains_key(&c.author);
+        let (comune, role) = if anchor {
+            self.anchor_authority(graph, i)?;
+            let m = self.members.get(&c.author);
+            (m.and_then(|m| m.comune.clone()), RegistryRole::Admin)
+        } else {
+            let member = self.member_authority(graph, i)?;
+            (member.comune.clone(), member.role)
+        };
+        if self.members.contains_key(&new) || self.was_anchor(&new) {
+            return Err(format!("the new key {new} is already known"));
+        }
+        if new.verifying_key().is_none() {
+            return Err(format!("{new} is not a valid ed25519 key"));
+        }
+        let mut cut = cut;
+        // The rotate statement itself is the old key's last valid change.
+        cut.union(&Cut(vec![CutEntry {
+            doc: DocId::Registry,
+            actor: c.actor,
+            max_seq: c.seq,
+        }]));
+        self.retire(&c.author, cut, Retirement::Rotated(new))?;
+        self.enroll(new, comune, role, c.hash)?;
+        if anchor {
+            self.anchor_keys.insert(
+                new,
+                AnchorEntry {
+                    pinned: false,
+                    added_by: vec![c.hash],
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Makes `node` an anchor: a new key, or an admin already enrolled.
+    fn add_anchor(&mut self, node: NodeId, by: ChangeHash) -> Result<(), String> {
+        if self.revoked.contains_key(&node) || self.rotated.contains_key(&node) {
+            return Err(format!("{node} was retired and cannot become an anchor"));
+        }
+        match self.members.get(&node) {
+            Some(m) if m.role != RegistryRole::Admin => {
+                return Err(format!(
+                    "{node} is enrolled as {}: an anchor is an admin key",
+                    m.role
+                ))
+            }
+            Some(_) => {}
+            None => self.enroll(node, None, RegistryRole::Admin, by)?,
+        }
+        let entry = self.anchor_keys.entry(node).or_default();
+        if !entry.added_by.contains(&by) {
+            entry.added_by.push(by);
+        }
+        Ok(())
     }
 
     fn redeem(&mut self, graph: &Graph<'_>, i: usize, invite: Invite) -> Result<(), String> {
@@ -415,8 +635,17 @@ impl Registry {
         if node.verifying_key().is_none() {
             return Err(format!("{node} is not a valid ed25519 key"));
         }
-        if let Some(m) = self.members.get(&node) {
+        let added_anchor = self.anchor_keys.get(&node).is_some_and(|e| !e.pinned);
+        if let Some(m) = self.members.get_mut(&node) {
             if m.comune == comune && m.role == role {
+                return Ok(());
+            }
+            if added_anchor && role == RegistryRole::Admin && m.comune.is_none() {
+                // An admin made an anchor (phase 0) before its enrollment as
+                // admin was judged: its statements as an enrolled admin count
+                // from that enrollment on.
+                m.comune = comune;
+                m.enrolled_by = Some(by);
                 return Ok(());
             }
             return Err(format!(

@@ -112,13 +112,13 @@ impl std::str::FromStr for RegistryRole {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Statement {
-    /// Founds the network; signed by a pinned admin.
+    /// Founds the network; signed by an anchor.
     Genesis {
         network: String,
         admins: Vec<NodeId>,
     },
-    /// Enrolls a key for a comune and role; signed by an admin (by a pinned
-    /// admin for the admin role).
+    /// Enrolls a key for a comune and role; signed by an admin (by an
+    /// anchor for the admin role).
     Enroll {
         node: NodeId,
         comune: Istat,
@@ -126,13 +126,19 @@ pub enum Statement {
     },
     /// Retires a key: its changes outside `cut` are invalid.
     Revoke { node: NodeId, cut: Cut },
-    /// Signed by the old key: enrolls `new` with the same comune and role and
-    /// retires the signer with `cut`.
+    /// Signed by the old key: enrolls `new` with the same comune and role
+    /// (an anchor's new key is an anchor) and retires the signer with `cut`.
     Rotate { new: NodeId, cut: Cut },
     /// Signed by the invited key: enrolls it as the invitation says.
     Redeem { invite: Invite },
     /// Announces a relay of the network; a relay key writes nothing.
     AddRelay { relay: NodeId, addr: String },
+    /// Makes `node` an anchor (an admin that manages admins and anchors);
+    /// signed by an anchor.
+    AddAnchor { node: NodeId },
+    /// Retires the anchor `node`: its changes outside `cut` are invalid.
+    /// Signed by an anchor; never the last active one.
+    RetireAnchor { node: NodeId, cut: Cut },
 }
 
 impl Statement {
@@ -158,6 +164,8 @@ impl Statement {
             Statement::Rotate { .. } => "rotate",
             Statement::Redeem { .. } => "redeem",
             Statement::AddRelay { .. } => "add_relay",
+            Statement::AddAnchor { .. } => "add_anchor",
+            Statement::RetireAnchor { .. } => "retire_anchor",
         }
     }
 }

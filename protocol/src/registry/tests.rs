@@ -337,7 +337,7 @@ fn an_enrolled_admin_cannot_enroll_admins_nor_act_before_its_enrollment() {
         .extend([early.clone(), admin_by_admin.clone()]);
     let reg = net.registry();
     assert!(reg.invalid[&verified(early).hash].contains("was not an admin"));
-    assert!(reg.invalid[&verified(admin_by_admin).hash].contains("only a pinned admin"));
+    assert!(reg.invalid[&verified(admin_by_admin).hash].contains("only an anchor"));
 }
 
 proptest! {
