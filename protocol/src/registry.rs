@@ -198,9 +198,7 @@ impl Registry {
         // anchor's revocation, then admins' own rotations, so a rotation is
         // judged against every cut an anchor stated for its key.
         let phase_1: [&dyn Fn(&Registry, usize) -> bool; 3] = [
-            &|_, i| {
-                matches!(&changes[i].statement, Ok(Statement::Enroll { role, .. }) if *role == RegistryRole::Admin)
-            },
+            &|_, i| matches!(&changes[i].statement, Ok(Statement::Enroll { role, .. }) if *role == RegistryRole::Admin),
             &|reg, i| {
                 matches!(changes[i].statement, Ok(Statement::Revoke { .. }))
                     && reg.anchor_authority(&graph, i).is_ok()

@@ -460,3 +460,5 @@ fn a_hostile_relay_cannot_make_a_node_show_what_the_registry_does_not_authorise(
     assert!(verdict.invalid[&hash(&forged)].contains("not an admitted member"));
     assert!(!verdict.invalid.contains_key(&hash(&honest)));
 }
+
+mod anchors;
