@@ -333,7 +333,7 @@ impl Registry {
 
     /// Whether change `seq` of `actor` in `doc` by `node` is inside every cut
     /// that retired the key (revocations and a rotation), if any.
-    fn key_in_time(
+    pub fn key_in_time(
         &self,
         node: &NodeId,
         doc: &DocId,

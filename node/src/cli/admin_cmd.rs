@@ -1,5 +1,5 @@
 //! `accordo admin ...`: the registry statements an administrator signs
-//! (enroll, revoke, add-relay), invitations (sign, list) and members.
+//! (enroll, revoke, add-relay, add-anchor, retire-anchor), invitations (sign, list) and members.
 
 use super::codes::comune_in_force;
 use super::project_list::COMUNE_WIDTH;
@@ -51,7 +51,27 @@ pub enum AdminCmd {
         #[arg(long, default_value_t = 30)]
         timeout_s: u64,
     },
-    /// List the keys the registry knows.
+    /// Make a key an anchor (an admin that adds and retires anchors and
+    /// enrolls admins); signed by an anchor. Every node and relay follows it
+    /// from the anchors it pinned.
+    AddAnchor {
+        /// The new anchor's node id (`accordo id` in its directory).
+        #[arg(long)]
+        key: String,
+    },
+    /// Retire an anchor key (never the last active one). Like `revoke`, it
+    /// first pulls every document, so the key's changes the network accepted
+    /// stay valid; its later ones are refused everywhere.
+    RetireAnchor {
+        #[arg(long)]
+        key: String,
+        /// Retire on this anchor's local knowledge without reaching the relay.
+        #[arg(long)]
+        offline: bool,
+        #[arg(long, default_value_t = 30)]
+        timeout_s: u64,
+    },
+    /// List the keys the registry knows (anchors marked).
     Members {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
@@ -119,6 +139,28 @@ pub fn admin_cmd(dir: &Path, cmd: AdminCmd) -> Result<ExitCode> {
             };
             return revoke::run(replica, args);
         }
+        AdminCmd::AddAnchor { key } => {
+            let node: NodeId = key.parse().context("--key")?;
+            admin::add_anchor(&mut replica, node, now_ms())?;
+            println!("added anchor {node} (pushed by the next sync)");
+        }
+        AdminCmd::RetireAnchor {
+            key,
+            offline,
+            timeout_s,
+        } => {
+            let args = crate::revocation::Request {
+                node: key.parse().context("--key")?,
+                offline,
+                timeout: Duration::from_secs(timeout_s),
+                now_ms: now_ms(),
+            };
+            return revoke::run_retirement(
+                replica,
+                args,
+                crate::revocation::Retirement::RetireAnchor,
+            );
+        }
         AdminCmd::Members { format } => {
             let registry = replica.verdict()?.registry.clone();
             let mut rows = admin::members_json(&registry);
@@ -130,8 +172,13 @@ pub fn admin_cmd(dir: &Path, cmd: AdminCmd) -> Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
                 for r in rows {
+                    let anchor = if r["anchor"].as_bool() == Some(true) {
+                        "  anchor"
+                    } else {
+                        ""
+                    };
                     println!(
-                        "{}  {:<COMUNE_WIDTH$}  {:6}  {}",
+                        "{}  {:<COMUNE_WIDTH$}  {:6}  {}{anchor}",
                         r["node"].as_str().unwrap_or(""),
                         r["comune"].as_str().map_or("-".into(), comuni::label),
                         r["role"].as_str().unwrap_or(""),
