@@ -58,6 +58,31 @@ pub fn init(
     Ok(replica)
 }
 
+/// Creates an admin directory for a network that already exists: a fresh
+/// key that trusts `anchors` (the network's pinned anchors) and signs
+/// nothing until an anchor adds it (`admin add-anchor`) or enrolls it.
+pub fn join(
+    dir: &std::path::Path,
+    relay: RelayAddr,
+    network: String,
+    anchors: Vec<NodeId>,
+) -> Result<Replica, AdminError> {
+    if anchors.is_empty() {
+        return Err(AdminError::Refused(
+            "--anchor: name at least one anchor of the network to trust".into(),
+        ));
+    }
+    let key = keyfile::generate().map_err(ReplicaError::from)?;
+    let settings = Settings {
+        comune: admin_comune(),
+        role: Role::Admin,
+        relay,
+        network,
+        anchors,
+    };
+    Ok(Replica::init_with_key(dir, settings, key)?)
+}
+
 fn require_admin(replica: &mut Replica) -> Result<Registry, AdminError> {
     let registry = replica.verdict()?.registry.clone();
     if replica.settings.role != Role::Admin || !registry.admits(&replica.id) {

@@ -30,6 +30,20 @@ pub enum AdminCmd {
         #[arg(long)]
         network: Option<String>,
     },
+    /// Create an admin directory for an existing network, trusting its
+    /// anchor(s); prints the new key, for an anchor's `admin add-anchor
+    /// --key` (or `admin enroll --role admin`).
+    Join {
+        /// The relay, as RELAY_ID@HOST:PORT.
+        #[arg(long)]
+        relay: String,
+        /// An anchor key of the network to pin (repeat for several).
+        #[arg(long, required = true)]
+        anchor: Vec<String>,
+        /// Network name (default: derived from the relay id, as the relay does).
+        #[arg(long)]
+        network: Option<String>,
+    },
     /// Enroll a node key for a comune and role.
     Enroll {
         #[arg(long)]
@@ -113,9 +127,30 @@ pub fn admin_cmd(dir: &Path, cmd: AdminCmd) -> Result<ExitCode> {
         println!("{}", replica.id);
         return Ok(ExitCode::SUCCESS);
     }
+    if let AdminCmd::Join {
+        relay,
+        anchor,
+        network,
+    } = cmd
+    {
+        let relay: RelayAddr = relay.parse().context("--relay")?;
+        let anchors = anchor
+            .iter()
+            .map(|a| a.parse().context("--anchor"))
+            .collect::<Result<Vec<NodeId>>>()?;
+        let network = network.unwrap_or_else(|| default_network(&relay.id));
+        let replica = admin::join(dir, relay, network, anchors)?;
+        println!(
+            "admin directory created in {}; an anchor adds it with `accordo admin add-anchor --key {}`",
+            dir.display(),
+            replica.id
+        );
+        println!("{}", replica.id);
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut replica = Replica::open(dir)?;
     match cmd {
-        AdminCmd::Init { .. } => unreachable!("handled above"),
+        AdminCmd::Init { .. } | AdminCmd::Join { .. } => unreachable!("handled above"),
         AdminCmd::Enroll { node, comune, role } => {
             let node: NodeId = node.parse().context("--node")?;
             let comune = comune_in_force(&comune, "--comune")?;
