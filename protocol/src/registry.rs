@@ -4,18 +4,24 @@
 //! The registry is one more document ([`DocId::Registry`]) whose changes
 //! travel in ordinary signed envelopes; each change carries exactly one
 //! [`Statement`] as its automerge message. The registry's state is a pure
-//! function of the set of statements held and of the admin keys the verifier
-//! pinned at init ([`Registry::derive`]):
+//! function of the set of statements held and of the anchor keys the
+//! verifier pinned at init ([`Registry::derive`]):
 //!
 //! 1. Statements are visited in a canonical topological order of their
 //!    change graph (dependencies first, ties broken by change hash), so two
 //!    verifiers holding the same set derive the same state.
-//! 2. Only pinned admins ("anchors") manage admin keys. Admin authority is
-//!    settled first, then revocations, then everything else, so that every
-//!    *cut* is known before any statement that a cut could invalidate is
-//!    judged: a key revoked concurrently with a rotation cannot escape the
-//!    revocation by the rotation.
-//! 3. Revocation is causal: a revoke (or rotate) statement lists, per
+//! 2. Anchors manage admin keys and the anchor set. A verifier pins anchor
+//!    keys at init and follows the chain from them: an anchor (pinned, or
+//!    made one by a valid add-anchor or anchor rotation in the statement's
+//!    causal past, and not retired before it) may add an anchor and retire
+//!    one with a cut, never the last active one. The anchor set is settled
+//!    first (phase 0, [`Registry::derive`]), then admin keys, then every
+//!    revocation, then everything else, so that every *cut* is known before
+//!    any statement that a cut could invalidate is judged: a key revoked
+//!    concurrently with a rotation cannot escape the revocation by the
+//!    rotation. Two anchors retiring each other concurrently: the retirement
+//!    first in the canonical order stands, the other is by a retired key.
+//! 3. Revocation is causal: a revoke, retire-anchor or rotate statement lists, per
 //!    document and actor, the last sequence number of the key's changes the
 //!    issuer held. Those changes stay valid; every later one is invalid, on
 //!    every verifier, including changes made offline concurrently with the
@@ -24,14 +30,17 @@
 //!    re-enrollment of a retired key and a second redemption of an invitation
 //!    are invalid, with the reason recorded.
 
+mod anchors;
 mod graph;
 mod invite;
 mod statement;
+mod verdict;
 
 pub use invite::{Invite, InviteError, INVITE_TOKEN_PREFIX};
 pub use statement::{
     admin_comune, ChangeMeta, Cut, CutEntry, RegistryChange, RegistryRole, Statement, ADMIN_COMUNE,
 };
+pub use verdict::{judge, Verdict};
 
 use crate::authority::{AuthorityError, Member, Membership};
 use crate::codes::Istat;
@@ -41,42 +50,6 @@ use crate::identity::{NodeId, Role};
 use graph::{canonical_order, Graph};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
-
-/// The verdict on a whole log: the registry it holds and every change that
-/// is not valid under it, with the reason.
-#[derive(Debug, Clone)]
-pub struct Verdict {
-    pub registry: Registry,
-    pub invalid: BTreeMap<ChangeHash, String>,
-}
-
-/// Judges every change of a causally closed log (given in log order) against
-/// the registry it contains: registry statements by the derivation rules,
-/// document changes by [`Registry::authorize_meta`], and any change that
-/// depends on an invalid change is invalid too.
-pub fn judge(anchors: &BTreeSet<NodeId>, log: &[ChangeMeta]) -> Verdict {
-    let statements: Vec<RegistryChange> = log
-        .iter()
-        .filter(|m| m.doc == DocId::Registry)
-        .map(RegistryChange::from_meta)
-        .collect();
-    let registry = Registry::derive(anchors.iter().copied(), &statements);
-    let mut invalid = registry.invalid.clone();
-    for meta in log.iter().filter(|m| m.doc != DocId::Registry) {
-        let reason = match registry.authorize_meta(meta) {
-            Err(e) => Some(e.to_string()),
-            Ok(()) => meta
-                .deps
-                .iter()
-                .find(|d| invalid.contains_key(d))
-                .map(|d| format!("depends on the invalid change {d}")),
-        };
-        if let Some(reason) = reason {
-            invalid.insert(meta.hash, reason);
-        }
-    }
-    Verdict { registry, invalid }
-}
 
 /// Whether a member key may still write, and if retired, what stays valid.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -120,6 +93,9 @@ pub struct Registry {
     /// Rotated keys: the rotation's cut and the new key.
     rotated: BTreeMap<NodeId, (Cut, NodeId)>,
 }
+
+/// Which changes a step of the derivation judges, asked at each change's turn.
+type Selects<'a> = dyn Fn(&Registry, usize) -> bool + 'a;
 
 /// How a key became an anchor.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -197,7 +173,7 @@ impl Registry {
         // Phase 1: admin keys. Enrollments of admins (anchors only), every
         // anchor's revocation, then admins' own rotations, so a rotation is
         // judged against every cut an anchor stated for its key.
-        let phase_1: [&dyn Fn(&Registry, usize) -> bool; 3] = [
+        let phase_1: [&Selects<'_>; 3] = [
             &|_, i| matches!(&changes[i].statement, Ok(Statement::Enroll { role, .. }) if *role == RegistryRole::Admin),
             &|reg, i| {
                 matches!(changes[i].statement, Ok(Statement::Revoke { .. }))
@@ -236,80 +212,13 @@ impl Registry {
         graph: &Graph<'_>,
         order: &[usize],
         judged: &mut [bool],
-        selects: &dyn Fn(&Registry, usize) -> bool,
+        selects: &Selects<'_>,
     ) {
         for &i in order {
             if !judged[i] && selects(self, i) {
                 judged[i] = true;
                 let outcome = self.apply(graph, i);
                 self.record(graph.changes[i].hash, outcome);
-            }
-        }
-    }
-
-    /// Phase 0: the anchor statements (add-anchor, retire-anchor, an
-    /// anchor's rotation) judged in canonical order from the pinned keys.
-    ///
-    /// A retirement's cut must reach back over statements of the retired key
-    /// that the canonical order put before it (concurrent with it, outside
-    /// its cut): those are *vetoed* and the phase runs again without them,
-    /// until no retirement vetoes anything new. Vetoes only accumulate, so
-    /// this ends after at most one pass per anchor statement; the result is
-    /// a function of the set of statements alone. Two anchors retiring each
-    /// other concurrently: whichever retirement comes first in the canonical
-    /// order is applied, and the other is then signed by a retired key,
-    /// outside its cut, and invalid.
-    fn settle_anchors(
-        pinned: &BTreeSet<NodeId>,
-        graph: &Graph<'_>,
-        order: &[usize],
-    ) -> (Registry, Vec<bool>) {
-        let mut vetoed: BTreeMap<usize, String> = BTreeMap::new();
-        loop {
-            let mut reg = Registry::new(pinned.iter().copied());
-            let mut judged = vec![false; graph.changes.len()];
-            let mut applied: Vec<usize> = Vec::new();
-            let mut vetoed_more = false;
-            for &i in order {
-                let c = &graph.changes[i];
-                let retires = match &c.statement {
-                    Ok(Statement::AddAnchor { .. }) => None,
-                    Ok(Statement::RetireAnchor { node, .. }) => Some(*node),
-                    Ok(Statement::Rotate { .. }) if reg.anchor_keys.contains_key(&c.author) => {
-                        Some(c.author)
-                    }
-                    _ => continue,
-                };
-                judged[i] = true;
-                if let Some(reason) = vetoed.get(&i) {
-                    reg.record(c.hash, Err(reason.clone()));
-                    continue;
-                }
-                let outcome = reg.apply(graph, i);
-                let valid = outcome.is_ok();
-                reg.record(c.hash, outcome);
-                if !valid {
-                    continue;
-                }
-                if let Some(retired) = retires {
-                    for &j in &applied {
-                        let cj = &graph.changes[j];
-                        let outside = cj.author == retired
-                            && !reg.key_in_time(&retired, &DocId::Registry, &cj.actor, cj.seq);
-                        if outside {
-                            let kind = cj.statement.as_ref().map_or("statement", Statement::kind);
-                            vetoed.insert(
-                                j,
-                                format!("{kind}: {retired} was retired by statement {} outside whose cut this one lies", c.hash),
-                            );
-                            vetoed_more = true;
-                        }
-                    }
-                }
-                applied.push(i);
-            }
-            if !vetoed_more {
-                return (reg, judged);
             }
         }
     }
