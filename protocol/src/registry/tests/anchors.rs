@@ -370,13 +370,16 @@ proptest! {
             fresh_seed += 1;
             let fresh = TestAuthor::new(fresh_seed, 1);
             let target = anchors[(k + 1) % anchors.len()].id();
+            // A cut entry naming no real actor keeps each statement's text
+            // unique (the test author's copy skips a write of a value it holds).
+            let unique = Cut(vec![CutEntry { doc: DocId::Plan, actor: [n as u8; 16], max_seq: 0 }]);
             let s = match pick {
                 0 | 1 => Statement::AddAnchor { node: fresh.id() },
-                2 => Statement::RetireAnchor { node: if anchors.len() > 1 { target } else { a.id() }, cut: Cut::default() },
+                2 => Statement::RetireAnchor { node: if anchors.len() > 1 { target } else { a.id() }, cut: unique },
                 3 => Statement::Rotate { new: fresh.id(), cut: Cut::default() },
                 4 => enroll(fresh.id(), "092009", RegistryRole::Admin),
                 5 => enroll(fresh.id(), "092009", RegistryRole::Comune),
-                _ => Statement::RetireAnchor { node: a.id(), cut: Cut::default() },
+                _ => Statement::RetireAnchor { node: a.id(), cut: unique },
             };
             net.statements.push(a.statement(&s));
             let new_anchor = matches!(pick, 0 | 1 | 3);
