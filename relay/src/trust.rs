@@ -143,7 +143,7 @@ impl TrustView<'_> {
         // contradicting a held one, that wins the canonical order by its
         // hash). Only a retirement may invalidate held statements: the
         // retired key's own, and those that stood on one of them.
-        let retired = statements.last().and_then(|s| retired_by(s));
+        let retired = statements.last().and_then(retired_by);
         let displaced = trust.registry.valid.iter().find(|h| {
             !registry.valid.contains(h)
                 && retired.is_none_or(|r| !stands_on_retired(&statements, &registry, **h, r))
