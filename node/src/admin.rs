@@ -274,7 +274,9 @@ pub fn invite(
     }
     let mut nonce = [0u8; 16];
     getrandom::fill(&mut nonce).map_err(|e| ReplicaError::Random(e.to_string()))?;
-    let invite = Invite::sign(
+    // The invitee pins what this node pins, so an invitation signed by an
+    // anchor added later (or an enrolled admin) trusts the same anchors.
+    let invite = Invite::sign_pinning(
         &replica.key,
         &replica.settings.network,
         &replica.settings.relay,
@@ -282,6 +284,7 @@ pub fn invite(
         role,
         expires_ms,
         nonce,
+        replica.settings.anchors.clone(),
     );
     let token = invite.to_token();
     invitations::record(&mut replica.store, &invite, &token, issued_by, now_ms())

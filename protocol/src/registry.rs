@@ -36,7 +36,7 @@ mod invite;
 mod statement;
 mod verdict;
 
-pub use invite::{Invite, InviteError, INVITE_TOKEN_PREFIX};
+pub use invite::{Invite, InviteError, INVITE_TOKEN_PREFIX, INVITE_TOKEN_V2_PREFIX};
 pub use statement::{
     admin_comune, ChangeMeta, Cut, CutEntry, RegistryChange, RegistryRole, Statement, ADMIN_COMUNE,
 };

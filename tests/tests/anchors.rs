@@ -161,6 +161,26 @@ fn a_new_anchor_takes_over_and_the_retired_ones_late_statements_are_refused() ->
     assert!(member(&relay_members, &late.id).is_none());
     assert!(member(&relay_members, &joiner.id).is_some());
 
+    // An invitation signed by the new anchor carries the anchors it pins
+    // (the old one): the invitee trusts the same root as everyone else, so
+    // it accepts what the old anchor enrolled before its cut.
+    let token = new.invite(CAGLIARI, "comune", "1h")?;
+    assert!(token.starts_with("accordo-invite-v2-"), "{token}");
+    let (out, invitee) = Node::from_invite(&token)?;
+    let invitee = invitee.with_context(|| format!("init --invite: {}", out.stderr))?;
+    invitee.sync()?.ok()?;
+    let listed = members(&invitee)?;
+    assert_eq!(member(&listed, &old.id).context("old")?["pinned"], true);
+    assert_eq!(
+        member(&listed, &office.id).context("office")?["status"],
+        "active"
+    );
+    let invitee_seen: Vec<String> = invitee.projects(true)?.into_iter().map(|p| p.2).collect();
+    assert!(
+        invitee_seen.iter().any(|t| t == "Dal nuovo anchor"),
+        "{invitee_seen:?}"
+    );
+
     // Every node, pinned with the old anchor only, agrees.
     for node in [&office, &metro] {
         node.sync()?.ok()?;
