@@ -8,7 +8,8 @@
 //! by every key are then judged with `authorize_meta`, which must not panic
 //! and must refuse a key that is not a member, and a retired key's change
 //! outside any cut that retired it (every valid revocation's, and its
-//! rotation's), as read from the valid statements themselves.
+//! rotation's), as read from the valid statements themselves. Anchors are
+//! added, retired and rotated too: the active anchor set is never empty.
 #![no_main]
 use accordo_fuzz::{comune_doc, id, key, COMUNE, NETWORK};
 use accordo_protocol::doc::DocId;
@@ -65,6 +66,13 @@ enum Stmt {
     },
     AddRelay {
         relay: u8,
+    },
+    AddAnchor {
+        node: u8,
+    },
+    RetireAnchor {
+        node: u8,
+        cut: Vec<(u8, bool, u8)>,
     },
     NotAStatement,
 }
@@ -161,6 +169,13 @@ fn statement(s: &Stmt) -> Result<Statement, String> {
             relay: id(pick(*relay)),
             addr: "127.0.0.1:4433".into(),
         },
+        Stmt::AddAnchor { node } => Statement::AddAnchor {
+            node: id(pick(*node)),
+        },
+        Stmt::RetireAnchor { node, cut: c } => Statement::RetireAnchor {
+            node: id(pick(*node)),
+            cut: cut(c),
+        },
         Stmt::NotAStatement => return Err("the change carries no registry statement".into()),
     })
 }
@@ -217,7 +232,9 @@ fn retirements(
     let mut rotation = None;
     for c in changes.iter().filter(|c| reg.valid.contains(&c.hash)) {
         match &c.statement {
-            Ok(Statement::Revoke { node: n, cut }) if *n == node => {
+            Ok(
+                Statement::Revoke { node: n, cut } | Statement::RetireAnchor { node: n, cut },
+            ) if *n == node => {
                 revocations
                     .get_or_insert_with(Vec::new)
                     .extend(cut.0.iter().cloned());
@@ -241,6 +258,7 @@ fn same(a: &Registry, b: &Registry) {
     assert_eq!(a.redeemed, b.redeemed);
     assert_eq!(a.valid, b.valid);
     assert_eq!(a.invalid, b.invalid);
+    assert_eq!(a.anchors(), b.anchors());
 }
 
 fuzz_target!(|input: Input| {
@@ -252,6 +270,7 @@ fuzz_target!(|input: Input| {
     for c in &changes {
         assert!(reg.valid.contains(&c.hash) != reg.invalid.contains_key(&c.hash));
     }
+    assert!(!reg.anchors().is_empty(), "the network was left without an anchor");
     same(
         &reg,
         &Registry::derive(anchors.clone(), &shuffled(&changes, input.shuffle)),

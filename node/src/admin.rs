@@ -1,5 +1,5 @@
 //! What an administrator's node does with the registry: found the network,
-//! enroll, revoke, invite, list members; and what every governed node does
+//! enroll, revoke, add and retire anchors, invite, list members; and what every governed node does
 //! with it: redeem an invitation, rotate its key, verify its whole log.
 //!
 //! Statements are ordinary local edits of the registry document (signed,
@@ -58,6 +58,31 @@ pub fn init(
     Ok(replica)
 }
 
+/// Creates an admin directory for a network that already exists: a fresh
+/// key that trusts `anchors` (the network's pinned anchors) and signs
+/// nothing until an anchor adds it (`admin add-anchor`) or enrolls it.
+pub fn join(
+    dir: &std::path::Path,
+    relay: RelayAddr,
+    network: String,
+    anchors: Vec<NodeId>,
+) -> Result<Replica, AdminError> {
+    if anchors.is_empty() {
+        return Err(AdminError::Refused(
+            "--anchor: name at least one anchor of the network to trust".into(),
+        ));
+    }
+    let key = keyfile::generate().map_err(ReplicaError::from)?;
+    let settings = Settings {
+        comune: admin_comune(),
+        role: Role::Admin,
+        relay,
+        network,
+        anchors,
+    };
+    Ok(Replica::init_with_key(dir, settings, key)?)
+}
+
 fn require_admin(replica: &mut Replica) -> Result<Registry, AdminError> {
     let registry = replica.verdict()?.registry.clone();
     if replica.settings.role != Role::Admin || !registry.admits(&replica.id) {
@@ -97,9 +122,10 @@ pub fn enroll(
             m.comune.as_ref().map_or("-", |c| c.as_str())
         )));
     }
-    if role == RegistryRole::Admin && !registry.anchors.contains(&replica.id) {
+    if role == RegistryRole::Admin && !registry.is_anchor(&replica.id) {
         return Err(AdminError::Refused(
-            "only a pinned admin may enroll admins".into(),
+            "only an anchor may enroll admins (`accordo admin members` shows which keys are anchors)"
+                .into(),
         ));
     }
     Ok(replica.state(&Statement::Enroll { node, comune, role }, now_ms)?)
@@ -136,13 +162,83 @@ pub fn revoke(
     now_ms: i64,
 ) -> Result<(ChangeHash, usize), AdminError> {
     let registry = require_admin(replica)?;
-    if registry.anchors.contains(&node) {
-        return Err(AdminError::Refused(
-            "a pinned admin key cannot be revoked through the registry".into(),
-        ));
+    if registry.was_anchor(&node) {
+        return Err(AdminError::Refused(format!(
+            "{node} is an anchor: an anchor key is retired with `accordo admin retire-anchor --key {node}`, not revoked"
+        )));
     }
     let (cut, kept) = cut_for(replica, &node)?;
     let hash = replica.state(&Statement::Revoke { node, cut }, now_ms)?;
+    Ok((hash, kept))
+}
+
+fn require_anchor(replica: &mut Replica) -> Result<Registry, AdminError> {
+    let registry = require_admin(replica)?;
+    if !registry.is_anchor(&replica.id) {
+        return Err(AdminError::Refused(format!(
+            "this node's key {} is an admin but not an anchor: only an anchor adds and retires anchors",
+            replica.id
+        )));
+    }
+    Ok(registry)
+}
+
+/// Makes `node` an anchor: a fresh key, or an admin already enrolled.
+pub fn add_anchor(
+    replica: &mut Replica,
+    node: NodeId,
+    now_ms: i64,
+) -> Result<ChangeHash, AdminError> {
+    let registry = require_anchor(replica)?;
+    if registry.is_anchor(&node) {
+        return Err(AdminError::Refused(format!("{node} is already an anchor")));
+    }
+    if let Some(m) = registry.members.get(&node) {
+        if m.status != KeyStatus::Active {
+            return Err(AdminError::Refused(format!(
+                "{node} was retired ({}) and cannot become an anchor; add a new key",
+                status_name(&m.status)
+            )));
+        }
+        if m.role != RegistryRole::Admin {
+            return Err(AdminError::Refused(format!(
+                "{node} is enrolled as {}: an anchor is an admin key; add a new key",
+                m.role
+            )));
+        }
+    }
+    if node.verifying_key().is_none() {
+        return Err(AdminError::Refused(format!(
+            "{node} is not a valid ed25519 key"
+        )));
+    }
+    Ok(replica.state(&Statement::AddAnchor { node }, now_ms)?)
+}
+
+/// Retires the anchor `node` with the cut of everything of it this node
+/// holds; refuses the last active anchor. Returns the statement and how many
+/// of its changes stay valid.
+pub fn retire_anchor(
+    replica: &mut Replica,
+    node: NodeId,
+    now_ms: i64,
+) -> Result<(ChangeHash, usize), AdminError> {
+    let registry = require_anchor(replica)?;
+    if !registry.was_anchor(&node) {
+        return Err(AdminError::Refused(format!(
+            "{node} is not an anchor; a key that is not an anchor is revoked with `accordo admin revoke`"
+        )));
+    }
+    if !registry.is_anchor(&node) {
+        return Err(AdminError::Refused(format!("{node} is already retired")));
+    }
+    if registry.anchors().len() < 2 {
+        return Err(AdminError::Refused(format!(
+            "{node} is the last active anchor: add another anchor (`accordo admin add-anchor`) before retiring it, so the network is never left without one"
+        )));
+    }
+    let (cut, kept) = cut_for(replica, &node)?;
+    let hash = replica.state(&Statement::RetireAnchor { node, cut }, now_ms)?;
     Ok((hash, kept))
 }
 
@@ -178,7 +274,9 @@ pub fn invite(
     }
     let mut nonce = [0u8; 16];
     getrandom::fill(&mut nonce).map_err(|e| ReplicaError::Random(e.to_string()))?;
-    let invite = Invite::sign(
+    // The invitee pins what this node pins, so an invitation signed by an
+    // anchor added later (or an enrolled admin) trusts the same anchors.
+    let invite = Invite::sign_pinning(
         &replica.key,
         &replica.settings.network,
         &replica.settings.relay,
@@ -186,6 +284,7 @@ pub fn invite(
         role,
         expires_ms,
         nonce,
+        replica.settings.anchors.clone(),
     );
     let token = invite.to_token();
     invitations::record(&mut replica.store, &invite, &token, issued_by, now_ms())
@@ -242,7 +341,8 @@ pub fn members_json(registry: &Registry) -> Vec<Value> {
                 "comune": m.comune.as_ref().map(|c| c.as_str()),
                 "role": m.role.as_str(),
                 "status": status_name(&m.status),
-                "pinned": registry.anchors.contains(&m.node),
+                "pinned": registry.pinned.contains(&m.node),
+                "anchor": registry.is_anchor(&m.node),
             });
             if let KeyStatus::Rotated { to, .. } = &m.status {
                 row["rotated_to"] = json!(to.to_string());
@@ -253,7 +353,7 @@ pub fn members_json(registry: &Registry) -> Vec<Value> {
             row
         })
         .chain(registry.relays.iter().map(|(id, addr)| {
-            json!({"node": id.to_string(), "comune": null, "role": "relay", "status": "active", "addr": addr, "pinned": false})
+            json!({"node": id.to_string(), "comune": null, "role": "relay", "status": "active", "addr": addr, "pinned": false, "anchor": false})
         }))
         .collect()
 }

@@ -577,7 +577,7 @@ fn init_from_invite(dir: &Path, token: &str, timeout: Duration) -> Result<ExitCo
         role: invite.role,
         relay,
         network: invite.network.clone(),
-        anchors: vec![invite.admin],
+        anchors: invite.anchors_to_pin(),
     };
     let mut replica = Replica::init(dir, settings)?;
     let id = replica.id;

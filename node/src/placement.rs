@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 
 pub enum Placer {
     /// Keys the registry held in the log knows.
-    Registry(Registry),
+    Registry(Box<Registry>),
     /// The relay's allowlist, removed keys included.
     Allowlist(BTreeMap<NodeId, Member>),
 }
@@ -42,10 +42,10 @@ impl Placer {
                     .map_err(|e| StoreError::Corrupt(format!("stored registry change: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Placer::Registry(Registry::derive(
+        Ok(Placer::Registry(Box::new(Registry::derive(
             anchors.iter().copied(),
             &statements,
-        )))
+        ))))
     }
 
     /// Whether `author` may have written `doc` (before verification: used to

@@ -1,6 +1,6 @@
 //! Revoking a key without erasing what the network accepted from it — the
-//! one procedure `accordo admin revoke` and the administrators' web page
-//! both run.
+//! one procedure `accordo admin revoke` (and `admin retire-anchor`, for an
+//! anchor key) and the administrators' web page run.
 //!
 //! A revocation's cut keeps valid exactly the revoked key's changes the admin
 //! holds when it signs. An admin that has not pulled the key's latest changes
@@ -75,9 +75,28 @@ impl Refusal {
     }
 }
 
+/// Which retirement the procedure signs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retirement {
+    /// `admin revoke`: a member or enrolled admin key.
+    Revoke,
+    /// `admin retire-anchor`: an anchor key (never the last active one).
+    RetireAnchor,
+}
+
 /// Pulls (unless offline), signs the revocation, pushes it and counts what
 /// it refused.
 pub async fn revoke(shared: SharedReplica, req: Request) -> Result<Revoked, Refusal> {
+    retire(shared, req, Retirement::Revoke).await
+}
+
+/// [`revoke`] for either kind of retirement: the same pull, cut, push and
+/// count.
+pub async fn retire(
+    shared: SharedReplica,
+    req: Request,
+    what: Retirement,
+) -> Result<Revoked, Refusal> {
     let node = req.node;
     let mut warning = None;
     if !req.offline {
@@ -94,7 +113,10 @@ pub async fn revoke(shared: SharedReplica, req: Request) -> Result<Revoked, Refu
     }
     let kept = {
         let mut r = lock(&shared);
-        admin::revoke(&mut r, node, req.now_ms)?.1
+        match what {
+            Retirement::Revoke => admin::revoke(&mut r, node, req.now_ms)?.1,
+            Retirement::RetireAnchor => admin::retire_anchor(&mut r, node, req.now_ms)?.1,
+        }
     };
     if req.offline {
         let last_contact = lock(&shared)

@@ -4,18 +4,24 @@
 //! The registry is one more document ([`DocId::Registry`]) whose changes
 //! travel in ordinary signed envelopes; each change carries exactly one
 //! [`Statement`] as its automerge message. The registry's state is a pure
-//! function of the set of statements held and of the admin keys the verifier
-//! pinned at init ([`Registry::derive`]):
+//! function of the set of statements held and of the anchor keys the
+//! verifier pinned at init ([`Registry::derive`]):
 //!
 //! 1. Statements are visited in a canonical topological order of their
 //!    change graph (dependencies first, ties broken by change hash), so two
 //!    verifiers holding the same set derive the same state.
-//! 2. Only pinned admins ("anchors") manage admin keys. Admin authority is
-//!    settled first, then revocations, then everything else, so that every
-//!    *cut* is known before any statement that a cut could invalidate is
-//!    judged: a key revoked concurrently with a rotation cannot escape the
-//!    revocation by the rotation.
-//! 3. Revocation is causal: a revoke (or rotate) statement lists, per
+//! 2. Anchors manage admin keys and the anchor set. A verifier pins anchor
+//!    keys at init and follows the chain from them: an anchor (pinned, or
+//!    made one by a valid add-anchor or anchor rotation in the statement's
+//!    causal past, and not retired before it) may add an anchor and retire
+//!    one with a cut, never the last active one. The anchor set is settled
+//!    first (phase 0, [`Registry::derive`]), then admin keys, then every
+//!    revocation, then everything else, so that every *cut* is known before
+//!    any statement that a cut could invalidate is judged: a key revoked
+//!    concurrently with a rotation cannot escape the revocation by the
+//!    rotation. Two anchors retiring each other concurrently: the retirement
+//!    first in the canonical order stands, the other is by a retired key.
+//! 3. Revocation is causal: a revoke, retire-anchor or rotate statement lists, per
 //!    document and actor, the last sequence number of the key's changes the
 //!    issuer held. Those changes stay valid; every later one is invalid, on
 //!    every verifier, including changes made offline concurrently with the
@@ -24,394 +30,26 @@
 //!    re-enrollment of a retired key and a second redemption of an invitation
 //!    are invalid, with the reason recorded.
 
+mod anchors;
+mod graph;
+mod invite;
+mod statement;
+mod verdict;
+
+pub use invite::{Invite, InviteError, INVITE_TOKEN_PREFIX, INVITE_TOKEN_V2_PREFIX};
+pub use statement::{
+    admin_comune, ChangeMeta, Cut, CutEntry, RegistryChange, RegistryRole, Statement, ADMIN_COMUNE,
+};
+pub use verdict::{judge, Verdict};
+
 use crate::authority::{AuthorityError, Member, Membership};
 use crate::codes::Istat;
 use crate::doc::DocId;
-use crate::envelope::{
-    derive_actor, parse_change, ChangeHash, EnvelopeError, SignedChange, VerifiedChange,
-    ACTOR_ID_BYTES,
-};
-use crate::identity::{NodeId, RelayAddr, Role};
-use ed25519_dalek::{Signature, Signer, SigningKey};
-use serde::{Deserialize, Serialize};
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
-use std::fmt;
-
-/// Domain separation for invitation signatures.
-const INVITE_SIGNING_DOMAIN: &[u8] = b"accordo/invite/v1";
-/// Prefix of an invitation token's text form, so a pasted token is recognisable.
-pub const INVITE_TOKEN_PREFIX: &str = "accordo-invite-v1-";
-/// Prefix of the automerge message that carries a statement.
-const STATEMENT_MESSAGE_PREFIX: &str = "accordo-statement-v1 ";
-
-/// The comune code carried by admin members, which speak for no comune.
-pub const ADMIN_COMUNE: &str = "000000";
-
-pub fn admin_comune() -> Istat {
-    // Invariant: the constant is six digits.
-    ADMIN_COMUNE.parse().expect("ADMIN_COMUNE is a valid code")
-}
-
-/// The last valid sequence number of one actor of a retired key in one document.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct CutEntry {
-    pub doc: DocId,
-    #[serde(with = "hex::serde")]
-    pub actor: [u8; ACTOR_ID_BYTES],
-    pub max_seq: u64,
-}
-
-/// Which of a retired key's changes remain valid: exactly those listed.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Cut(pub Vec<CutEntry>);
-
-impl Cut {
-    /// Whether change `seq` of `actor` in `doc` is inside the cut.
-    pub fn holds(&self, doc: &DocId, actor: &[u8; ACTOR_ID_BYTES], seq: u64) -> bool {
-        self.0
-            .iter()
-            .any(|e| e.doc == *doc && e.actor == *actor && seq <= e.max_seq)
-    }
-
-    /// The union of two cuts (the more generous bound per document and actor).
-    fn union(&mut self, other: &Cut) {
-        for entry in &other.0 {
-            match self
-                .0
-                .iter_mut()
-                .find(|e| e.doc == entry.doc && e.actor == entry.actor)
-            {
-                Some(e) => e.max_seq = e.max_seq.max(entry.max_seq),
-                None => self.0.push(entry.clone()),
-            }
-        }
-        self.0.sort();
-    }
-}
-
-/// A role in the registry: the member roles plus administrators.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RegistryRole {
-    Comune,
-    Metro,
-    Admin,
-}
-
-impl RegistryRole {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RegistryRole::Comune => "comune",
-            RegistryRole::Metro => "metro",
-            RegistryRole::Admin => "admin",
-        }
-    }
-
-    /// The member role, for roles that write documents.
-    pub fn member_role(self) -> Option<Role> {
-        match self {
-            RegistryRole::Comune => Some(Role::Comune),
-            RegistryRole::Metro => Some(Role::Metro),
-            RegistryRole::Admin => None,
-        }
-    }
-}
-
-impl fmt::Display for RegistryRole {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for RegistryRole {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "comune" => Ok(RegistryRole::Comune),
-            "metro" => Ok(RegistryRole::Metro),
-            "admin" => Ok(RegistryRole::Admin),
-            other => Err(format!(
-                "invalid role {other:?}: expected `comune`, `metro` or `admin`"
-            )),
-        }
-    }
-}
-
-/// An invitation: an admin's signed promise to enroll whichever key redeems
-/// it first, for one comune and role, until it expires.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Invite {
-    pub network: String,
-    pub relay: String,
-    pub comune: Istat,
-    pub role: Role,
-    pub expires_ms: i64,
-    #[serde(with = "hex::serde")]
-    pub nonce: [u8; 16],
-    pub admin: NodeId,
-    pub signature: Signature,
-}
-
-/// Why an invitation token is refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum InviteError {
-    #[error("not an invitation token (expected text starting with {INVITE_TOKEN_PREFIX})")]
-    NotAToken,
-    #[error("the invitation token is damaged: {0}")]
-    Damaged(String),
-    #[error("the invitation's signature does not verify: the token was forged or altered")]
-    BadSignature,
-    #[error("the invitation expired at {expires_ms} ms (now {now_ms} ms)")]
-    Expired { expires_ms: i64, now_ms: i64 },
-    #[error("the invitation was already redeemed by {0}")]
-    Used(NodeId),
-    #[error("the invitation is signed by {0}, which is not an admin of this network")]
-    NotAdmin(NodeId),
-    #[error("the invitation is for network {got:?}, not {want:?}")]
-    WrongNetwork { got: String, want: String },
-}
-
-impl Invite {
-    #[allow(clippy::too_many_arguments)]
-    pub fn sign(
-        key: &SigningKey,
-        network: &str,
-        relay: &RelayAddr,
-        comune: Istat,
-        role: Role,
-        expires_ms: i64,
-        nonce: [u8; 16],
-    ) -> Invite {
-        let mut invite = Invite {
-            network: network.to_owned(),
-            relay: relay.to_string(),
-            comune,
-            role,
-            expires_ms,
-            nonce,
-            admin: NodeId::from_signing_key(key),
-            signature: Signature::from_bytes(&[0; 64]),
-        };
-        invite.signature = key.sign(&invite.signing_payload());
-        invite
-    }
-
-    fn signing_payload(&self) -> Vec<u8> {
-        let fields = (
-            &self.network,
-            &self.relay,
-            &self.comune,
-            self.role,
-            self.expires_ms,
-            self.nonce,
-            self.admin,
-        );
-        let mut out = INVITE_SIGNING_DOMAIN.to_vec();
-        // Invariant: postcard encodes these plain fields infallibly.
-        out.extend(postcard::to_allocvec(&fields).expect("invite fields encode"));
-        out
-    }
-
-    /// Checks the admin's signature (not who the admin is, nor expiry).
-    pub fn verify_signature(&self) -> Result<(), InviteError> {
-        let key = self
-            .admin
-            .verifying_key()
-            .ok_or(InviteError::BadSignature)?;
-        key.verify_strict(&self.signing_payload(), &self.signature)
-            .map_err(|_| InviteError::BadSignature)
-    }
-
-    /// The relay the token points at.
-    pub fn relay_addr(&self) -> Result<RelayAddr, InviteError> {
-        self.relay
-            .parse()
-            .map_err(|e| InviteError::Damaged(format!("relay address: {e}")))
-    }
-
-    pub fn to_token(&self) -> String {
-        // Invariant: postcard encodes an invite infallibly.
-        let bytes = postcard::to_allocvec(self).expect("invite encodes");
-        format!("{INVITE_TOKEN_PREFIX}{}", hex::encode(bytes))
-    }
-
-    /// Parses a token and checks its signature.
-    pub fn from_token(token: &str) -> Result<Invite, InviteError> {
-        let body = token
-            .trim()
-            .strip_prefix(INVITE_TOKEN_PREFIX)
-            .ok_or(InviteError::NotAToken)?;
-        let bytes = hex::decode(body).map_err(|e| InviteError::Damaged(e.to_string()))?;
-        let invite: Invite =
-            postcard::from_bytes(&bytes).map_err(|e| InviteError::Damaged(e.to_string()))?;
-        invite.verify_signature()?;
-        Ok(invite)
-    }
-}
-
-/// One registry statement, carried as the message of one registry change.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Statement {
-    /// Founds the network; signed by a pinned admin.
-    Genesis {
-        network: String,
-        admins: Vec<NodeId>,
-    },
-    /// Enrolls a key for a comune and role; signed by an admin (by a pinned
-    /// admin for the admin role).
-    Enroll {
-        node: NodeId,
-        comune: Istat,
-        role: RegistryRole,
-    },
-    /// Retires a key: its changes outside `cut` are invalid.
-    Revoke { node: NodeId, cut: Cut },
-    /// Signed by the old key: enrolls `new` with the same comune and role and
-    /// retires the signer with `cut`.
-    Rotate { new: NodeId, cut: Cut },
-    /// Signed by the invited key: enrolls it as the invitation says.
-    Redeem { invite: Invite },
-    /// Announces a relay of the network; a relay key writes nothing.
-    AddRelay { relay: NodeId, addr: String },
-}
-
-impl Statement {
-    /// The automerge message carrying this statement.
-    pub fn to_message(&self) -> String {
-        // Invariant: statements are plain data that JSON encodes infallibly.
-        let json = serde_json::to_string(self).expect("statement encodes");
-        format!("{STATEMENT_MESSAGE_PREFIX}{json}")
-    }
-
-    pub fn from_message(message: &str) -> Result<Statement, String> {
-        let json = message
-            .strip_prefix(STATEMENT_MESSAGE_PREFIX)
-            .ok_or("the change carries no registry statement")?;
-        serde_json::from_str(json).map_err(|e| format!("malformed statement: {e}"))
-    }
-
-    fn kind(&self) -> &'static str {
-        match self {
-            Statement::Genesis { .. } => "genesis",
-            Statement::Enroll { .. } => "enroll",
-            Statement::Revoke { .. } => "revoke",
-            Statement::Rotate { .. } => "rotate",
-            Statement::Redeem { .. } => "redeem",
-            Statement::AddRelay { .. } => "add_relay",
-        }
-    }
-}
-
-/// A registry change as the derivation needs it.
-#[derive(Debug, Clone)]
-pub struct RegistryChange {
-    pub hash: ChangeHash,
-    pub author: NodeId,
-    pub actor: [u8; ACTOR_ID_BYTES],
-    pub seq: u64,
-    pub deps: Vec<ChangeHash>,
-    pub statement: Result<Statement, String>,
-}
-
-impl RegistryChange {
-    pub fn from_verified(change: &VerifiedChange) -> RegistryChange {
-        RegistryChange::from_meta(&ChangeMeta::of_verified(change))
-    }
-
-    pub fn from_meta(meta: &ChangeMeta) -> RegistryChange {
-        RegistryChange {
-            hash: meta.hash,
-            author: meta.author,
-            actor: meta.actor,
-            seq: meta.seq,
-            deps: meta.deps.clone(),
-            statement: Statement::from_message(meta.message.as_deref().unwrap_or("")),
-        }
-    }
-}
-
-/// What judging a change needs from it: its envelope fields and header.
-#[derive(Debug, Clone)]
-pub struct ChangeMeta {
-    pub doc: DocId,
-    pub author: NodeId,
-    pub actor: [u8; ACTOR_ID_BYTES],
-    pub seq: u64,
-    pub hash: ChangeHash,
-    pub deps: Vec<ChangeHash>,
-    pub message: Option<String>,
-    /// Seconds since the epoch, as the author's clock said (informative only).
-    pub time_s: i64,
-}
-
-impl ChangeMeta {
-    pub fn of_verified(change: &VerifiedChange) -> ChangeMeta {
-        ChangeMeta {
-            doc: change.envelope.doc.clone(),
-            author: change.envelope.author,
-            actor: change.actor,
-            seq: change.seq,
-            hash: change.hash,
-            deps: change.deps.clone(),
-            message: change.change.message().map(str::to_owned),
-            time_s: change.change.timestamp(),
-        }
-    }
-
-    /// Parses a stored envelope without re-checking its signature: only for
-    /// envelopes that were verified before they were stored.
-    pub fn of_stored(env: &SignedChange) -> Result<ChangeMeta, EnvelopeError> {
-        let change = parse_change(&env.change)?;
-        Ok(ChangeMeta {
-            doc: env.doc.clone(),
-            author: env.author,
-            actor: derive_actor(&env.author, &env.actor_nonce),
-            seq: change.seq(),
-            hash: ChangeHash::from(change.hash()),
-            deps: change.deps().iter().map(|h| ChangeHash::from(*h)).collect(),
-            message: change.message().map(str::to_owned),
-            time_s: change.timestamp(),
-        })
-    }
-}
-
-/// The verdict on a whole log: the registry it holds and every change that
-/// is not valid under it, with the reason.
-#[derive(Debug, Clone)]
-pub struct Verdict {
-    pub registry: Registry,
-    pub invalid: BTreeMap<ChangeHash, String>,
-}
-
-/// Judges every change of a causally closed log (given in log order) against
-/// the registry it contains: registry statements by the derivation rules,
-/// document changes by [`Registry::authorize_meta`], and any change that
-/// depends on an invalid change is invalid too.
-pub fn judge(anchors: &BTreeSet<NodeId>, log: &[ChangeMeta]) -> Verdict {
-    let statements: Vec<RegistryChange> = log
-        .iter()
-        .filter(|m| m.doc == DocId::Registry)
-        .map(RegistryChange::from_meta)
-        .collect();
-    let registry = Registry::derive(anchors.iter().copied(), &statements);
-    let mut invalid = registry.invalid.clone();
-    for meta in log.iter().filter(|m| m.doc != DocId::Registry) {
-        let reason = match registry.authorize_meta(meta) {
-            Err(e) => Some(e.to_string()),
-            Ok(()) => meta
-                .deps
-                .iter()
-                .find(|d| invalid.contains_key(d))
-                .map(|d| format!("depends on the invalid change {d}")),
-        };
-        if let Some(reason) = reason {
-            invalid.insert(meta.hash, reason);
-        }
-    }
-    Verdict { registry, invalid }
-}
+use crate::envelope::{ChangeHash, VerifiedChange, ACTOR_ID_BYTES};
+use crate::identity::{NodeId, Role};
+use graph::{canonical_order, Graph};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Whether a member key may still write, and if retired, what stays valid.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -436,7 +74,8 @@ pub struct RegistryMember {
 /// The derived state of the registry.
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
-    pub anchors: BTreeSet<NodeId>,
+    /// The anchor keys the verifier pinned at init: where its trust starts.
+    pub pinned: BTreeSet<NodeId>,
     pub network: Option<String>,
     pub members: BTreeMap<NodeId, RegistryMember>,
     pub relays: BTreeMap<NodeId, String>,
@@ -446,90 +85,32 @@ pub struct Registry {
     pub invalid: BTreeMap<ChangeHash, String>,
     /// Every valid statement's change hash.
     pub valid: BTreeSet<ChangeHash>,
+    /// Every key that is or was an anchor: pinned, or made one by a valid
+    /// statement (add-anchor, or an anchor's rotation to it).
+    anchor_keys: BTreeMap<NodeId, AnchorEntry>,
     /// Revoked keys: the union of their revocation cuts and who revoked them.
     revoked: BTreeMap<NodeId, (Cut, Vec<NodeId>)>,
     /// Rotated keys: the rotation's cut and the new key.
     rotated: BTreeMap<NodeId, (Cut, NodeId)>,
 }
 
-/// The canonical order: a topological order of the change graph in which,
-/// among changes whose dependencies are all placed, the smallest hash goes
-/// first. Changes whose dependencies are not all in `changes` come last.
-fn canonical_order(changes: &[RegistryChange]) -> Vec<usize> {
-    let index: HashMap<ChangeHash, usize> = changes
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.hash, i))
-        .collect();
-    let mut waiting = vec![0usize; changes.len()];
-    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); changes.len()];
-    for (i, c) in changes.iter().enumerate() {
-        for dep in &c.deps {
-            if let Some(&d) = index.get(dep) {
-                waiting[i] += 1;
-                dependents[d].push(i);
-            }
-        }
-    }
-    let mut ready: BinaryHeap<Reverse<(ChangeHash, usize)>> = (0..changes.len())
-        .filter(|&i| waiting[i] == 0)
-        .map(|i| Reverse((changes[i].hash, i)))
-        .collect();
-    let mut order = Vec::with_capacity(changes.len());
-    while let Some(Reverse((_, i))) = ready.pop() {
-        order.push(i);
-        for &j in &dependents[i] {
-            waiting[j] -= 1;
-            if waiting[j] == 0 {
-                ready.push(Reverse((changes[j].hash, j)));
-            }
-        }
-    }
-    order
-}
+/// Which changes a step of the derivation judges, asked at each change's turn.
+type Selects<'a> = dyn Fn(&Registry, usize) -> bool + 'a;
 
-/// Ancestor queries over the registry's change graph.
-struct Graph<'a> {
-    changes: &'a [RegistryChange],
-    index: HashMap<ChangeHash, usize>,
-}
-
-impl<'a> Graph<'a> {
-    fn new(changes: &'a [RegistryChange]) -> Self {
-        let index = changes
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.hash, i))
-            .collect();
-        Graph { changes, index }
-    }
-
-    /// Whether `ancestor` is in the causal past of change `of` (or is it).
-    fn precedes(&self, ancestor: &ChangeHash, of: usize) -> bool {
-        let mut stack = vec![of];
-        let mut seen = HashSet::new();
-        while let Some(i) = stack.pop() {
-            let c = &self.changes[i];
-            if c.hash == *ancestor {
-                return true;
-            }
-            for dep in &c.deps {
-                if let Some(&d) = self.index.get(dep) {
-                    if seen.insert(d) {
-                        stack.push(d);
-                    }
-                }
-            }
-        }
-        false
-    }
+/// How a key became an anchor.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct AnchorEntry {
+    pinned: bool,
+    /// The valid statements that made it one (an anchor's statement counts
+    /// only if one of them is in its causal past).
+    added_by: Vec<ChangeHash>,
 }
 
 impl Registry {
     /// An empty registry trusting `anchors` (the admin keys pinned at init).
     pub fn new(anchors: impl IntoIterator<Item = NodeId>) -> Registry {
-        let anchors: BTreeSet<NodeId> = anchors.into_iter().collect();
-        let members = anchors
+        let pinned: BTreeSet<NodeId> = anchors.into_iter().collect();
+        let members = pinned
             .iter()
             .map(|a| {
                 let m = RegistryMember {
@@ -542,50 +123,78 @@ impl Registry {
                 (*a, m)
             })
             .collect();
+        let anchor_keys = pinned
+            .iter()
+            .map(|a| {
+                let entry = AnchorEntry {
+                    pinned: true,
+                    added_by: Vec::new(),
+                };
+                (*a, entry)
+            })
+            .collect();
         Registry {
-            anchors,
+            pinned,
             members,
+            anchor_keys,
             ..Registry::default()
         }
     }
 
+    /// Whether `node` is an anchor now: pinned or added, and not retired.
+    pub fn is_anchor(&self, node: &NodeId) -> bool {
+        self.anchor_keys.contains_key(node)
+            && !self.revoked.contains_key(node)
+            && !self.rotated.contains_key(node)
+    }
+
+    /// Whether `node` is or ever was an anchor (a retired anchor stays one
+    /// for the rules: it is retired with retire-anchor, never revoked).
+    pub fn was_anchor(&self, node: &NodeId) -> bool {
+        self.anchor_keys.contains_key(node)
+    }
+
+    /// The anchors now: every anchor key not retired.
+    pub fn anchors(&self) -> BTreeSet<NodeId> {
+        self.anchor_keys
+            .keys()
+            .filter(|a| self.is_anchor(a))
+            .copied()
+            .collect()
+    }
+
     /// Derives the registry from every registry change held.
     pub fn derive(anchors: impl IntoIterator<Item = NodeId>, changes: &[RegistryChange]) -> Self {
-        let mut reg = Registry::new(anchors);
+        let pinned: BTreeSet<NodeId> = anchors.into_iter().collect();
         let order = canonical_order(changes);
         let graph = Graph::new(changes);
-        let mut judged = vec![false; changes.len()];
-        // Phase 1: admin keys, managed by pinned admins only.
-        for &i in &order {
-            let c = &changes[i];
-            let about_admins = match &c.statement {
-                Ok(Statement::Enroll { role, .. }) => *role == RegistryRole::Admin,
-                Ok(Statement::Revoke { node, .. }) => reg.is_admin_key(node),
-                _ => false,
-            };
-            if about_admins && reg.anchors.contains(&c.author) {
-                judged[i] = true;
-                let outcome = reg.apply(&graph, i);
-                reg.record(c.hash, outcome);
-            }
+        // Phase 0: the anchor set, followed from the pinned keys.
+        let (mut reg, mut judged) = Registry::settle_anchors(&pinned, &graph, &order);
+        // Phase 1: admin keys. Enrollments of admins (anchors only), every
+        // anchor's revocation, then admins' own rotations, so a rotation is
+        // judged against every cut an anchor stated for its key.
+        let phase_1: [&Selects<'_>; 3] = [
+            &|_, i| matches!(&changes[i].statement, Ok(Statement::Enroll { role, .. }) if *role == RegistryRole::Admin),
+            &|reg, i| {
+                matches!(changes[i].statement, Ok(Statement::Revoke { .. }))
+                    && reg.anchor_authority(&graph, i).is_ok()
+            },
+            &|reg, i| {
+                matches!(changes[i].statement, Ok(Statement::Rotate { .. }))
+                    && reg.is_admin_key(&changes[i].author)
+            },
+        ];
+        for selects in phase_1 {
+            reg.judge_where(&graph, &order, &mut judged, selects);
         }
-        // Phase 2: every revocation, now that admin authority is settled.
-        // A revocation needs no enrollment to refer to: it retires the key
-        // whenever and however the key is enrolled.
-        for &i in &order {
-            if !judged[i] && matches!(changes[i].statement, Ok(Statement::Revoke { .. })) {
-                judged[i] = true;
-                let outcome = reg.apply(&graph, i);
-                reg.record(changes[i].hash, outcome);
-            }
-        }
+        // Phase 2: every other revocation, now that admin authority is
+        // settled. A revocation needs no enrollment to refer to: it retires
+        // the key whenever and however the key is enrolled.
+        reg.judge_where(&graph, &order, &mut judged, &|_, i| {
+            matches!(changes[i].statement, Ok(Statement::Revoke { .. }))
+        });
         // Phase 3: everything else, judged against every revocation cut.
-        for &i in &order {
-            if !judged[i] {
-                let outcome = reg.apply(&graph, i);
-                reg.record(changes[i].hash, outcome);
-            }
-        }
+        reg.judge_where(&graph, &order, &mut judged, &|_, _| true);
         for c in changes {
             if !reg.valid.contains(&c.hash) && !reg.invalid.contains_key(&c.hash) {
                 reg.invalid
@@ -594,6 +203,24 @@ impl Registry {
         }
         reg.settle_statuses();
         reg
+    }
+
+    /// Judges, in canonical order, every change not yet judged that
+    /// `selects` picks (asked when the change's turn comes).
+    fn judge_where(
+        &mut self,
+        graph: &Graph<'_>,
+        order: &[usize],
+        judged: &mut [bool],
+        selects: &Selects<'_>,
+    ) {
+        for &i in order {
+            if !judged[i] && selects(self, i) {
+                judged[i] = true;
+                let outcome = self.apply(graph, i);
+                self.record(graph.changes[i].hash, outcome);
+            }
+        }
     }
 
     /// Writes each member's final status from the revocations and rotations.
@@ -615,7 +242,7 @@ impl Registry {
 
     /// Whether change `seq` of `actor` in `doc` by `node` is inside every cut
     /// that retired the key (revocations and a rotation), if any.
-    fn key_in_time(
+    pub fn key_in_time(
         &self,
         node: &NodeId,
         doc: &DocId,
@@ -650,18 +277,48 @@ impl Registry {
             .is_some_and(|m| m.role == RegistryRole::Admin)
     }
 
-    /// Whether `author` acts as an admin in change `i`: pinned, or enrolled as
-    /// admin by a valid statement in the change's causal past, and in time.
+    /// Whether `author` acts as an anchor in change `i`: pinned, or made an
+    /// anchor by a valid statement in the change's causal past; and in time
+    /// (inside its cut, if it was retired).
+    fn anchor_authority(&self, graph: &Graph<'_>, i: usize) -> Result<(), String> {
+        let c = &graph.changes[i];
+        let entry = self
+            .anchor_keys
+            .get(&c.author)
+            .ok_or_else(|| format!("{} is not an anchor", c.author))?;
+        let since = entry.pinned
+            || entry
+                .added_by
+                .iter()
+                .any(|h| *h != c.hash && graph.precedes(h, i));
+        if !since {
+            return Err(format!(
+                "{} was not an anchor when it signed this statement",
+                c.author
+            ));
+        }
+        self.in_time(c)
+    }
+
+    /// Whether `author` acts as an admin in change `i`: as an anchor, or
+    /// enrolled as admin by a valid statement in the change's causal past,
+    /// and in time.
     fn admin_authority(&self, graph: &Graph<'_>, i: usize) -> Result<(), String> {
         let c = &graph.changes[i];
-        if self.anchors.contains(&c.author) {
-            return Ok(());
+        let as_anchor = self.anchor_authority(graph, i);
+        if as_anchor.is_ok() {
+            return as_anchor;
         }
         let member = self
             .members
             .get(&c.author)
-            .filter(|m| m.role == RegistryRole::Admin)
-            .ok_or_else(|| format!("{} is not an admin", c.author))?;
+            .filter(|m| m.role == RegistryRole::Admin && m.enrolled_by.is_some());
+        let Some(member) = member else {
+            return match self.anchor_keys.get(&c.author) {
+                Some(_) => as_anchor,
+                None => Err(format!("{} is not an admin", c.author)),
+            };
+        };
         let enrolled_before = member
             .enrolled_by
             .is_some_and(|h| h != c.hash && graph.precedes(&h, i));
@@ -724,9 +381,7 @@ impl Registry {
         let c = &graph.changes[i];
         match statement {
             Statement::Genesis { network, .. } => {
-                if !self.anchors.contains(&c.author) {
-                    return Err(format!("{} is not a pinned admin", c.author));
-                }
+                self.anchor_authority(graph, i)?;
                 match &self.network {
                     Some(n) if *n != network => {
                         Err(format!("network {network:?} contradicts {n:?}"))
@@ -738,51 +393,115 @@ impl Registry {
                 }
             }
             Statement::Enroll { node, comune, role } => {
-                if role == RegistryRole::Admin && !self.anchors.contains(&c.author) {
-                    return Err("only a pinned admin may enroll admins".into());
+                if role == RegistryRole::Admin {
+                    self.anchor_authority(graph, i)
+                        .map_err(|e| format!("only an anchor may enroll admins ({e})"))?;
                 }
                 self.admin_authority(graph, i)?;
                 self.enroll(node, Some(comune), role, c.hash)
             }
             Statement::Revoke { node, cut } => {
-                let target_is_admin = self.is_admin_key(&node);
-                if target_is_admin && !self.anchors.contains(&c.author) {
-                    return Err("only a pinned admin may revoke an admin".into());
+                if self.was_anchor(&node) {
+                    return Err(format!(
+                        "{node} is an anchor: an anchor is retired with retire_anchor, not revoked"
+                    ));
                 }
-                if self.anchors.contains(&node) {
-                    return Err("a pinned admin cannot be revoked by the registry".into());
+                if self.is_admin_key(&node) {
+                    self.anchor_authority(graph, i)
+                        .map_err(|e| format!("only an anchor may revoke an admin ({e})"))?;
                 }
                 self.admin_authority(graph, i)?;
                 self.retire(&node, cut, Retirement::Revoked(c.author))
             }
-            Statement::Rotate { new, cut } => {
-                let member = self.member_authority(graph, i)?.clone();
-                if member.role == RegistryRole::Admin {
-                    return Err("admin keys are not rotated by the registry".into());
-                }
-                if self.members.contains_key(&new) {
-                    return Err(format!("the new key {new} is already known"));
-                }
-                if new.verifying_key().is_none() {
-                    return Err(format!("{new} is not a valid ed25519 key"));
-                }
-                let mut cut = cut;
-                // The rotate statement itself is the old key's last valid change.
-                cut.union(&Cut(vec![CutEntry {
-                    doc: DocId::Registry,
-                    actor: c.actor,
-                    max_seq: c.seq,
-                }]));
-                self.retire(&c.author, cut, Retirement::Rotated(new))?;
-                self.enroll(new, member.comune, member.role, c.hash)
-            }
+            Statement::Rotate { new, cut } => self.rotate(graph, i, new, cut),
             Statement::Redeem { invite } => self.redeem(graph, i, invite),
             Statement::AddRelay { relay, addr } => {
                 self.admin_authority(graph, i)?;
                 self.relays.insert(relay, addr);
                 Ok(())
             }
+            Statement::AddAnchor { node } => {
+                self.anchor_authority(graph, i)?;
+                self.add_anchor(node, c.hash)
+            }
+            Statement::RetireAnchor { node, cut } => {
+                self.anchor_authority(graph, i)?;
+                if !self.was_anchor(&node) {
+                    return Err(format!(
+                        "{node} is not an anchor (a key that is not an anchor is revoked)"
+                    ));
+                }
+                if self.anchors().iter().all(|a| *a == node) {
+                    return Err(format!(
+                        "{node} is the last active anchor: add another anchor before retiring it, so the network is never left without one"
+                    ));
+                }
+                self.retire(&node, cut, Retirement::Revoked(c.author))
+            }
         }
+    }
+
+    /// A key's rotation, signed by the old key: the new key takes its
+    /// comune, role and (for an anchor) anchor authority; the old one is
+    /// retired with `cut` and the rotation itself.
+    fn rotate(&mut self, graph: &Graph<'_>, i: usize, new: NodeId, cut: Cut) -> Result<(), String> {
+        let c = &graph.changes[i];
+        let anchor = self.anchor_keys.contains_key(&c.author);
+        let (comune, role) = if anchor {
+            self.anchor_authority(graph, i)?;
+            let m = self.members.get(&c.author);
+            (m.and_then(|m| m.comune.clone()), RegistryRole::Admin)
+        } else {
+            let member = self.member_authority(graph, i)?;
+            (member.comune.clone(), member.role)
+        };
+        if self.members.contains_key(&new) || self.was_anchor(&new) {
+            return Err(format!("the new key {new} is already known"));
+        }
+        if new.verifying_key().is_none() {
+            return Err(format!("{new} is not a valid ed25519 key"));
+        }
+        let mut cut = cut;
+        // The rotate statement itself is the old key's last valid change.
+        cut.union(&Cut(vec![CutEntry {
+            doc: DocId::Registry,
+            actor: c.actor,
+            max_seq: c.seq,
+        }]));
+        self.retire(&c.author, cut, Retirement::Rotated(new))?;
+        self.enroll(new, comune, role, c.hash)?;
+        if anchor {
+            self.anchor_keys.insert(
+                new,
+                AnchorEntry {
+                    pinned: false,
+                    added_by: vec![c.hash],
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Makes `node` an anchor: a new key, or an admin already enrolled.
+    fn add_anchor(&mut self, node: NodeId, by: ChangeHash) -> Result<(), String> {
+        if self.revoked.contains_key(&node) || self.rotated.contains_key(&node) {
+            return Err(format!("{node} was retired and cannot become an anchor"));
+        }
+        match self.members.get(&node) {
+            Some(m) if m.role != RegistryRole::Admin => {
+                return Err(format!(
+                    "{node} is enrolled as {}: an anchor is an admin key",
+                    m.role
+                ))
+            }
+            Some(_) => {}
+            None => self.enroll(node, None, RegistryRole::Admin, by)?,
+        }
+        let entry = self.anchor_keys.entry(node).or_default();
+        if !entry.added_by.contains(&by) {
+            entry.added_by.push(by);
+        }
+        Ok(())
     }
 
     fn redeem(&mut self, graph: &Graph<'_>, i: usize, invite: Invite) -> Result<(), String> {
@@ -823,8 +542,17 @@ impl Registry {
         if node.verifying_key().is_none() {
             return Err(format!("{node} is not a valid ed25519 key"));
         }
-        if let Some(m) = self.members.get(&node) {
+        let added_anchor = self.anchor_keys.get(&node).is_some_and(|e| !e.pinned);
+        if let Some(m) = self.members.get_mut(&node) {
             if m.comune == comune && m.role == role {
+                return Ok(());
+            }
+            if added_anchor && role == RegistryRole::Admin && m.comune.is_none() {
+                // An admin made an anchor (phase 0) before its enrollment as
+                // admin was judged: its statements as an enrolled admin count
+                // from that enrollment on.
+                m.comune = comune;
+                m.enrolled_by = Some(by);
                 return Ok(());
             }
             return Err(format!(

@@ -116,6 +116,22 @@ impl TrustView<'_> {
             // The log refuses it for its missing dependencies; judge nothing.
             return Ok(());
         }
+        // First come, first served between retirements: a key this relay
+        // already holds as retired cannot sign past its cut, even when the
+        // canonical order would put its statement first (two anchors
+        // retiring each other: the one that reached the relay first stands).
+        let registry_doc = DocId::Registry;
+        if !trust.registry.key_in_time(
+            &change.envelope.author,
+            &registry_doc,
+            &change.actor,
+            change.seq,
+        ) {
+            return Err(AuthorityError::Statement(format!(
+                "{} was retired before this statement reached the relay (outside its cut)",
+                change.envelope.author
+            )));
+        }
         let mut statements = trust.statements.clone();
         statements.push(RegistryChange::from_verified(change));
         let registry = Registry::derive(trust.anchors.iter().copied(), &statements);
@@ -125,15 +141,12 @@ impl TrustView<'_> {
         // First come, first served: a statement may not displace one already
         // held (a second redemption of an invitation, or an enrollment
         // contradicting a held one, that wins the canonical order by its
-        // hash). Only a revocation may invalidate held statements, and only
-        // the revoked key's own.
-        let revoked = match statements.last().map(|s| &s.statement) {
-            Some(Ok(Statement::Revoke { node, .. })) => Some(*node),
-            _ => None,
-        };
+        // hash). Only a retirement may invalidate held statements: the
+        // retired key's own, and those that stood on one of them.
+        let retired = statements.last().and_then(retired_by);
         let displaced = trust.registry.valid.iter().find(|h| {
             !registry.valid.contains(h)
-                && revoked.is_none_or(|r| statements.iter().all(|s| s.hash != **h || s.author != r))
+                && retired.is_none_or(|r| !stands_on_retired(&statements, &registry, **h, r))
         });
         if let Some(h) = displaced {
             return Err(AuthorityError::Statement(format!(
@@ -142,7 +155,9 @@ impl TrustView<'_> {
         }
         let retires = matches!(
             statements.last().map(|s| &s.statement),
-            Some(Ok(Statement::Revoke { .. } | Statement::Rotate { .. }))
+            Some(Ok(Statement::Revoke { .. }
+                | Statement::Rotate { .. }
+                | Statement::RetireAnchor { .. }))
         );
         if !retires {
             // Nothing held can change verdict: changes by unknown keys were
@@ -163,4 +178,40 @@ impl TrustView<'_> {
         trust.invalid = verdict.invalid;
         Ok(())
     }
+}
+
+/// The key a statement retires, if it is a retirement.
+fn retired_by(s: &RegistryChange) -> Option<NodeId> {
+    match &s.statement {
+        Ok(Statement::Revoke { node, .. } | Statement::RetireAnchor { node, .. }) => Some(*node),
+        Ok(Statement::Rotate { .. }) => Some(s.author),
+        _ => None,
+    }
+}
+
+/// Whether statement `h` is by `retired`, or has in its causal past a
+/// statement by `retired` that `registry` holds invalid (an enrollment the
+/// retirement's cut left out, on which `h`'s authority stood).
+fn stands_on_retired(
+    statements: &[RegistryChange],
+    registry: &Registry,
+    h: ChangeHash,
+    retired: NodeId,
+) -> bool {
+    let index: BTreeMap<ChangeHash, &RegistryChange> =
+        statements.iter().map(|s| (s.hash, s)).collect();
+    let mut stack = vec![h];
+    let mut seen = BTreeSet::new();
+    while let Some(x) = stack.pop() {
+        let Some(s) = index.get(&x) else { continue };
+        if s.author == retired && (x == h || registry.invalid.contains_key(&x)) {
+            return true;
+        }
+        for d in &s.deps {
+            if seen.insert(*d) {
+                stack.push(*d);
+            }
+        }
+    }
+    false
 }

@@ -1,5 +1,5 @@
 //! `accordo admin ...`: the registry statements an administrator signs
-//! (enroll, revoke, add-relay), invitations (sign, list) and members.
+//! (enroll, revoke, add-relay, add-anchor, retire-anchor), invitations (sign, list) and members.
 
 use super::codes::comune_in_force;
 use super::project_list::COMUNE_WIDTH;
@@ -30,6 +30,20 @@ pub enum AdminCmd {
         #[arg(long)]
         network: Option<String>,
     },
+    /// Create an admin directory for an existing network, trusting its
+    /// anchor(s); prints the new key, for an anchor's `admin add-anchor
+    /// --key` (or `admin enroll --role admin`).
+    Join {
+        /// The relay, as RELAY_ID@HOST:PORT.
+        #[arg(long)]
+        relay: String,
+        /// An anchor key of the network to pin (repeat for several).
+        #[arg(long, required = true)]
+        anchor: Vec<String>,
+        /// Network name (default: derived from the relay id, as the relay does).
+        #[arg(long)]
+        network: Option<String>,
+    },
     /// Enroll a node key for a comune and role.
     Enroll {
         #[arg(long)]
@@ -51,7 +65,27 @@ pub enum AdminCmd {
         #[arg(long, default_value_t = 30)]
         timeout_s: u64,
     },
-    /// List the keys the registry knows.
+    /// Make a key an anchor (an admin that adds and retires anchors and
+    /// enrolls admins); signed by an anchor. Every node and relay follows it
+    /// from the anchors it pinned.
+    AddAnchor {
+        /// The new anchor's node id (`accordo id` in its directory).
+        #[arg(long)]
+        key: String,
+    },
+    /// Retire an anchor key (never the last active one). Like `revoke`, it
+    /// first pulls every document, so the key's changes the network accepted
+    /// stay valid; its later ones are refused everywhere.
+    RetireAnchor {
+        #[arg(long)]
+        key: String,
+        /// Retire on this anchor's local knowledge without reaching the relay.
+        #[arg(long)]
+        offline: bool,
+        #[arg(long, default_value_t = 30)]
+        timeout_s: u64,
+    },
+    /// List the keys the registry knows (anchors marked).
     Members {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
@@ -93,9 +127,30 @@ pub fn admin_cmd(dir: &Path, cmd: AdminCmd) -> Result<ExitCode> {
         println!("{}", replica.id);
         return Ok(ExitCode::SUCCESS);
     }
+    if let AdminCmd::Join {
+        relay,
+        anchor,
+        network,
+    } = cmd
+    {
+        let relay: RelayAddr = relay.parse().context("--relay")?;
+        let anchors = anchor
+            .iter()
+            .map(|a| a.parse().context("--anchor"))
+            .collect::<Result<Vec<NodeId>>>()?;
+        let network = network.unwrap_or_else(|| default_network(&relay.id));
+        let replica = admin::join(dir, relay, network, anchors)?;
+        println!(
+            "admin directory created in {}; an anchor adds it with `accordo admin add-anchor --key {}`",
+            dir.display(),
+            replica.id
+        );
+        println!("{}", replica.id);
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut replica = Replica::open(dir)?;
     match cmd {
-        AdminCmd::Init { .. } => unreachable!("handled above"),
+        AdminCmd::Init { .. } | AdminCmd::Join { .. } => unreachable!("handled above"),
         AdminCmd::Enroll { node, comune, role } => {
             let node: NodeId = node.parse().context("--node")?;
             let comune = comune_in_force(&comune, "--comune")?;
@@ -119,6 +174,28 @@ pub fn admin_cmd(dir: &Path, cmd: AdminCmd) -> Result<ExitCode> {
             };
             return revoke::run(replica, args);
         }
+        AdminCmd::AddAnchor { key } => {
+            let node: NodeId = key.parse().context("--key")?;
+            admin::add_anchor(&mut replica, node, now_ms())?;
+            println!("added anchor {node} (pushed by the next sync)");
+        }
+        AdminCmd::RetireAnchor {
+            key,
+            offline,
+            timeout_s,
+        } => {
+            let args = crate::revocation::Request {
+                node: key.parse().context("--key")?,
+                offline,
+                timeout: Duration::from_secs(timeout_s),
+                now_ms: now_ms(),
+            };
+            return revoke::run_retirement(
+                replica,
+                args,
+                crate::revocation::Retirement::RetireAnchor,
+            );
+        }
         AdminCmd::Members { format } => {
             let registry = replica.verdict()?.registry.clone();
             let mut rows = admin::members_json(&registry);
@@ -130,8 +207,13 @@ pub fn admin_cmd(dir: &Path, cmd: AdminCmd) -> Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
                 for r in rows {
+                    let anchor = if r["anchor"].as_bool() == Some(true) {
+                        "  anchor"
+                    } else {
+                        ""
+                    };
                     println!(
-                        "{}  {:<COMUNE_WIDTH$}  {:6}  {}",
+                        "{}  {:<COMUNE_WIDTH$}  {:6}  {}{anchor}",
                         r["node"].as_str().unwrap_or(""),
                         r["comune"].as_str().map_or("-".into(), comuni::label),
                         r["role"].as_str().unwrap_or(""),

@@ -1,10 +1,10 @@
-//! `accordo admin revoke`: [`crate::revocation`] on the command line, with
-//! its messages and exit codes.
+//! `accordo admin revoke` and `admin retire-anchor`: [`crate::revocation`]
+//! on the command line, with its messages and exit codes.
 
 use super::exit_code::failure_code;
 use super::runtime::runtime;
 use crate::replica::Replica;
-use crate::revocation::{self, Refusal, Request};
+use crate::revocation::{self, Refusal, Request, Retirement};
 use anyhow::Result;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -13,10 +13,19 @@ use std::sync::{Arc, Mutex};
 const EXIT_UNREACHABLE: u8 = 3;
 
 pub fn run(replica: Replica, req: Request) -> Result<ExitCode> {
+    run_retirement(replica, req, Retirement::Revoke)
+}
+
+/// `admin revoke` or `admin retire-anchor`: the same procedure and output.
+pub fn run_retirement(replica: Replica, req: Request, what: Retirement) -> Result<ExitCode> {
     let shared = Arc::new(Mutex::new(replica));
     let node = req.node;
     let offline = req.offline;
-    let done = runtime()?.block_on(revocation::revoke(shared, req));
+    let verb = match what {
+        Retirement::Revoke => "revoked",
+        Retirement::RetireAnchor => "retired anchor",
+    };
+    let done = runtime()?.block_on(revocation::retire(shared, req, what));
     let r = match done {
         Ok(r) => r,
         Err(Refusal::Admin(e)) => return Err(e.into()),
@@ -33,7 +42,7 @@ pub fn run(replica: Replica, req: Request) -> Result<ExitCode> {
     }
     if offline {
         println!(
-            "revoked {node} on local knowledge (--offline): the {} change(s) of it held here stay valid; \
+            "{verb} {node} on local knowledge (--offline): the {} change(s) of it held here stay valid; \
              any change of it the network accepted that this node has not pulled (last contact with the relay: {}) \
              becomes invalid everywhere — the next `accordo sync` pushes the revocation and reports how many",
             r.kept,
@@ -46,7 +55,7 @@ pub fn run(replica: Replica, req: Request) -> Result<ExitCode> {
         );
     } else {
         println!(
-            "revoked {node}: the {} change(s) of it the network had accepted stay valid; \
+            "{verb} {node}: the {} change(s) of it the network had accepted stay valid; \
              {} change(s) it made concurrently (not yet at the relay when the admin pulled) are refused everywhere",
             r.kept,
             r.refused.unwrap_or(0)

@@ -33,7 +33,8 @@ pub struct MemberRow {
     pub comune: String,
     pub role: String,
     pub status: String,
-    /// An active key that is not a pinned admin and not a relay.
+    /// An active key that is not an anchor (retired with `admin
+    /// retire-anchor`) and not a relay.
     pub revocable: bool,
 }
 
@@ -112,9 +113,16 @@ async fn show(app: &Shared, v: &Visitor, notice: Notice) -> Response {
             comune: r["comune"]
                 .as_str()
                 .map_or_else(|| text(r, "addr"), comuni::label),
-            role: text(r, "role"),
+            role: if r["anchor"] == true {
+                format!("{} (anchor)", text(r, "role"))
+            } else {
+                text(r, "role")
+            },
             status: text(r, "status"),
-            revocable: r["status"] == "active" && r["role"] != "relay" && r["pinned"] != true,
+            revocable: r["status"] == "active"
+                && r["role"] != "relay"
+                && r["pinned"] != true
+                && r["anchor"] != true,
         })
         .collect();
     let invitations = invitations

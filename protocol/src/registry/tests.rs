@@ -2,6 +2,8 @@
 //! and independence from the order in which statements are learnt.
 
 use super::*;
+use crate::envelope::SignedChange;
+use crate::identity::Role;
 use crate::testkit::{comune_doc, TestAuthor};
 use proptest::prelude::*;
 
@@ -273,6 +275,47 @@ fn an_invitation_is_redeemed_once() {
 }
 
 #[test]
+fn a_v2_token_carries_the_anchors_to_pin_under_its_signature() {
+    let net = Net::new();
+    let deputy = TestAuthor::new(103, 1);
+    let relay = format!("{}@127.0.0.1:4433", net.admin.id())
+        .parse()
+        .unwrap();
+    let pinning = |anchors: Vec<NodeId>| {
+        Invite::sign_pinning(
+            &deputy.key,
+            "cagliari",
+            &relay,
+            istat("092051"),
+            Role::Comune,
+            1_000,
+            [3; 16],
+            anchors,
+        )
+    };
+    let inv = pinning(vec![net.admin.id()]);
+    let token = inv.to_token();
+    assert!(token.starts_with(INVITE_TOKEN_V2_PREFIX), "{token}");
+    let parsed = Invite::from_token(&token).unwrap();
+    assert_eq!(parsed, inv);
+    assert_eq!(parsed.anchors_to_pin(), vec![net.admin.id()]);
+    // The anchors are signed: swapping them breaks the signature.
+    let mut altered = inv.clone();
+    altered.anchors = vec![deputy.id()];
+    assert_eq!(altered.verify_signature(), Err(InviteError::BadSignature));
+    // Pins that are just the signer make a v1 token, as before.
+    let own = pinning(vec![deputy.id()]);
+    assert!(own.to_token().starts_with(INVITE_TOKEN_PREFIX));
+    assert!(own.anchors.is_empty());
+    assert_eq!(own.anchors_to_pin(), vec![deputy.id()]);
+    // A redemption carrying a v2 invitation round-trips through its message.
+    let s = Statement::Redeem {
+        invite: inv.clone(),
+    };
+    assert_eq!(Statement::from_message(&s.to_message()).unwrap(), s);
+}
+
+#[test]
 fn forged_and_damaged_tokens_are_refused() {
     let net = Net::new();
     let mut inv = invite(&net.admin, 1);
@@ -335,7 +378,7 @@ fn an_enrolled_admin_cannot_enroll_admins_nor_act_before_its_enrollment() {
         .extend([early.clone(), admin_by_admin.clone()]);
     let reg = net.registry();
     assert!(reg.invalid[&verified(early).hash].contains("was not an admin"));
-    assert!(reg.invalid[&verified(admin_by_admin).hash].contains("only a pinned admin"));
+    assert!(reg.invalid[&verified(admin_by_admin).hash].contains("only an anchor"));
 }
 
 proptest! {
@@ -458,3 +501,5 @@ fn a_hostile_relay_cannot_make_a_node_show_what_the_registry_does_not_authorise(
     assert!(verdict.invalid[&hash(&forged)].contains("not an admitted member"));
     assert!(!verdict.invalid.contains_key(&hash(&honest)));
 }
+
+mod anchors;
