@@ -10,7 +10,7 @@
 use crate::doc_cache::DerivedFrom;
 use crate::store::{self, NodeStore, NodeTx};
 use crate::{snapshot, views};
-use accordo_domain::portfolio::{PortfolioError, Project};
+use accordo_domain::portfolio::PortfolioError;
 use accordo_net::keyfile;
 use accordo_protocol::codes::Istat;
 use accordo_protocol::doc::DocId;
@@ -26,6 +26,8 @@ use ed25519_dalek::SigningKey;
 use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+mod chunks;
 
 pub const KEY_FILE: &str = "node.key";
 pub const DB_FILE: &str = "node.db";
@@ -386,7 +388,7 @@ impl Replica {
         let out = self.write_doc_planned(
             doc,
             |_| Ok(Some(())),
-            |tx, am, key, nonce, ()| Ok((f(tx, am, key, nonce)?, None)),
+            |ctx, am, ()| Ok((f(ctx.tx, am, ctx.key, ctx.nonce)?, None)),
         )?;
         // Invariant: the plan above always asks for the edit.
         Ok(out.expect("an unconditional plan always edits"))
@@ -395,20 +397,15 @@ impl Replica {
     /// [`Replica::write_doc`] preceded by `plan`, run in the same store write
     /// transaction before the document is loaded (it may read the query
     /// store, which is current there). When `plan` returns `None`, the
-    /// document is not loaded and nothing is written. `f` may return the
-    /// projects it wrote, when they are all it wrote, typed as the
-    /// document now holds them: their views are then derived from them.
+    /// document is not loaded and nothing is written. `f` may write the
+    /// rows of the projects it writes itself, when [`views::rows_first`]
+    /// allows it and they are all it writes, and return how many: the
+    /// views are then not derived from the document.
     fn write_doc_planned<P, T>(
         &mut self,
         doc: &DocId,
         plan: impl FnOnce(&crate::store::NodeTx<'_>) -> Result<Option<P>, ReplicaError>,
-        f: impl FnOnce(
-            &crate::store::NodeTx<'_>,
-            &mut AutoCommit,
-            &SigningKey,
-            [u8; ACTOR_NONCE_BYTES],
-            P,
-        ) -> Result<(T, Option<Vec<Project>>), ReplicaError>,
+        f: impl FnOnce(&EditCtx<'_, '_>, &mut AutoCommit, P) -> Result<(T, Option<usize>), ReplicaError>,
     ) -> Result<Option<T>, ReplicaError> {
         self.catch_up_views()?;
         let invalid = self.invalid_hashes()?;
@@ -447,7 +444,15 @@ impl Replica {
             };
             loaded.doc = loaded.doc.with_actor(ActorId::from(&actor[..]));
             let before = tx.log().doc_head_seq(doc)?;
-            let (out, written) = match f(tx, &mut loaded.doc, key, nonce, planned) {
+            let ctx = EditCtx {
+                tx,
+                key,
+                nonce,
+                anchors: &anchors,
+                invalid: &invalid,
+                before_seq: before,
+            };
+            let (out, rows_written) = match f(&ctx, &mut loaded.doc, planned) {
                 Ok(done) => done,
                 Err(e) => {
                     if keeping {
@@ -465,10 +470,8 @@ impl Replica {
                     loaded.tail_bytes += env.change.len();
                 }
                 loaded.head_seq = after;
-                let (_, derived) = match written {
-                    Some(w) => views::after_projects_written(
-                        tx, &anchors, doc, loaded, &invalid, before, &w,
-                    )?,
+                let (_, derived) = match rows_written {
+                    Some(records) => views::after_rows_written(tx, doc, loaded, &invalid, records)?,
                     None => views::after_edit(tx, &anchors, doc, loaded, &invalid)?,
                 };
                 keep = derived;
@@ -484,49 +487,20 @@ impl Replica {
         }
         result
     }
+}
 
-    /// Applies `f` to `doc` up to `chunks` times, each call's edits becoming
-    /// one signed change, all committed in one store transaction: a large
-    /// edit (an import) stays atomic while no change exceeds the size limit.
-    /// `f` returns whether more calls are needed (each commit costs time in
-    /// proportion to the document, so calls stop when `f` is done).
-    ///
-    /// `plan` runs first, in the same store transaction, before the
-    /// document is loaded, so that it can decide from the query store
-    /// whether anything is to be written (an import compares its rows with
-    /// the stored projects there); `f` gets what it returned. `Ok(None)`
-    /// when `plan` returned `None`: the document was not loaded, nothing
-    /// written. Otherwise the plan as `f` left it, and the number of
-    /// changes made. `written` takes from the plan the projects `f` wrote,
-    /// if they are all it wrote (typed as they now read), so that their
-    /// views are derived from them rather than read back from the document.
-    pub fn edit_chunks<P>(
-        &mut self,
-        doc: &DocId,
-        now_ms: i64,
-        chunks: usize,
-        plan: impl FnOnce(&NodeTx<'_>) -> Result<Option<P>, ReplicaError>,
-        mut f: impl FnMut(&mut AutoCommit, &mut P, usize) -> Result<bool, ReplicaError>,
-        written: impl FnOnce(&mut P) -> Option<Vec<Project>>,
-    ) -> Result<Option<(P, usize)>, ReplicaError> {
-        self.refuse_while_rotating()?;
-        self.write_doc_planned(doc, plan, |tx, am, key, nonce, mut planned| {
-            let mut made = 0;
-            for i in 0..chunks {
-                let more = f(am, &mut planned, i)?;
-                let options =
-                    automerge::transaction::CommitOptions::default().with_time(now_ms / 1000);
-                if commit_signed(am, options, doc, key, nonce, tx)?.is_some() {
-                    made += 1;
-                }
-                if !more {
-                    break;
-                }
-            }
-            let projects = written(&mut planned);
-            Ok(((planned, made), projects))
-        })
-    }
+/// What an edit's closure gets besides the document, inside the store
+/// write transaction of [`Replica::write_doc_planned`].
+pub(crate) struct EditCtx<'a, 't> {
+    pub tx: &'a NodeTx<'t>,
+    pub key: &'a SigningKey,
+    pub nonce: [u8; ACTOR_NONCE_BYTES],
+    /// What [`views::rows_first`] needs to tell whether the edit may write
+    /// its projects' rows itself.
+    pub anchors: &'a [NodeId],
+    pub invalid: &'a HashSet<ChangeHash>,
+    /// The document's log position before the edit.
+    pub before_seq: u64,
 }
 
 /// `loaded` with its uncommitted operations rolled back, and what
@@ -582,14 +556,36 @@ fn commit_signed(
     nonce: [u8; ACTOR_NONCE_BYTES],
     tx: &crate::store::NodeTx<'_>,
 ) -> Result<Option<ChangeHash>, ReplicaError> {
-    if am.commit_with(options).is_none() {
-        return Ok(None);
+    match commit_change(am, options) {
+        Some(change) => store_signed(&change, doc, key, nonce, tx).map(Some),
+        None => Ok(None),
     }
+}
+
+/// Commits pending edits of `am` as one change, returned (`None`: there
+/// were none).
+fn commit_change(
+    am: &mut AutoCommit,
+    options: automerge::transaction::CommitOptions,
+) -> Option<Change> {
+    am.commit_with(options)?;
     // Invariant: commit_with returned a hash, so a local change exists.
-    let change = am
-        .get_last_local_change()
-        .expect("a change was just committed");
-    let envelope = SignedChange::sign(doc.clone(), key, nonce, &change);
+    Some(
+        am.get_last_local_change()
+            .expect("a change was just committed"),
+    )
+}
+
+/// Signs `change` (this node's own, just committed) and stores it in the
+/// log and the outbox (inside the caller's transaction).
+fn store_signed(
+    change: &Change,
+    doc: &DocId,
+    key: &SigningKey,
+    nonce: [u8; ACTOR_NONCE_BYTES],
+    tx: &crate::store::NodeTx<'_>,
+) -> Result<ChangeHash, ReplicaError> {
+    let envelope = SignedChange::sign(doc.clone(), key, nonce, change);
     let verified = envelope
         .verify()
         .map_err(|e| ReplicaError::Edit(format!("own change failed verification: {e}")))?;
@@ -602,7 +598,7 @@ fn commit_signed(
             )))
         }
     }
-    Ok(Some(verified.hash))
+    Ok(verified.hash)
 }
 
 /// Builds a document from its changes minus `invalid` (a set closed under

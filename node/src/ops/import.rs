@@ -154,7 +154,9 @@ fn resolve(
 /// One project the import writes: as stored (none: a new one) and as it
 /// will be.
 struct Write {
-    old: Option<Project>,
+    /// Boxed: most writes of a large import are new projects, and a
+    /// `Project` inline is ~0.5 KB (37,643 of them at a national extract).
+    old: Option<Box<Project>>,
     new: Project,
     /// [`portfolio::estimated_save_bytes`] of writing `new` over `old`.
     bytes: usize,
@@ -163,10 +165,8 @@ struct Write {
 /// What an import will do, decided from the query store alone.
 #[derive(Default)]
 struct Plan {
-    /// In file order; those before `next` are written (their `old`
-    /// dropped once saved: only `new` is kept, for the views).
+    /// In file order (kept until the views of all are written).
     writes: Vec<Write>,
-    next: usize,
     unchanged: usize,
 }
 
@@ -205,7 +205,11 @@ fn plan(
                 line
             )));
         }
-        plan.writes.push(Write { old, new, bytes });
+        plan.writes.push(Write {
+            old: old.map(Box::new),
+            new,
+            bytes,
+        });
     }
     if plan.writes.is_empty() {
         return Ok(None);
@@ -213,27 +217,7 @@ fn plan(
     // Held until the views are written, beside the loaded document: no
     // spare capacity (at 37,643 projects the doubling left tens of MB).
     plan.writes.shrink_to_fit();
-    set_cache_kib(tx, IMPORT_CACHE_KIB)?;
     Ok(Some(plan))
-}
-
-/// SQLite's page cache while an import writes (KiB): the views of
-/// thousands of projects are written in one transaction, and with the
-/// default 2 MiB SQLite spilled and re-read their pages hundreds of
-/// thousands of times (a first import of 20,000 rows made 337,000 `pwrite`
-/// and 381,000 `pread` calls; with the rows written in key order, 125,000
-/// and 89,000; with a 64 MiB cache too, 60,600 and 20,200). Pages are
-/// allocated only as used, so this is also what an import's peak memory
-/// may grow by: 32 MiB holds the indexes 20,000 projects touch at random.
-const IMPORT_CACHE_KIB: i64 = 32 << 10;
-
-/// SQLite's default page cache (KiB), restored after an import.
-const DEFAULT_CACHE_KIB: i64 = 2_000;
-
-fn set_cache_kib(tx: &NodeTx<'_>, kib: i64) -> Result<(), ReplicaError> {
-    tx.sql()
-        .pragma_update(None, "cache_size", -kib)
-        .map_err(|e| ReplicaError::Store(accordo_store::StoreError::from(e)))
 }
 
 /// Refuses a row resolving to the project (`id`) an earlier row does.
@@ -272,54 +256,40 @@ pub fn apply(
     let rows = projects.len();
     let mut applied = Applied::default();
     let mut bar = None;
+    let mut next = 0;
     let done = replica.edit_chunks(
         &own,
         now,
-        rows.max(1),
         |tx| plan(tx, &own, projects, format, now),
-        |doc, plan, _| {
+        |doc, plan| {
             applied.unchanged = plan.unchanged;
             let bar = bar
                 .get_or_insert_with(|| progress.then(|| progress_bar(plan.writes.len())).flatten());
             let mut used_bytes = 0;
-            while let Some(w) = plan.writes.get_mut(plan.next) {
+            while let Some(w) = plan.writes.get(next) {
                 if used_bytes > 0 && used_bytes + w.bytes > CHANGE_BUDGET_BYTES {
                     break;
                 }
                 used_bytes += w.bytes;
-                portfolio::save(doc, w.old.as_ref(), &w.new)?;
-                match w.old.take() {
+                portfolio::save(doc, w.old.as_deref(), &w.new)?;
+                match w.old {
                     Some(_) => applied.updated += 1,
                     None => applied.added += 1,
                 }
-                plan.next += 1;
+                next += 1;
                 if let Some(b) = bar {
                     b.inc(1);
                 }
             }
-            Ok(plan.next < plan.writes.len())
+            debug_assert!(next <= plan.writes.len());
+            Ok(next < plan.writes.len())
         },
-        |plan| {
-            let writes = std::mem::take(&mut plan.writes);
-            Some(writes.into_iter().map(|w| w.new).collect())
-        },
+        |plan| Some(plan.writes.iter().map(|w| &w.new).collect()),
     );
-    // Back to the default whatever the outcome (the web application's
-    // process goes on).
-    let restored = replica
-        .store
-        .read(|tx| set_cache_kib(tx, DEFAULT_CACHE_KIB));
-    let done = done?;
-    restored?;
     if let Some(Some(b)) = bar {
         b.finish_and_clear();
     }
-    if let Some((plan, _)) = done {
-        debug_assert!(
-            plan.writes.is_empty() && plan.next > 0,
-            "every planned project was written"
-        );
-    } else {
+    if done?.is_none() {
         applied.unchanged = rows;
     }
     Ok(applied)

@@ -21,7 +21,7 @@ mod figures;
 mod lookup;
 pub mod public;
 mod read;
-mod rows;
+pub(crate) mod rows;
 pub mod search;
 mod totals;
 
@@ -42,8 +42,6 @@ use crate::replica::{held_metas_in, ReplicaError};
 use crate::snapshot::{self, hashes_blob, hashes_from_blob, Loaded};
 use crate::store::NodeTx;
 use accordo_domain::codec::root_keys_touched;
-use accordo_domain::model::Project;
-use accordo_domain::portfolio;
 use accordo_protocol::doc::DocId;
 use accordo_protocol::envelope::{parse_change, ChangeHash};
 use accordo_protocol::identity::NodeId;
@@ -211,25 +209,25 @@ pub fn take_resident(
     }
 }
 
-/// [`after_edit`] for an edit of comune document `doc` that wrote exactly
-/// `written` (typed, as the document now holds them) and nothing else
-/// that the views show, on top of the log position `before_seq`: when the
-/// views covered `before_seq` exactly and no registry judges the node,
-/// their rows are derived from the typed projects instead of being read
-/// back out of the document (an import's cost otherwise). In any other
-/// case, as [`after_edit`].
-pub fn after_projects_written(
+/// The comune whose project rows an edit of `doc` on top of the log
+/// position `before_seq` may write itself, before or while it edits the
+/// document (`rows::rewrite_projects`, then [`after_rows_written`]): when
+/// `doc` is a comune's, the views covered `before_seq` exactly and no
+/// registry judges the node. `None`: the edit's views are derived from the
+/// document afterwards ([`after_edit`]).
+pub fn rows_first(
     tx: &NodeTx<'_>,
     anchors: &[NodeId],
     doc: &DocId,
-    loaded: Loaded,
     loaded_without: &HashSet<ChangeHash>,
     before_seq: u64,
-    written: &[Project],
-) -> Result<(CaughtUp, Derived), ReplicaError> {
+) -> Result<Option<String>, ReplicaError> {
     let DocId::Comune(comune) = doc else {
-        return after_edit(tx, anchors, doc, loaded, loaded_without);
+        return Ok(None);
     };
+    if !anchors.is_empty() {
+        return Ok(None);
+    }
     let covered = match view_state(tx, doc)? {
         Some(s) => {
             s.view_seq == before_seq
@@ -237,22 +235,26 @@ pub fn after_projects_written(
         }
         None => before_seq == 0,
     };
-    if !anchors.is_empty() || !covered {
-        return after_edit(tx, anchors, doc, loaded, loaded_without);
-    }
-    for p in written {
-        debug_assert_eq!(
-            portfolio::get(&loaded.doc, &p.id).ok().as_ref(),
-            Some(p),
-            "a written project reads back as written"
-        );
-    }
+    Ok(covered.then(|| comune.as_str().to_owned()))
+}
+
+/// [`after_edit`] for an edit that [`rows_first`] allowed to write its
+/// projects' rows itself and that did (`records` of them), and wrote
+/// nothing else the views show: records what the views now cover (and a
+/// snapshot if due) without reading the projects back out of the document
+/// (an import's cost otherwise).
+pub fn after_rows_written(
+    tx: &NodeTx<'_>,
+    doc: &DocId,
+    loaded: Loaded,
+    loaded_without: &HashSet<ChangeHash>,
+    records: usize,
+) -> Result<(CaughtUp, Derived), ReplicaError> {
     let mut out = CaughtUp {
         documents: 1,
-        records: written.len(),
+        records,
         ..CaughtUp::default()
     };
-    rows::rewrite_projects(tx, doc, comune.as_str(), written)?;
     let head_seq = tx.log().doc_head_seq(doc)?;
     let left_out_now = snapshot::invalid_up_to(tx, doc, loaded_without, head_seq)?;
     let mut loaded = loaded;

@@ -127,7 +127,7 @@ pub fn rewrite_projects(
     tx: &NodeTx<'_>,
     doc: &DocId,
     comune: &str,
-    projects: &[Project],
+    projects: &[&Project],
 ) -> Result<(), ReplicaError> {
     let d = doc.canonical();
     // The rows are written in key order (the tables lead with (doc, id)),
@@ -135,7 +135,7 @@ pub fn rewrite_projects(
     // project not in the views (most of a first import) is not looked for
     // row by row, and the sums are written once per group.
     let held = held_ids(tx, &d)?;
-    let mut sorted: Vec<&Project> = projects.iter().collect();
+    let mut sorted: Vec<&Project> = projects.to_vec();
     sorted.sort_unstable_by(|a, b| a.id.cmp(&b.id));
     let mut sums = totals::Sums::default();
     for p in sorted {
