@@ -155,3 +155,21 @@ fn what_is_not_a_bundle_is_refused() {
         Err(BundleError::TooLarge(_))
     ));
 }
+
+/// Regression (fuzz target `bundle`, CI 2026-12-04): libFuzzer gave up on
+/// this input after 10 s: hexane's run decoder returned a run of no rows
+/// for ever.
+#[test]
+fn the_fuzzers_slow_input_is_answered_at_once() {
+    let slow = unhex(
+        "856f4a833145ae9603d201000110bc1d2d9f1ae2e5f5ecec08f1969c20c0090102030213022302\
+         340245025004530460020c000c010c010c01edfffff37f000b017f000a010c000a1507210237014202\
+         56065762700471b6000000000000007469746c650c000c0c010a86010296015363756f6c61203053\
+         63756f6c6120315363756f6c6120325363756f6c6120335363756f6c6120345363756f6c61203553\
+         63756f6c6120365363756f6c023401420256062e64656275675f6d6163726f057469746c000b017f\
+         000a010c000a1507210234014202560b017f000f01",
+    );
+    // Refused, not decoded for ever (the test would hang).
+    assert!(check(&slow).is_err());
+    assert!(unbundle(&slow).is_err());
+}
