@@ -112,6 +112,21 @@ pub fn unbundle(bytes: &[u8]) -> Result<Vec<Change>, BundleError> {
             "the changes do not match the change columns",
         ));
     }
+    // Each change is stored and sent on alone: it must parse alone, to the
+    // same hash. Automerge's bundle reader does not check what the change
+    // reader does (a key that is not UTF-8 passed one and not the other:
+    // a fuzzer's input), and a stored change that does not parse would
+    // stop its document from loading.
+    for change in &parsed {
+        match crate::envelope::parse_change(change.raw_bytes()) {
+            Ok(again) if again.hash() == change.hash() => {}
+            _ => {
+                return Err(BundleError::Layout(
+                    "a change of the bundle does not parse alone",
+                ))
+            }
+        }
+    }
     Ok(parsed)
 }
 

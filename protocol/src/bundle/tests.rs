@@ -173,3 +173,24 @@ fn the_fuzzers_slow_input_is_answered_at_once() {
     assert!(check(&slow).is_err());
     assert!(unbundle(&slow).is_err());
 }
+
+/// Regression (fuzz target `bundle`, 2026-12-04): automerge's bundle reader
+/// accepts a change whose key is not UTF-8, which the change reader then
+/// refuses; `unbundle` refuses the bundle.
+#[test]
+fn a_bundle_whose_changes_do_not_parse_alone_is_refused() {
+    let bad_key = unhex(
+        "856f4a833145ae9603d201000110bc1d2d9f1ae2e5f5ecec08f1969c20c0090102030213022302\
+         330245025004530460020c000c010c010c010c00000c7f000b017f000a010c000a15072102340142\
+         0256065762700471027302b301040c05ffff746c650c000c0c010a8401029601536381906c612030\
+         5363756f6c61e2ceac9c756f6c6120325363756f6c6120335363756f6c6120345363756f6c612035\
+         5363756f6c6120365363756f6c6120375363756f6c6120385363756f6c6120395363756f6c206131\
+         305363756f6c612031307f000b010b000b017f000b01",
+    );
+    assert_eq!(
+        unbundle(&bad_key),
+        Err(BundleError::Layout(
+            "a change of the bundle does not parse alone"
+        ))
+    );
+}
