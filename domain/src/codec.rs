@@ -208,13 +208,6 @@ pub fn create_root_record(
     key: &str,
     record: &Map<String, Json>,
 ) -> Result<ObjId, CodecError> {
-    create_root_value(doc, key, &record_value(record))
-}
-
-/// `record` as the map value [`create_root_value`] writes (its path keys,
-/// lists as lists): built apart from the document, so that it can be made
-/// on another thread than the one writing (an import's).
-pub fn record_value(record: &Map<String, Json>) -> hydrate::Value {
     let entries: std::collections::HashMap<String, hydrate::Value> = flatten(record)
         .into_iter()
         .map(|(k, v)| {
@@ -230,17 +223,8 @@ pub fn record_value(record: &Map<String, Json>) -> hydrate::Value {
             (k, value)
         })
         .collect();
-    hydrate::Value::Map(hydrate::Map::from(entries))
-}
-
-/// Creates the map at root key `key` holding `value` ([`record_value`]),
-/// all its keys in one batch.
-pub fn create_root_value(
-    doc: &mut AutoCommit,
-    key: &str,
-    value: &hydrate::Value,
-) -> Result<ObjId, CodecError> {
-    Ok(doc.batch_create_object(ROOT, key, value, false)?)
+    let value = hydrate::Value::Map(hydrate::Map::from(entries));
+    Ok(doc.batch_create_object(ROOT, key, &value, false)?)
 }
 
 fn scalar(value: &Json) -> ScalarValue {

@@ -112,42 +112,13 @@ pub fn save(
     old: Option<&Project>,
     new: &Project,
 ) -> Result<(), PortfolioError> {
-    save_prepared(doc, old, new, prepare(old, new)?)
-}
-
-/// What [`save`] computes of a project before touching the document: made
-/// by [`prepare`] without one, so that an import makes it on another
-/// thread than the one writing.
-pub struct Prepared {
-    /// A new project's map value (`None` for an update).
-    created: Option<automerge::hydrate::Value>,
-}
-
-/// Checks `new` and, when it is a new project, builds the map that
-/// [`save_prepared`] writes in one batch.
-pub fn prepare(old: Option<&Project>, new: &Project) -> Result<Prepared, PortfolioError> {
     new.validate().map_err(PortfolioError::Invalid)?;
-    let created = old
-        .is_none()
-        .then(|| codec::record_value(&codec::to_object(new)));
-    Ok(Prepared { created })
-}
-
-/// [`save`] with `prepared` from [`prepare`]`(old, new)`.
-pub fn save_prepared(
-    doc: &mut AutoCommit,
-    old: Option<&Project>,
-    new: &Project,
-    prepared: Prepared,
-) -> Result<(), PortfolioError> {
     codec::stamp_schema(doc).map_err(codec_err)?;
     let key = format!("{PROJECT_PREFIX}{}", new.id);
-    if let Some(value) = &prepared.created {
-        if codec::find_root_map(doc, &key).is_none() {
-            // A new project: all its keys in one batch (an import adds many).
-            codec::create_root_value(doc, &key, value).map_err(codec_err)?;
-            return Ok(());
-        }
+    if old.is_none() && codec::find_root_map(doc, &key).is_none() {
+        // A new project: all its keys in one batch (an import adds many).
+        codec::create_root_record(doc, &key, &codec::to_object(new)).map_err(codec_err)?;
+        return Ok(());
     }
     let obj = codec::root_map(doc, &key).map_err(codec_err)?;
     let before = old.map(codec::to_object).unwrap_or_default();

@@ -261,14 +261,7 @@ pub fn apply(
         &own,
         now,
         |tx| plan(tx, &own, projects, format, now),
-        |plan, emit| {
-            for w in &plan.writes {
-                if !emit(portfolio::prepare(w.old.as_deref(), &w.new)) {
-                    return;
-                }
-            }
-        },
-        |doc, plan, prepared| {
+        |doc, plan| {
             applied.unchanged = plan.unchanged;
             let bar = bar
                 .get_or_insert_with(|| progress.then(|| progress_bar(plan.writes.len())).flatten());
@@ -278,9 +271,7 @@ pub fn apply(
                     break;
                 }
                 used_bytes += w.bytes;
-                // Invariant: `prepare` above makes one item per write, in order.
-                let ready = prepared.next().expect("a prepared item for every write")?;
-                portfolio::save_prepared(doc, w.old.as_deref(), &w.new, ready)?;
+                portfolio::save(doc, w.old.as_deref(), &w.new)?;
                 match w.old {
                     Some(_) => applied.updated += 1,
                     None => applied.added += 1,

@@ -1,13 +1,11 @@
 //! A large edit (an import) as several signed changes in one store
 //! transaction, made on two cores: a worker thread writes the document and
-//! commits each chunk as an automerge change, fed by a preparing thread
-//! (an import's: each new project's map, built from the typed project),
-//! while the calling thread, which holds the store transaction, writes the
-//! projects' view rows and then signs and logs each change as it arrives.
-//! Automerge (writing the projects, building each change twice — to commit
-//! it and to read it back) was ~50% of a first import of 20,000 rows, the
-//! maps ~13%, the view rows and the signatures ~25%: the last two parts
-//! now run beside the first.
+//! commits each chunk as an automerge change, while the calling thread,
+//! which holds the store transaction, writes the projects' view rows and
+//! then signs and logs each change as it arrives. Automerge (writing the
+//! projects, building each change twice — to commit it and to read it
+//! back) was ~60% of a first import of 20,000 rows, the view rows and the
+//! signatures ~25%: the second part now runs beside the first.
 
 use super::{commit_change, store_signed, Replica, ReplicaError};
 use crate::store::NodeTx;
@@ -20,10 +18,6 @@ use std::sync::mpsc;
 /// Committed changes waiting to be signed and logged: the worker runs at
 /// most this far ahead (each is up to `MAX_CHANGE_BYTES`).
 const CHANGES_IN_FLIGHT: usize = 2;
-
-/// Items `prepare` may have made ahead of `f` (an import's are a project's
-/// map, a few KB each).
-const PREPARED_IN_FLIGHT: usize = 256;
 
 impl Replica {
     /// Applies `f` to `doc` until it returns `false`, each call's edits
@@ -38,43 +32,31 @@ impl Replica {
     /// whether anything is to be written (an import compares its rows with
     /// the stored projects there); `f` gets what it returned. `Ok(None)`
     /// when `plan` returned `None`: the document was not loaded, nothing
-    /// written. Otherwise the number of changes made.
-    ///
-    /// `prepare` runs on a third thread beside `f`, handing it, in order,
-    /// what it can compute from the plan without the document (each item
-    /// through its `emit`, which says `false` once `f` has stopped): `f`
-    /// reads them from the iterator it gets.
+    /// written. Otherwise the plan and the number of changes made.
     ///
     /// `projects` lists what `f` writes, when that is all it writes, typed
     /// as the document will hold them: their view rows are then written
     /// from them, beside the worker, rather than read back out of the
     /// document afterwards (`None`: they are).
-    pub fn edit_chunks<P: Sync, R: Send>(
+    pub fn edit_chunks<P: Sync>(
         &mut self,
         doc: &DocId,
         now_ms: i64,
         plan: impl FnOnce(&NodeTx<'_>) -> Result<Option<P>, ReplicaError>,
-        prepare: impl FnOnce(&P, &mut dyn FnMut(R) -> bool) + Send,
-        mut f: impl FnMut(&mut AutoCommit, &P, &mut dyn Iterator<Item = R>) -> Result<bool, ReplicaError>
-            + Send,
+        mut f: impl FnMut(&mut AutoCommit, &P) -> Result<bool, ReplicaError> + Send,
         projects: impl FnOnce(&P) -> Option<Vec<&Project>>,
     ) -> Result<Option<usize>, ReplicaError> {
         self.refuse_while_rotating()?;
         self.write_doc_planned(doc, plan, |ctx, am, planned| {
+            set_cache_kib(ctx.tx, LARGE_EDIT_CACHE_KIB)?;
             let rows_first =
                 views::rows_first(ctx.tx, ctx.anchors, doc, ctx.invalid, ctx.before_seq)?;
-            set_cache_kib(ctx.tx, LARGE_EDIT_CACHE_KIB)?;
             let done = std::thread::scope(|scope| {
                 let (send, changes) = mpsc::sync_channel::<Change>(CHANGES_IN_FLIGHT);
-                let (emit, items) = mpsc::sync_channel::<R>(PREPARED_IN_FLIGHT);
                 let planned = &planned;
-                let preparer = scope.spawn(move || {
-                    prepare(planned, &mut |item| emit.send(item).is_ok());
-                });
                 let worker = scope.spawn(move || -> Result<(), ReplicaError> {
-                    let mut items = items.into_iter();
                     loop {
-                        let more = f(am, planned, &mut items)?;
+                        let more = f(am, planned)?;
                         if let Some(change) = commit_change(
                             am,
                             automerge::transaction::CommitOptions::default()
@@ -105,9 +87,6 @@ impl Replica {
                 match worker.join() {
                     Ok(done) => done?,
                     Err(panic) => std::panic::resume_unwind(panic),
-                }
-                if let Err(panic) = preparer.join() {
-                    std::panic::resume_unwind(panic);
                 }
                 Ok::<_, ReplicaError>((made, records))
             });
