@@ -48,9 +48,11 @@ impl Replica {
     ) -> Result<Option<usize>, ReplicaError> {
         self.refuse_while_rotating()?;
         self.write_doc_planned(doc, plan, |ctx, am, planned| {
-            set_cache_kib(ctx.tx, LARGE_EDIT_CACHE_KIB)?;
             let rows_first =
                 views::rows_first(ctx.tx, ctx.anchors, doc, ctx.invalid, ctx.before_seq)?;
+            // After the check above, so that nothing can return between
+            // here and the reset below.
+            set_cache_kib(ctx.tx, LARGE_EDIT_CACHE_KIB)?;
             let done = std::thread::scope(|scope| {
                 let (send, changes) = mpsc::sync_channel::<Change>(CHANGES_IN_FLIGHT);
                 let planned = &planned;
