@@ -626,16 +626,17 @@ fn seed_comune(dir: &Path, n: usize) -> Result<Vec<String>> {
     let own = r.own_doc();
     let per_change = 400;
     let started = Instant::now();
+    let mut chunk = 0;
     r.edit_chunks(
         &own,
         1_000,
-        n.div_ceil(per_change),
         |_| Ok(Some(())),
-        |am, _, chunk| {
+        |am, _| {
             for i in chunk * per_change..((chunk + 1) * per_change).min(n) {
                 portfolio::save(am, None, &sample_project(0, i))?;
             }
-            Ok((chunk + 1) * per_change < n)
+            chunk += 1;
+            Ok(chunk * per_change < n)
         },
         |_| None,
     )?;
