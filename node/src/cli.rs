@@ -30,6 +30,7 @@ use crate::replica::{DB_FILE, KEY_FILE, NEXT_KEY_FILE};
 use accordo_domain::comuni;
 use accordo_net::keyfile;
 use accordo_protocol::doc::DocId;
+use accordo_protocol::envelope::ChangeHash;
 use accordo_protocol::identity::{NodeId, RelayAddr, Role};
 use accordo_protocol::registry::{Invite, InviteError, KeyStatus, Statement};
 use anyhow::{Context, Result};
@@ -647,13 +648,21 @@ fn rotate_key(dir: &Path, timeout: Duration) -> Result<ExitCode> {
                 |m| matches!(&m.status, KeyStatus::Rotated { to, .. } if *to == new_id),
             )
         };
-    if !already_signed && !rotation_in_outbox(&mut replica, new_id)? {
+    if !already_signed && rotation_signed(&mut replica, new_id)?.is_none() {
         admin::rotation(&mut replica, new_id, now_ms())?;
     }
     let shared = Arc::new(Mutex::new(replica));
-    if let Err(e) = runtime()?.block_on(client::sync_once(shared, timeout)) {
-        eprintln!("error: rotation to {new_id} is signed but not delivered: {e}; run `accordo key rotate` again to finish it");
-        return Ok(failure_code(&e));
+    if let Err(e) = runtime()?.block_on(client::sync_once(shared.clone(), timeout)) {
+        // `accordo run`, syncing the same store, may have delivered the
+        // rotation first: the relay then refuses the old key this sync
+        // used, and the rotation is acknowledged all the same.
+        let mut replica = shared
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the replica's lock was poisoned"))?;
+        if !rotation_acknowledged(&mut replica, new_id)? {
+            eprintln!("error: rotation to {new_id} is signed but not delivered: {e}; run `accordo key rotate` again to finish it");
+            return Ok(failure_code(&e));
+        }
     }
     let retired = dir.join(format!("{KEY_FILE}.retired-{}", &old_id.to_string()[..16]));
     keyfile::replace(&next_path, &dir.join(KEY_FILE), &retired)
@@ -666,21 +675,42 @@ fn rotate_key(dir: &Path, timeout: Duration) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Whether this node already signed (but not yet delivered) a rotation to `new`.
-fn rotation_in_outbox(replica: &mut Replica, new: NodeId) -> Result<bool> {
+/// The change in which this node signed a rotation to `new`, if it did
+/// (delivered or not).
+fn rotation_signed(replica: &mut Replica, new: NodeId) -> Result<Option<ChangeHash>> {
     let me = replica.id;
     let changes = replica
         .store
         .read(|tx| tx.log().doc_changes(&DocId::Registry))?;
-    Ok(changes.iter().any(|e| {
-        e.author == me
-            && accordo_protocol::registry::ChangeMeta::of_stored(e).is_ok_and(|m| {
-                matches!(
-                    m.message.as_deref().map(Statement::from_message),
-                    Some(Ok(Statement::Rotate { new: n, .. })) if n == new
-                )
-            })
+    Ok(changes.iter().find_map(|e| {
+        if e.author != me {
+            return None;
+        }
+        let m = accordo_protocol::registry::ChangeMeta::of_stored(e).ok()?;
+        matches!(
+            m.message.as_deref().map(Statement::from_message),
+            Some(Ok(Statement::Rotate { new: n, .. })) if n == new
+        )
+        .then_some(m.hash)
     }))
+}
+
+/// Whether the relay acknowledged this node's rotation to `new` (signed,
+/// and out of the outbox: a sync by this command or by `accordo run`).
+fn rotation_acknowledged(replica: &mut Replica, new: NodeId) -> Result<bool> {
+    let Some(hash) = rotation_signed(replica, new)? else {
+        return Ok(false);
+    };
+    let pending: bool = replica.store.read(|tx| {
+        tx.sql()
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM outbox WHERE hash = ?1)",
+                [&hash.0[..]],
+                |r| r.get(0),
+            )
+            .map_err(accordo_store::StoreError::from)
+    })?;
+    Ok(!pending)
 }
 
 fn rebuild_views(dir: &Path) -> Result<ExitCode> {
